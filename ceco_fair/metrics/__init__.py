@@ -1,0 +1,25 @@
+"""Bias and group-fairness metrics, all computed from per-group confusion counts.
+
+- :func:`bias_metrics`, :func:`bias_accuracy_matrix`: accuracy, unbiased, bias-aligned and
+  bias-conflicting accuracy for colour-biased digits (BiasedMNIST, ColoredMNIST).
+- :func:`group_metrics`, :func:`group_table`: accuracy, worst-group accuracy, demographic
+  parity, equalized odds, equal opportunity and FSCL's EO for any number of groups, with
+  bootstrap percentile intervals from a multinomial resampling of the counts.
+"""
+
+from __future__ import annotations
+
+from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
+from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
+from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
+
+__all__ = [
+    "METRIC_NAMES",
+    "RATE_METRIC_NAMES",
+    "GroupConfusion",
+    "bias_accuracy_matrix",
+    "bias_metrics",
+    "group_confusion",
+    "group_metrics",
+    "group_table",
+]

@@ -1,0 +1,343 @@
+"""Group-fairness metrics with bootstrap percentile intervals.
+
+Definitions (design §5), for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
+``s`` with any number of groups:
+
+- ``accuracy``: ``P(ŷ = y)``;
+- ``worst_group_accuracy``: min over the (y, s) cells holding at least one sample of
+  ``P(ŷ = y | y, s)``;
+- ``demographic_parity_difference``: max − min over groups of the selection rate
+  ``P(ŷ = 1 | s)`` (fairlearn's ``demographic_parity_difference``);
+- ``equal_opportunity_difference``: max − min over groups of the true positive rate
+  ``P(ŷ = 1 | y = 1, s)`` (fairlearn's ``equal_opportunity_difference``);
+- ``equalized_odds_difference``: max of the TPR spread and the FPR spread (fairlearn's
+  ``equalized_odds_difference``, ``agg="worst_case"``);
+- ``eo_fscl``: FSCL's equalized odds: for each target class, the mean of
+  ``|P(ŷ = y | y, s_i) − P(ŷ = y | y, s_j)|`` over the group pairs ``i < j`` whose cells both
+  hold samples, then the mean over the classes that have such a pair (for a binary target and
+  two groups: ``½(|ΔTPR| + |ΔFPR|)``). If no class has such a pair it is 0.
+
+The three rate-based spreads need a binary target in ``{0, 1}``; ``rates=False`` drops them
+and accepts any number of classes.
+
+Undefined rates follow fairlearn exactly: a group without positive samples has a TPR of 0
+(and one without negatives an FPR of 0), as ``sklearn.metrics.confusion_matrix(...,
+normalize="true")`` yields, and these zeros take part in the spreads; a warning names such
+groups. With a single group every spread is 0, as in fairlearn, and a warning is logged.
+In a bootstrap resample a group may lose all its rows; it is then left out of that
+resample's spreads (as fairlearn's row bootstrap does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ceco_fair.errors import CecoFairError
+from ceco_fair.metrics.bootstrap import (
+    FloatArray,
+    bootstrap_statistic,
+    check_bootstrap_args,
+    percentile_interval,
+)
+from ceco_fair.metrics.confusion import IntArray, LabelsLike, group_confusion
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES: tuple[str, ...] = (
+    "accuracy",
+    "worst_group_accuracy",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "eo_fscl",
+)
+"""Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` variants)."""
+
+RATE_METRIC_NAMES: tuple[str, ...] = (
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+)
+"""Metrics that need a binary target; ``rates=False`` leaves them out."""
+
+GROUP_RATE_NAMES: tuple[str, ...] = ("accuracy", "tpr", "fpr", "selection_rate")
+"""Per-group rates of :func:`group_table` that get bootstrap intervals."""
+
+BAD_RATES = "rates must be a bool, got {value!r}"
+SINGLE_GROUP = "sensitive has a single group (%s): every between-group spread is 0"
+NO_POSITIVES = (
+    "groups %s have no samples with y_true == 1: their TPR is taken as 0, as fairlearn does"
+)
+NO_NEGATIVES = (
+    "groups %s have no samples with y_true == 0: their FPR is taken as 0, as fairlearn does"
+)
+NO_PAIRS = "no target class is present in two or more groups: eo_fscl is 0"
+
+
+def _ratio(numerator: npt.NDArray[Any], denominator: npt.NDArray[Any], empty: float) -> FloatArray:
+    """Elementwise ``numerator / denominator`` as float64, ``empty`` where the denominator is 0."""
+    out = np.full(np.broadcast(numerator, denominator).shape, empty, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _group_sizes(counts: IntArray) -> IntArray:
+    """Rows per group: ``[..., G, C, C] -> [..., G]``."""
+    sizes: IntArray = counts.sum(axis=(-2, -1))
+    return sizes
+
+
+def _cell_accuracy(counts: IntArray) -> FloatArray:
+    """``P(ŷ = y | y, s)`` per cell: ``[..., G, C, C] -> [..., G, C]``, NaN for empty cells."""
+    correct = np.diagonal(counts, axis1=-2, axis2=-1)
+    return _ratio(correct, counts.sum(axis=-1), np.nan)
+
+
+def _group_accuracy(counts: IntArray) -> FloatArray:
+    """Accuracy per group: ``[..., G, C, C] -> [..., G]``, NaN for groups without rows."""
+    correct = np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=-1)
+    return _ratio(correct, _group_sizes(counts), np.nan)
+
+
+def _binary_rates(counts: IntArray) -> dict[str, FloatArray]:
+    """Per-group accuracy, TPR, FPR and selection rate of a binary table.
+
+    Args:
+        counts: Counts ``[..., G, 2, 2]`` (index 1 = positive class).
+
+    Returns:
+        ``{"accuracy", "tpr", "fpr", "selection_rate"}``, each ``[..., G]``: NaN for a group
+        without rows; TPR (FPR) 0 for a group without positives (negatives), as in fairlearn.
+
+    """
+    tn, fp = counts[..., 0, 0], counts[..., 0, 1]
+    fn, tp = counts[..., 1, 0], counts[..., 1, 1]
+    absent = _group_sizes(counts) == 0
+    rates = {
+        "accuracy": _group_accuracy(counts),
+        "tpr": _ratio(tp, tp + fn, 0.0),
+        "fpr": _ratio(fp, fp + tn, 0.0),
+        "selection_rate": _ratio(tp + fp, _group_sizes(counts), np.nan),
+    }
+    for name in ("tpr", "fpr"):
+        rates[name][absent] = np.nan
+    return rates
+
+
+def _spread(values: FloatArray) -> FloatArray:
+    """Max − min over the group axis, ignoring NaN groups: ``[..., G] -> [...]``."""
+    return np.asarray(np.fmax.reduce(values, axis=-1) - np.fmin.reduce(values, axis=-1))
+
+
+def _eo_fscl(cell_accuracy: FloatArray) -> FloatArray:
+    """FSCL's equalized odds from cell accuracies ``[..., G, C] -> [...]`` (module docstring)."""
+    first, second = np.triu_indices(cell_accuracy.shape[-2], k=1)
+    gaps = np.abs(cell_accuracy[..., first, :] - cell_accuracy[..., second, :])  # [..., P, C]
+    valid = ~np.isnan(gaps)
+    pair_count = valid.sum(axis=-2)  # [..., C]
+    class_mean = _ratio(np.where(valid, gaps, 0.0).sum(axis=-2), pair_count, 0.0)
+    class_valid = pair_count > 0
+    return _ratio((class_mean * class_valid).sum(axis=-1), class_valid.sum(axis=-1), 0.0)
+
+
+def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArray]:
+    """All :data:`METRIC_NAMES` from count tables, vectorised over leading axes.
+
+    Args:
+        counts: Counts ``[..., G, C, C]`` (``C == 2`` when ``rates``), each table non-empty.
+        rates: Whether to compute the binary rate-based spreads.
+
+    Returns:
+        Metric name mapped to an array of shape ``[...]``, in :data:`METRIC_NAMES` order.
+
+    """
+    cell_accuracy = _cell_accuracy(counts)
+    correct = np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=-1).sum(axis=-1)
+    result = {
+        "accuracy": _ratio(correct, counts.sum(axis=(-3, -2, -1)), np.nan),
+        "worst_group_accuracy": np.fmin.reduce(
+            cell_accuracy.reshape(*cell_accuracy.shape[:-2], -1), axis=-1
+        ),
+    }
+    if rates:
+        group_rates = _binary_rates(counts)
+        tpr_spread = _spread(group_rates["tpr"])
+        result["demographic_parity_difference"] = _spread(group_rates["selection_rate"])
+        result["equalized_odds_difference"] = np.fmax(tpr_spread, _spread(group_rates["fpr"]))
+        result["equal_opportunity_difference"] = tpr_spread
+    result["eo_fscl"] = _eo_fscl(cell_accuracy)
+    return result
+
+
+def _names(groups: Iterable[Any], mask: npt.NDArray[np.bool_]) -> str:
+    """Comma-separated labels of the groups selected by ``mask``."""
+    return ", ".join(str(g) for g, m in zip(groups, mask, strict=True) if m)
+
+
+def _warn_undefined(counts: IntArray, groups: npt.NDArray[Any], *, rates: bool) -> None:
+    """Log the conventions that apply to the observed table ``[G, C, C]``."""
+    if groups.size == 1:
+        logger.warning(SINGLE_GROUP, groups[0])
+        return
+    if rates:
+        positives = counts[:, 1, :].sum(axis=-1)
+        negatives = counts[:, 0, :].sum(axis=-1)
+        if np.any(positives == 0):
+            logger.warning(NO_POSITIVES, _names(groups, positives == 0))
+        if np.any(negatives == 0):
+            logger.warning(NO_NEGATIVES, _names(groups, negatives == 0))
+    groups_per_class = (counts.sum(axis=-1) > 0).sum(axis=0)
+    if not np.any(groups_per_class >= 2):
+        logger.warning(NO_PAIRS)
+
+
+def _check_rates(rates: bool) -> None:
+    """Reject a non-bool ``rates`` flag."""
+    if not isinstance(rates, bool):
+        raise CecoFairError(BAD_RATES.format(value=rates))
+
+
+def group_metrics(
+    y_true: LabelsLike,
+    y_pred: LabelsLike,
+    sensitive: LabelsLike,
+    *,
+    rates: bool = True,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy and group-fairness metrics, optionally with bootstrap percentile intervals.
+
+    All metrics come from one table of per-group confusion counts. The bootstrap draws
+    ``n_boot`` count tables from the multinomial distribution that row resampling with
+    replacement induces, evaluates every metric on all of them at once, and reports the
+    ``(1 ± confidence) / 2`` percentiles. Definitions and conventions for undefined rates:
+    see the module docstring.
+
+    Args:
+        y_true: True classes ``[N]``: integers, ``{0, 1}`` when ``rates`` is true (numpy array,
+            torch tensor on any device, or sequence).
+        y_pred: Predicted classes ``[N]``, same convention.
+        sensitive: Sensitive attribute ``[N]``: any sortable labels, any number of groups.
+        rates: If false, only ``accuracy``, ``worst_group_accuracy`` and ``eo_fscl`` are
+            computed and the target may have any number of classes.
+        n_boot: Number of bootstrap resamples; 0 (default) gives no intervals.
+        confidence: Level of the two-sided percentile intervals, in ``(0, 1)``.
+        seed: Seed of the numpy random generator used by the bootstrap.
+
+    Returns:
+        Each name of :data:`METRIC_NAMES` (minus :data:`RATE_METRIC_NAMES` when ``rates`` is
+        false) mapped to its value, and with ``n_boot > 0`` also ``<name>_ci_low`` and
+        ``<name>_ci_high`` right after it.
+
+    Raises:
+        CecoFairError: On non-1-D, empty, non-integer or unequal-length inputs, a target
+            outside ``{0, 1}`` while ``rates`` is true (the message lists the values found),
+            or invalid ``rates`` / ``n_boot`` / ``confidence`` / ``seed``.
+
+    Example:
+        >>> group_metrics([1, 0, 1, 0], [1, 0, 0, 0], ["a", "a", "b", "b"])["eo_fscl"]
+        0.5
+
+    """
+    _check_rates(rates)
+    check_bootstrap_args(n_boot, confidence, seed)
+    confusion = group_confusion(y_true, y_pred, sensitive, binary=rates)
+    _warn_undefined(confusion.counts, confusion.groups, rates=rates)
+    point = metrics_from_counts(confusion.counts, rates=rates)
+    if n_boot == 0:
+        return {name: float(value) for name, value in point.items()}
+    groups, classes = confusion.counts.shape[:2]
+    samples = bootstrap_statistic(
+        confusion.counts,
+        lambda batch: metrics_from_counts(batch, rates=rates),
+        n_boot,
+        np.random.default_rng(seed),
+        values_per_resample=groups * classes * max(groups, classes) * 2,
+    )
+    result: dict[str, float] = {}
+    for name, value in point.items():
+        low, high = percentile_interval(samples[name], confidence)
+        result.update(
+            {name: float(value), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)}
+        )
+    return result
+
+
+def _group_rates(counts: IntArray, *, rates: bool) -> dict[str, FloatArray]:
+    """Per-group rates of :func:`group_table`: ``[..., G, C, C] -> {name: [..., G]}``."""
+    if rates:
+        return _binary_rates(counts)
+    return {"accuracy": _group_accuracy(counts)}
+
+
+def group_table(
+    y_true: LabelsLike,
+    y_pred: LabelsLike,
+    sensitive: LabelsLike,
+    *,
+    rates: bool = True,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-group counts and rates, optionally with bootstrap percentile intervals.
+
+    Args:
+        y_true: True classes ``[N]``: integers, ``{0, 1}`` when ``rates`` is true.
+        y_pred: Predicted classes ``[N]``, same convention.
+        sensitive: Sensitive attribute ``[N]``: any sortable labels.
+        rates: If false, only ``group``, ``count`` and ``accuracy`` columns are returned and
+            the target may have any number of classes.
+        n_boot: Number of bootstrap resamples; 0 (default) gives no intervals.
+        confidence: Level of the two-sided percentile intervals, in ``(0, 1)``.
+        seed: Seed of the numpy random generator used by the bootstrap.
+
+    Returns:
+        DataFrame with one row per group (``G`` rows, sorted by group label) and columns
+        ``group, count, accuracy, tpr, fpr, selection_rate, n_pos, n_neg, tp, fp, tn, fn``
+        (rates as in fairlearn's ``MetricFrame.by_group``: a TPR or FPR with an empty
+        denominator is 0), then with ``n_boot > 0`` ``<rate>_ci_low`` and ``<rate>_ci_high``
+        for each of :data:`GROUP_RATE_NAMES`. A group absent from a resample is left out of
+        that rate's interval.
+
+    Raises:
+        CecoFairError: As :func:`group_metrics`.
+
+    """
+    _check_rates(rates)
+    check_bootstrap_args(n_boot, confidence, seed)
+    confusion = group_confusion(y_true, y_pred, sensitive, binary=rates)
+    counts = confusion.counts
+    point = _group_rates(counts, rates=rates)
+    table: dict[str, npt.NDArray[Any]] = {"group": confusion.groups, "count": _group_sizes(counts)}
+    table.update(point)
+    if rates:
+        table.update(
+            n_pos=counts[:, 1, :].sum(axis=-1),
+            n_neg=counts[:, 0, :].sum(axis=-1),
+            tp=counts[:, 1, 1],
+            fp=counts[:, 0, 1],
+            tn=counts[:, 0, 0],
+            fn=counts[:, 1, 0],
+        )
+    if n_boot > 0:
+        samples = bootstrap_statistic(
+            counts,
+            lambda batch: _group_rates(batch, rates=rates),
+            n_boot,
+            np.random.default_rng(seed),
+        )
+        for name in point:
+            low, high = percentile_interval(samples[name], confidence)
+            table[f"{name}_ci_low"] = low
+            table[f"{name}_ci_high"] = high
+    frame: pd.DataFrame = pd.DataFrame(table)  # annotated: the pandas stubs' constructor is Any
+    return frame

@@ -1,0 +1,284 @@
+"""Audit any encoder: frozen features, a linear probe, and bias / group-fairness metrics.
+
+``audit`` is the evaluation half of every protocol run, open to encoders trained anywhere: a
+torchvision ResNet-18, a checkpoint from another toolkit, or any callable that maps an image batch
+to features. ``audit_features`` starts from features computed elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.decomposition import PCA
+from torch import nn
+from torch.utils.data import Dataset
+
+from ceco_fair.batches import as_long
+from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
+from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.errors import CecoFairError
+from ceco_fair.manifest import build_manifest, now
+from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
+from ceco_fair.probe import Features, ProbeConfig, extract_features, train_linear_probe
+
+logger = logging.getLogger(__name__)
+
+MetricKind = Literal["auto", "bias", "group"]
+ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
+
+
+@dataclass
+class AuditResult:
+    """What an audit found.
+
+    Attributes:
+        metrics: metric name -> value (fractions; ``*_ci_low`` / ``*_ci_high`` with a bootstrap).
+        kind: ``bias`` (BiasedMNIST-style bias-aligned / conflicting accuracies) or ``group``.
+        predictions: one row per test sample: ``target``, ``sensitive``, ``prediction``.
+        projection: 2-D PCA of (a subsample of) the test features: ``x``, ``y``, ``target``, ``sensitive``.
+        group_table: per-group counts, accuracy, TPR, FPR, selection rate (group metrics only).
+        bias_matrix: accuracy per (class, bias value) cell, ``[n_classes, n_bias]`` (bias metrics only).
+        info: names and settings (encoder, dataset, target, sensitive, group names).
+    """
+
+    metrics: dict[str, float]
+    kind: Literal["bias", "group"]
+    predictions: pd.DataFrame
+    projection: pd.DataFrame
+    group_table: pd.DataFrame | None = None
+    bias_matrix: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
+        return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
+
+    def write_run_files(self, folder: Path) -> None:
+        """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "metrics.json", self.metrics)
+        atomic_write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
+        atomic_write_text(folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g"))
+        if self.group_table is not None:
+            atomic_write_text(folder / "group_table.csv", self.group_table.to_csv(index=False))
+        if self.bias_matrix is not None:
+            frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
+            atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
+
+    def save(self, folder: str | Path, *, report: bool = True) -> Path:
+        """Save the audit as a one-run results folder (the layout of a protocol run) and its report.
+
+        Args:
+            folder: the output folder (created; files in it are replaced atomically).
+            report: also write ``report.html``.
+
+        Returns:
+            The folder.
+        """
+        from ceco_fair.results import write_results
+
+        folder = Path(folder)
+        name = str(self.info.get("encoder", "audit"))
+        run = {"run_id": name, "method": name, "dataset": self.info.get("dataset", "custom"),
+               "rho": None, "target": self.info.get("target"), "sensitive": self.info.get("sensitive"), "seed": 0}
+        run_dir = folder / "runs" / name
+        self.write_run_files(run_dir)
+        atomic_write_json(run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}})
+        protocol = {"name": f"audit of {name}", "data": {"dataset": run["dataset"]}, "methods": [{"name": name}]}
+        atomic_write_text(folder / "protocol.yaml", yaml.safe_dump(protocol, sort_keys=False))
+        manifest = self.info.get("manifest") or {}
+        atomic_write_json(folder / "manifest.json", manifest)
+        write_results(folder, [{**run, "status": "complete", "metrics": self.metrics}])
+        if report:
+            from ceco_fair.report import build_report
+
+            build_report(folder)
+        return folder
+
+
+def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    if array.ndim != 1:
+        raise CecoFairError(f"{name}: expected a 1-D array, got shape {tuple(array.shape)}")
+    return array
+
+
+def _features(values: ArrayLike, name: str) -> torch.Tensor:
+    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
+    if tensor.ndim != 2:
+        raise CecoFairError(f"{name}: expected features of shape [n, D], got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise CecoFairError(f"{name}: features contain NaN or inf")
+    return tensor.float()
+
+
+def choose_kind(kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray) -> Literal["bias", "group"]:
+    """``bias`` when the bias values index the target classes (BiasedMNIST), else ``group``."""
+    if kind != "auto":
+        return kind
+    classes, groups = np.unique(targets), np.unique(sensitive)
+    if len(classes) > 2 and np.isin(groups, classes).all():
+        return "bias"
+    return "group"
+
+
+def project(features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int) -> pd.DataFrame:
+    """2-D PCA of at most ``points`` randomly chosen rows of ``features [n, D]``."""
+    n = len(features)
+    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(points, n), replace=False))
+    if len(chosen) < 3 or features.shape[1] < 2:
+        coordinates = np.zeros((len(chosen), 2))
+    else:
+        coordinates = PCA(n_components=2, random_state=seed).fit_transform(features[chosen].numpy())
+    return pd.DataFrame({"x": coordinates[:, 0], "y": coordinates[:, 1], "target": targets[chosen],
+                         "sensitive": sensitive[chosen]})
+
+
+def evaluate_predictions(targets: np.ndarray, predictions: np.ndarray, sensitive: np.ndarray, *,
+                         kind: Literal["bias", "group"], n_boot: int, confidence: float, seed: int,
+                         group_names: Sequence[str] | None = None) -> tuple[dict[str, float], pd.DataFrame | None, np.ndarray | None]:
+    """Metrics, per-group table and bias matrix of test predictions (all arrays ``[n]``)."""
+    if kind == "bias":
+        metrics = bias_metrics(targets, predictions, sensitive)
+        return metrics, None, bias_accuracy_matrix(targets, predictions, sensitive)
+    binary = set(np.unique(targets).tolist()) <= {0, 1}
+    metrics = group_metrics(targets, predictions, sensitive, n_boot=n_boot, confidence=confidence, seed=seed,
+                            rates=binary)
+    table = group_table(targets, predictions, sensitive, n_boot=n_boot, confidence=confidence, seed=seed,
+                        rates=binary)
+    if group_names is not None:
+        names = list(group_names)
+        table.insert(1, "group_name", [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]])
+    return metrics, table, None
+
+
+def audit_features(train_features: ArrayLike, train_targets: ArrayLike, test_features: ArrayLike,
+                   test_targets: ArrayLike, test_sensitive: ArrayLike, *, n_classes: int | None = None,
+                   metrics: MetricKind = "auto", probe: Literal["linear"] = "linear",
+                   probe_config: ProbeConfig | None = None, n_boot: int = 1000, confidence: float = 0.95,
+                   seed: int = 0, projection_points: int = 2000, device: torch.device | str | None = None,
+                   info: dict[str, Any] | None = None) -> AuditResult:
+    """Audit precomputed features: fit a linear probe on train, measure it on test.
+
+    Args:
+        train_features: ``[n_train, D]`` (numpy or torch).
+        train_targets: ``[n_train]`` integer classes.
+        test_features: ``[n_test, D]``.
+        test_targets: ``[n_test]``.
+        test_sensitive: ``[n_test]`` integer sensitive / bias values (at least two groups).
+        n_classes: number of classes (default: from the targets).
+        metrics: ``bias``, ``group`` or ``auto`` (see :func:`choose_kind`).
+        probe: the probe; ``linear`` (standardised features, softmax regression).
+        probe_config: the probe's epochs, batch size and learning rate.
+        n_boot: bootstrap resamples for the group metrics' confidence intervals (0: none).
+        confidence: the intervals' confidence level.
+        seed: seeds the probe, the bootstrap and the projection's subsample.
+        projection_points: test points kept in the 2-D projection.
+        device: where to fit the probe (default: CUDA if available).
+        info: names recorded with the result (encoder, dataset, target, sensitive, group_names).
+
+    Raises:
+        CecoFairError: mismatched lengths, a single sensitive group, a non-binary target where the group
+            metrics need one, features that are not ``[n, D]`` or not finite.
+    """
+    if probe != "linear":
+        raise CecoFairError(f"probe: expected 'linear', got {probe!r}")
+    train_x, test_x = _features(train_features, "train_features"), _features(test_features, "test_features")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise CecoFairError(f"test_features: expected {train_x.shape[1]} features like train_features, got {test_x.shape[1]}")
+    train_y = _to_numpy(train_targets, "train_targets").astype(np.int64)
+    test_y = _to_numpy(test_targets, "test_targets").astype(np.int64)
+    test_s = _to_numpy(test_sensitive, "test_sensitive").astype(np.int64)
+    for name, features, values in (("train_targets", train_x, train_y), ("test_targets", test_x, test_y),
+                                   ("test_sensitive", test_x, test_s)):
+        if len(values) != len(features):
+            raise CecoFairError(f"{name}: {len(values)} values for {len(features)} feature rows")
+    if len(np.unique(test_s)) < 2:
+        raise CecoFairError(f"test_sensitive: only one group ({int(test_s[0]) if len(test_s) else 'none'}) in the "
+                            "test set; fairness needs at least two")
+    kind = choose_kind(metrics, test_y, test_s)
+    if kind == "group" and metrics == "group" and not set(np.unique(test_y).tolist()) <= {0, 1}:
+        raise CecoFairError(f"test_targets: the group metrics need a binary target (0/1), got classes "
+                            f"{sorted(np.unique(test_y).tolist())[:10]}")
+    n_classes = n_classes or int(max(train_y.max(initial=0), test_y.max(initial=0)) + 1)
+    chosen_device = torch.device(device) if device is not None else default_device()
+    config = probe_config or ProbeConfig()
+    fitted = train_linear_probe(Features(train_x, torch.from_numpy(train_y), torch.zeros(len(train_y))),
+                                n_classes, config, seed=seed, device=chosen_device)
+    predictions = fitted.predict(test_x).numpy()
+    info = dict(info or {})
+    scores, table, matrix = evaluate_predictions(test_y, predictions, test_s, kind=kind, n_boot=n_boot,
+                                                 confidence=confidence, seed=seed,
+                                                 group_names=info.get("group_names"))
+    frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
+    return AuditResult(scores, kind, frame, project(test_x, test_y, test_s, projection_points, seed),
+                       table, matrix, info)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def audit(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], train: Dataset[Any], test: Dataset[Any], *,
+          target: str | None = None, sensitive: str | None = None, probe: Literal["linear"] = "linear",
+          device: torch.device | str | None = None, metrics: MetricKind = "auto",
+          probe_config: ProbeConfig | None = None, normalization: AugmentConfig | None = None,
+          n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, batch_size: int = 256,
+          num_workers: int = 0, name: str | None = None, progress: bool = True) -> AuditResult:
+    """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
+
+    Args:
+        encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
+        train: a dataset yielding ``(image, target, sensitive)``; the probe is fitted on it.
+        test: a dataset yielding ``(image, target, sensitive)``; the metrics are measured on it.
+        target: the target's name for the report (default: the dataset's ``target`` attribute).
+        sensitive: the sensitive attribute's name (default: the dataset's ``sensitive_name``).
+        probe: the probe; ``linear``.
+        device: where to run the encoder and the probe (default: CUDA if available).
+        metrics: ``bias``, ``group`` or ``auto``.
+        probe_config: the probe's settings.
+        normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
+        n_boot: bootstrap resamples for confidence intervals.
+        confidence: the intervals' confidence level.
+        seed: seeds the probe, bootstrap and projection.
+        batch_size: images per forward pass.
+        num_workers: loader workers for datasets that decode from disk.
+        name: the encoder's name in the results (default: its class name).
+        progress: show progress bars.
+
+    Returns:
+        An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
+    """
+    if not callable(encoder):
+        raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
+    chosen_device = torch.device(device) if device is not None else default_device()
+    if isinstance(encoder, nn.Module):
+        encoder = encoder.to(chosen_device)
+    started = now()
+    train_features = extract_features(encoder, train, device=chosen_device, batch_size=batch_size,
+                                      num_workers=num_workers, normalization=normalization, progress=progress,
+                                      description="train features")
+    test_features = extract_features(encoder, test, device=chosen_device, batch_size=batch_size,
+                                     num_workers=num_workers, normalization=normalization, progress=progress,
+                                     description="test features")
+    name = name or type(encoder).__name__
+    info = {
+        "encoder": name, "dataset": type(test).__name__, "target": target or getattr(test, "target_name", None),
+        "sensitive": sensitive or getattr(test, "sensitive_name", None),
+        "group_names": getattr(test, "group_names", None),
+        "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
+    }
+    return audit_features(train_features.features, as_long(train_features.targets), test_features.features,
+                          as_long(test_features.targets), as_long(test_features.sensitive),
+                          n_classes=getattr(test, "n_classes", None), metrics=metrics, probe=probe,
+                          probe_config=probe_config, n_boot=n_boot, confidence=confidence, seed=seed,
+                          device=chosen_device, info=info)

@@ -1,0 +1,59 @@
+"""Iterating a dataset in batches of a fixed index order, fast for in-memory tensors.
+
+Datasets that hold their images as one tensor (``.images``, as BiasedMNIST and ColoredMNIST do)
+are sliced directly; any other dataset yielding ``(image, target, sensitive)`` goes through a
+``DataLoader`` with the given batches, workers and pinned memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def as_long(values: Any) -> torch.Tensor:
+    """An integer array-like as an int64 CPU tensor ``[n]``."""
+    return torch.as_tensor(values).long().reshape(-1)
+
+
+def dataset_images(dataset: Dataset[Any]) -> torch.Tensor | None:
+    """The dataset's images as one ``[n, C, H, W]`` tensor if it keeps them in memory, else None."""
+    images = getattr(dataset, "images", None)
+    return images if isinstance(images, torch.Tensor) and images.ndim == 4 else None
+
+
+def chunk_indices(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torch.Tensor]:
+    """Cut an index order ``[n]`` into consecutive batches of ``batch_size``."""
+    chunks = list(torch.split(order, batch_size))
+    if drop_last and chunks and len(chunks[-1]) < batch_size:
+        chunks.pop()
+    return chunks
+
+
+def iterate_batches(dataset: Dataset[Any], batches: Sequence[torch.Tensor], *, num_workers: int = 0,
+                    pin_memory: bool = False) -> Iterator[Batch]:
+    """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch, on the CPU.
+
+    Args:
+        dataset: a dataset yielding ``(image, target, sensitive)``.
+        batches: index tensors, one per batch, in the order to yield.
+        num_workers: ``DataLoader`` workers for datasets that decode from disk.
+        pin_memory: pin host memory so copies to the GPU can be asynchronous.
+    """
+    images = dataset_images(dataset)
+    if images is not None:
+        targets = as_long(getattr(dataset, "targets"))
+        sensitive = as_long(getattr(dataset, "sensitive"))
+        for index in batches:
+            batch = (images[index], targets[index], sensitive[index])
+            yield tuple(t.pin_memory() for t in batch) if pin_memory else batch  # type: ignore[misc]
+        return
+    loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=num_workers,
+                        pin_memory=pin_memory, persistent_workers=False)
+    for images_batch, targets_batch, sensitive_batch in loader:
+        yield images_batch, as_long(targets_batch), as_long(sensitive_batch)

@@ -1,0 +1,64 @@
+"""Atomic file writes and checkpoints that survive an interrupted run.
+
+Every output is written to a temporary file in the destination's folder and moved into place with
+``os.replace``, so a reader sees either the old complete file or the new complete file, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` atomically (NaN written as null)."""
+    atomic_write_text(path, json.dumps(_nan_to_none(payload), indent=2, sort_keys=False) + "\n")
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(item) for item in value]
+    return value
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Save a training state (tensors, numbers, strings, lists, dicts) atomically with ``torch.save``."""
+    atomic_write(path, lambda file: torch.save(state, file))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no code is run)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a ceco_fair checkpoint")
+    return state

@@ -1,0 +1,136 @@
+"""Data-parallel training with ``torchrun``: process group, model wrapping, global negatives.
+
+Under ``torchrun`` every process trains on its share of each global batch. Projected features,
+labels and sensitive values are all-gathered with gradient, so every anchor contrasts against the
+whole global batch. Each process computes the loss of its own anchors only, divided by the global
+number of valid anchors and multiplied by the number of processes; after the all-gather's backward
+(a sum over processes) and DistributedDataParallel's gradient averaging, every parameter receives
+exactly the single-process gradient of the concatenated batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ceco_fair.losses import ContrastiveLoss, TermSum
+from ceco_fair.train import ContrastiveLossFn, DistributedContext, MethodConfig, build_method_loss
+
+logger = logging.getLogger(__name__)
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor [n, ...]`` of every process along dim 0, keeping the gradient.
+
+    The backward pass sums what every process computed for each slice and hands each process the
+    gradient of its own slice, so ``d(Σ_processes loss)/d(local tensor)`` is exact.
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+
+
+def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate a tensor ``[n, ...]`` of every process along dim 0 (no gradient)."""
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) -> ContrastiveLossFn:
+    """A contrastive loss whose anchors on this process contrast against the global batch.
+
+    Args:
+        loss: the named loss module.
+        context: this process's rank and the world size.
+
+    Returns:
+        ``(features [n_local, V, P], labels [n_local], sensitive [n_local]) -> scalar``: this process's
+        share of the global loss times the world size (see the module docstring).
+    """
+
+    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+        n_local, views = features.shape[0], features.shape[1]
+        all_features = gather_with_grad(features)
+        all_labels, all_sensitive = gather_plain(labels), gather_plain(sensitive)
+        start = context.rank * n_local * views
+        sums = loss.partial_sums(all_features, all_labels, all_sensitive,
+                                 anchor_rows=slice(start, start + n_local * views))
+        counts = torch.stack([part.n_valid for part in sums])
+        dist.all_reduce(counts)
+        global_sums = [TermSum(part.loss_sum, count) for part, count in zip(sums, counts)]
+        return loss.combine(global_sums) * context.world_size
+
+    return compute
+
+
+@dataclass
+class DistributedSession:
+    """This process's place in a run: one process by default, or a ``torchrun`` process group."""
+
+    context: DistributedContext = field(default_factory=DistributedContext)
+    local_rank: int | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a process group of more than one process is running."""
+        return self.context.world_size > 1
+
+    def contrastive_loss(self, method: MethodConfig) -> ContrastiveLossFn | None:
+        """The gathered loss of a contrastive method under data parallelism, else None (local loss)."""
+        if not self.active or not method.contrastive:
+            return None
+        loss = build_method_loss(method)
+        assert isinstance(loss, ContrastiveLoss)
+        return global_contrastive_loss(loss, self.context)
+
+    def wrap_model(self, model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
+        """Wrap ``model`` in DistributedDataParallel (with SyncBatchNorm if asked) when active."""
+        if not self.active:
+            return model
+        if sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(device)
+        device_ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every process."""
+        if not self.active:
+            return value
+        payload = [value]
+        dist.broadcast_object_list(payload, src=0)
+        return payload[0]
+
+    def barrier(self) -> None:
+        """Wait for every process."""
+        if self.active:
+            dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group."""
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def start_distributed(device_type: str) -> DistributedSession:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedSession()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+    logger.info("process %d of %d (%s)", rank, world_size, backend)
+    return DistributedSession(DistributedContext(rank, world_size), local_rank)

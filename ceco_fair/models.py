@@ -1,0 +1,191 @@
+"""Encoders, projection heads and the registry that builds them by name.
+
+Every encoder maps an image batch ``[B, 3, H, W]`` (float, normalised) to features ``[B, D]`` and
+exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.module:factory"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ceco_fair.errors import CecoFairError
+
+ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
+
+
+class SimpleConvNet(nn.Module):
+    """ReBias' SimpleConvNet: 4 × [Conv k×k, BN, ReLU] with 16/32/64/128 channels, global pool.
+
+    Args:
+        kernel_size: convolution size (7 in ReBias).
+        feature_dim: width of the last block and of the output features.
+
+    Shapes: ``[B, 3, H, W] -> [B, feature_dim]``.
+    """
+
+    def __init__(self, kernel_size: int = 7, feature_dim: int = 128) -> None:
+        super().__init__()
+        widths = [3, 16, 32, 64, feature_dim]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [
+                nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode ``images [B, 3, H, W]`` into features ``[B, feature_dim]``."""
+        return torch.flatten(self.pool(self.body(images)), 1)
+
+
+class SmallConvNet(nn.Module):
+    """A CPU-friendly encoder: 3×3 convolutions that halve the resolution, ~100× cheaper.
+
+    Args:
+        feature_dim: output feature size.
+
+    Shapes: ``[B, 3, H, W] -> [B, feature_dim]``.
+    """
+
+    def __init__(self, feature_dim: int = 128) -> None:
+        super().__init__()
+        widths = [3, 16, 32, 64, feature_dim]
+        layers: list[nn.Module] = []
+        for index, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=1 if index == 0 else 2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode ``images [B, 3, H, W]`` into features ``[B, feature_dim]``."""
+        return torch.flatten(self.pool(self.body(images)), 1)
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 without its classifier (512-d features).
+
+    Args:
+        small_image_stem: replace the 7×7/2 stem and max-pool by a 3×3/1 convolution, the usual
+            choice for images of 32–128 pixels (FSCL's CelebA setting).
+
+    Shapes: ``[B, 3, H, W] -> [B, 512]``.
+    """
+
+    def __init__(self, small_image_stem: bool = False) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        if small_image_stem:
+            net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()  # type: ignore[assignment]
+        net.fc = nn.Identity()  # type: ignore[assignment]
+        self.net = net
+        self.feature_dim = 512
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode ``images [B, 3, H, W]`` into features ``[B, 512]``."""
+        features: torch.Tensor = self.net(images)
+        return features
+
+
+class ProjectionHead(nn.Module):
+    """The MLP head of contrastive learning: ``d -> d -> out_dim`` with ReLU in between.
+
+    Shapes: ``[B, in_dim] -> [B, out_dim]``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 128) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Project ``features [B, in_dim]`` to ``[B, out_dim]``."""
+        projected: torch.Tensor = self.mlp(features)
+        return projected
+
+
+def _load_factory(spec: str) -> Callable[..., nn.Module]:
+    """Resolve ``"package.module:factory"`` to a callable, with a clear error if it fails."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CecoFairError(
+            f"encoder.arch {spec!r}: expected one of {', '.join(ENCODERS)} or 'package.module:factory'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CecoFairError(f"encoder.arch {spec!r}: cannot import module {module_name!r} ({error})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise CecoFairError(f"encoder.arch {spec!r}: {module_name} has no callable {attribute!r}")
+    return factory  # type: ignore[no-any-return]
+
+
+def check_encoder_spec(arch: str) -> None:
+    """Raise :class:`CecoFairError` if ``arch`` names no built-in encoder nor an importable factory."""
+    if arch not in ENCODERS:
+        _load_factory(arch)
+
+
+def infer_feature_dim(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, int, int]) -> int:
+    """Feature size of ``encoder`` from one forward pass on a zero image of ``image_shape`` (C, H, W)."""
+    declared = getattr(encoder, "feature_dim", None)
+    if isinstance(declared, int):
+        return declared
+    parameters = list(encoder.parameters()) if isinstance(encoder, nn.Module) else []
+    device = parameters[0].device if parameters else torch.device("cpu")
+    was_training = isinstance(encoder, nn.Module) and encoder.training
+    if isinstance(encoder, nn.Module):
+        encoder.eval()
+    with torch.no_grad():
+        output = encoder(torch.zeros(2, *image_shape, device=device))
+    if isinstance(encoder, nn.Module):
+        encoder.train(was_training)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise CecoFairError(f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2")
+    return int(output.shape[1])
+
+
+def build_encoder(arch: str, *, feature_dim: int = 128, kernel_size: int = 7,
+                  small_image_stem: bool = False, **factory_kwargs: Any) -> nn.Module:
+    """Build an encoder by name.
+
+    Args:
+        arch: ``simple_conv``, ``small_conv``, ``resnet18`` or ``"package.module:factory"``.
+        feature_dim: output size of the convolutional encoders (ResNet-18 is always 512).
+        kernel_size: SimpleConvNet's kernel size.
+        small_image_stem: ResNet-18's 3×3 stem for small images.
+        **factory_kwargs: passed to a user factory.
+
+    Returns:
+        A module mapping ``[B, 3, H, W]`` to ``[B, D]``.
+
+    Raises:
+        CecoFairError: unknown name or a factory that cannot be imported.
+    """
+    if arch == "simple_conv":
+        return SimpleConvNet(kernel_size=kernel_size, feature_dim=feature_dim)
+    if arch == "small_conv":
+        return SmallConvNet(feature_dim=feature_dim)
+    if arch == "resnet18":
+        return ResNet18(small_image_stem=small_image_stem)
+    model = _load_factory(arch)(**factory_kwargs)
+    if not isinstance(model, nn.Module):
+        raise CecoFairError(f"encoder.arch {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model

@@ -1,0 +1,159 @@
+"""Linear probe on frozen encoder features.
+
+Every method, cross-entropy included, is evaluated the same way: the encoder is frozen, features
+of the un-augmented images are extracted once, and a linear classifier is trained on standardised
+training features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ceco_fair.batches import as_long, chunk_indices, iterate_batches
+from ceco_fair.data.augment import AugmentConfig, normalize
+from ceco_fair.errors import CecoFairError
+
+logger = logging.getLogger(__name__)
+
+Encoder = nn.Module | Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Settings of the linear probe (Adam on standardised features, cosine-free, full epochs)."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise CecoFairError(f"probe.epochs: expected a positive integer, got {self.epochs}")
+        if self.batch_size < 1:
+            raise CecoFairError(f"probe.batch_size: expected a positive integer, got {self.batch_size}")
+        if not self.lr > 0:
+            raise CecoFairError(f"probe.lr: expected a positive number, got {self.lr}")
+
+
+@dataclass
+class Features:
+    """Frozen features of a dataset: ``features [n, D]`` float32, ``targets [n]``, ``sensitive [n]``."""
+
+    features: torch.Tensor
+    targets: torch.Tensor
+    sensitive: torch.Tensor
+
+
+@torch.no_grad()
+def extract_features(encoder: Encoder, dataset: Dataset[Any], *, device: torch.device, batch_size: int = 512,
+                     num_workers: int = 0, normalization: AugmentConfig | None = None,
+                     progress: bool = True, description: str = "features") -> Features:
+    """Encode every image of ``dataset`` (no augmentation) and return the features on the CPU.
+
+    Args:
+        encoder: module or callable mapping ``[B, 3, H, W]`` floats to ``[B, D]``.
+        dataset: yields ``(image uint8 [3, H, W], target, sensitive)``.
+        device: where to run the encoder.
+        batch_size: images per forward pass.
+        num_workers: loader workers for datasets that decode from disk.
+        normalization: mean / std applied to the images (the training normalisation).
+        progress: show a progress bar.
+        description: the progress bar's label.
+
+    Returns:
+        Features ``[n, D]`` (float32, CPU) with the targets and sensitive values ``[n]``.
+
+    Raises:
+        CecoFairError: the encoder does not return a ``[B, D]`` tensor.
+    """
+    normalization = normalization or AugmentConfig()
+    was_training = isinstance(encoder, nn.Module) and encoder.training
+    if isinstance(encoder, nn.Module):
+        encoder.eval()
+    n = len(dataset)  # type: ignore[arg-type]
+    batches = chunk_indices(torch.arange(n), batch_size, drop_last=False)
+    outputs: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    sensitive: list[torch.Tensor] = []
+    for images, batch_targets, batch_sensitive in tqdm(
+            iterate_batches(dataset, batches, num_workers=num_workers, pin_memory=device.type == "cuda"),
+            total=len(batches), desc=description, disable=not progress, leave=False, unit="batch"):
+        inputs = normalize(images.to(device, non_blocking=True), normalization)
+        output = encoder(inputs)
+        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != inputs.shape[0]:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise CecoFairError(
+                f"encoder output: expected features [B, D] for a batch of {inputs.shape[0]}, got {shape}")
+        outputs.append(output.float().cpu())
+        targets.append(batch_targets)
+        sensitive.append(batch_sensitive)
+    if isinstance(encoder, nn.Module):
+        encoder.train(was_training)
+    return Features(torch.cat(outputs), torch.cat(targets), torch.cat(sensitive))
+
+
+class LinearProbe(nn.Module):
+    """Standardisation followed by a linear layer: ``[n, D] -> logits [n, C]``."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, n_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.linear = nn.Linear(mean.numel(), n_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``[n, C]`` of features ``[n, D]``."""
+        logits: torch.Tensor = self.linear((features - self.mean) / self.std)
+        return logits
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+        """Predicted classes ``[n]`` (int64, CPU)."""
+        device = self.mean.device  # type: ignore[union-attr]
+        parts = [self(chunk.to(device)).argmax(dim=1).cpu() for chunk in torch.split(features, batch_size)]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
+def train_linear_probe(train: Features, n_classes: int, config: ProbeConfig, *, seed: int,
+                       device: torch.device) -> LinearProbe:
+    """Fit a linear classifier on frozen features with Adam and cross-entropy.
+
+    Args:
+        train: training features ``[n, D]`` and targets ``[n]``.
+        n_classes: number of target classes.
+        config: epochs, batch size, learning rate, weight decay.
+        seed: seeds the initialisation and the batch order.
+        device: where to train.
+
+    Returns:
+        The fitted probe (on ``device``).
+    """
+    features = train.features.to(device)
+    labels = as_long(train.targets).to(device)
+    mean = features.mean(dim=0)
+    std = features.std(dim=0).clamp_min(1e-6) if len(features) > 1 else torch.ones_like(mean)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    probe = LinearProbe(mean, std, n_classes).to(device)
+    optimizer = torch.optim.Adam(probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    for _ in range(config.epochs):
+        order = torch.randperm(len(features), generator=generator).to(device)
+        for index in torch.split(order, config.batch_size):
+            loss = F.cross_entropy(probe(features[index]), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    probe.eval()
+    return probe

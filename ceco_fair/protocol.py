@@ -1,0 +1,343 @@
+"""Protocols: a YAML file, validated in full and expanded into a grid of runs before any training.
+
+A protocol names a dataset, an encoder, a list of methods and the training, probe and evaluation
+settings; lists of ρ values, attribute pairs and seeds expand into a grid of runs
+(method × ρ/attribute × seed). Everything is checked here, so that a typo fails in a second with a
+one-line message naming the key, not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ceco_fair.config import check_keys, closest, coerce, from_mapping, to_plain
+from ceco_fair.data.registry import DATASETS, REQUIRED, dataset_options, preflight
+from ceco_fair.errors import CecoFairError, ProtocolError
+from ceco_fair.losses import build_loss, loss_arguments
+from ceco_fair.models import check_encoder_spec
+from ceco_fair.probe import ProbeConfig
+from ceco_fair.train import METHODS, MethodConfig, TrainConfig
+
+MNIST_DATASETS = ("biased_mnist", "colored_mnist")
+GRID_KEYS = ("rho", "attributes")
+METHOD_KEYS = ("name", "label", "ce_weight")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The encoder section: ``arch`` plus the options of :func:`ceco_fair.models.build_encoder`."""
+
+    arch: str = "small_conv"
+    feature_dim: int = 128
+    kernel_size: int = 7
+    small_image_stem: bool = False
+    projection_dim: int = 128
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_encoder_spec(self.arch)
+        for name in ("feature_dim", "kernel_size", "projection_dim"):
+            if getattr(self, name) < 1:
+                raise CecoFairError(f"encoder.{name}: expected a positive integer, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The evaluation section: bootstrap intervals and the feature projection saved for the report."""
+
+    n_boot: int = 1000
+    confidence: float = 0.95
+    projection_points: int = 2000
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 0:
+            raise CecoFairError(f"eval.n_boot: expected >= 0, got {self.n_boot}")
+        if not 0 < self.confidence < 1:
+            raise CecoFairError(f"eval.confidence: expected a value in (0, 1), got {self.confidence}")
+        if self.projection_points < 0:
+            raise CecoFairError(f"eval.projection_points: expected >= 0, got {self.projection_points}")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method of the protocol: its display label and its training configuration."""
+
+    label: str
+    config: MethodConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid."""
+
+    run_id: str
+    method: MethodSpec
+    seed: int
+    rho: float | None = None
+    target: str | None = None
+    sensitive: str | list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated protocol."""
+
+    name: str
+    dataset: str
+    data: Mapping[str, Any]
+    rhos: list[float | None]
+    attributes: list[tuple[str | None, str | list[str] | None]]
+    seeds: list[int]
+    encoder: EncoderConfig
+    methods: list[MethodSpec]
+    train: TrainConfig
+    probe: ProbeConfig
+    eval: EvalConfig
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    report: bool = True
+    description: str = ""
+    source: Path | None = None
+
+    def grid(self) -> list[RunSpec]:
+        """Every run: ρ (or attribute pairs) × seeds × methods, methods varying fastest.
+
+        Runs that share a dataset (same ρ, attributes and seed) come one after another, so the
+        data is built once for all methods.
+        """
+        runs: list[RunSpec] = []
+        for rho, (target, sensitive), seed, method in itertools.product(
+                self.rhos, self.attributes, self.seeds, self.methods):
+            parts = [method.label]
+            if rho is not None:
+                parts.append(f"rho{rho:g}")
+            if target is not None:
+                groups = "+".join(sensitive) if isinstance(sensitive, list) else sensitive
+                parts.append(f"{target}-vs-{groups}")
+            parts.append(f"seed{seed}")
+            runs.append(RunSpec("-".join(parts), method, seed, rho, target, sensitive))
+        return runs
+
+    def resolved(self) -> dict[str, Any]:
+        """The protocol with every default filled in, as plain data (saved beside the results)."""
+        data = dict(self.data)
+        data["dataset"] = self.dataset
+        if self.dataset in MNIST_DATASETS:
+            data["rho"] = list(self.rhos)
+        elif self.attributes != [(None, None)]:
+            data["attributes"] = [{"target": t, "sensitive": s} for t, s in self.attributes]
+        methods = [{"name": m.config.name, "label": m.label, "ce_weight": m.config.ce_weight,
+                    **dict(m.config.loss_kwargs)} for m in self.methods]
+        return {
+            "name": self.name, "description": self.description, "device": self.device, "seeds": self.seeds,
+            "data": to_plain(data), "encoder": to_plain(self.encoder), "methods": methods,
+            "train": to_plain(self.train), "probe": to_plain(self.probe), "eval": to_plain(self.eval),
+            "report": self.report,
+        }
+
+
+TOP_LEVEL_KEYS = ("name", "description", "device", "seeds", "data", "encoder", "methods", "train", "probe",
+                  "eval", "report")
+
+
+def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ProtocolError(f"{path}: the list is empty, so the grid has no runs")
+    return [coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path) for i, item in enumerate(items)]
+
+
+def _option_type(default: Any) -> Any:
+    """The type a dataset option must have, judged from its default (Any when the default is None)."""
+    for kind in (bool, int, float, str):  # bool before int: True is an int too
+        if isinstance(default, kind):
+            return kind
+    return Any
+
+
+def _parse_seeds(raw: Any) -> list[int]:
+    seeds = _positive_list(raw if raw is not None else [0], "seeds", int)
+    if len(set(seeds)) != len(seeds):
+        raise ProtocolError(f"seeds: duplicate seeds in {seeds}")
+    return seeds
+
+
+def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
+    if "rho" not in data:
+        return [None]
+    if dataset not in MNIST_DATASETS:
+        raise ProtocolError(f"data.rho: only {' and '.join(MNIST_DATASETS)} take rho, not {dataset}")
+    rhos = _positive_list(data.pop("rho"), "data.rho", float)
+    for index, rho in enumerate(rhos):
+        if not (0 < rho <= 1) or math.isnan(rho):
+            raise ProtocolError(f"data.rho[{index}]: expected a value in (0, 1], got {rho}")
+    return list(rhos)
+
+
+def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | None, str | list[str] | None]]:
+    if "attributes" not in data:
+        return [(data.pop("target", None), data.pop("sensitive", None))]
+    if "target" in data or "sensitive" in data:
+        raise ProtocolError("data.attributes: give either attributes or target/sensitive, not both")
+    raw = data.pop("attributes")
+    if not isinstance(raw, list) or not raw:
+        raise ProtocolError("data.attributes: expected a non-empty list of {target: ..., sensitive: ...}")
+    pairs: list[tuple[str | None, str | list[str] | None]] = []
+    for index, item in enumerate(raw):
+        path = f"data.attributes[{index}]"
+        if not isinstance(item, Mapping):
+            raise ProtocolError(f"{path}: expected a mapping with target and sensitive, got {item!r}")
+        check_keys(item, ("target", "sensitive"), path)
+        if "target" not in item or "sensitive" not in item:
+            raise ProtocolError(f"{path}: both target and sensitive are required")
+        target = coerce(item["target"], str, f"{path}.target")
+        sensitive = coerce(item["sensitive"], str | list[str], f"{path}.sensitive")
+        pairs.append((target, sensitive))
+    return pairs
+
+
+def _parse_methods(raw: Any) -> list[MethodSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise ProtocolError("methods: expected a non-empty list of methods such as [{name: contex}]")
+    specs: list[MethodSpec] = []
+    for index, item in enumerate(raw):
+        path = f"methods[{index}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or "name" not in item:
+            raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
+        name = item["name"]
+        if name not in METHODS and name != "ceco":
+            raise ProtocolError(f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}")
+        loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
+        if name == "ce":
+            check_keys(loss_kwargs, (), path)
+        else:
+            valid = loss_arguments(name)
+            check_keys(loss_kwargs, valid, path)
+            try:
+                build_loss(name, **loss_kwargs)
+            except (ValueError, TypeError) as error:
+                raise ProtocolError(f"{path}: {error}") from None
+        ce_weight = coerce(item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight")
+        if ce_weight < 0:
+            raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
+        label = coerce(item.get("label", name), str, f"{path}.label")
+        specs.append(MethodSpec(label, MethodConfig(name, loss_kwargs, ce_weight)))
+    labels = [s.label for s in specs]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ProtocolError(f"methods: label {duplicates[0]!r} is used twice; give each method a distinct label")
+    return specs
+
+
+def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = True) -> Protocol:
+    """Validate a protocol mapping (already parsed from YAML) and build a :class:`Protocol`.
+
+    Args:
+        raw: the YAML document.
+        source: the file it came from (for messages and relative data paths).
+        check_data: also check that the data files and folders exist (preflight).
+
+    Raises:
+        ProtocolError: any invalid key or value; the message names the key.
+        DataError: a data file or folder is missing or incomplete.
+    """
+    if not isinstance(raw, Mapping):
+        raise ProtocolError(f"expected a mapping of protocol keys at the top level, got {type(raw).__name__}")
+    check_keys(raw, TOP_LEVEL_KEYS, "")
+    for key in ("name", "data", "methods"):
+        if key not in raw:
+            raise ProtocolError(f"{key}: required key is missing")
+    name = coerce(raw["name"], str, "name")
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ProtocolError(f"name: expected a non-empty name usable as a folder name, got {name!r}")
+    data_raw = raw["data"]
+    if not isinstance(data_raw, Mapping) or "dataset" not in data_raw:
+        raise ProtocolError("data.dataset: required key is missing")
+    dataset = data_raw["dataset"]
+    if dataset not in DATASETS:
+        raise ProtocolError(f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}")
+    data = {k: v for k, v in data_raw.items() if k != "dataset"}
+    rhos = _parse_rhos(dataset, data)
+    attributes = _parse_attributes(dataset, data)
+    options = dataset_options(dataset)
+    check_keys(data, set(options) - {"seed", "split", "target", "sensitive"}, "data")
+    if attributes != [(None, None)] and "target" not in options:
+        raise ProtocolError(f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes")
+    for key, default in options.items():
+        if default is REQUIRED and key not in data and not (key in ("target", "sensitive") and attributes[0][0]):
+            raise ProtocolError(f"data.{key}: required key is missing for dataset {dataset}")
+    for key, value in data.items():
+        data[key] = coerce(value, _option_type(options[key]), f"data.{key}")
+    if source is not None:
+        data = _resolve_paths(data, source.parent)
+    if check_data:
+        for target, sensitive in attributes:
+            extra = {k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None}
+            preflight(dataset, **data, **extra)
+    return Protocol(
+        name=name,
+        description=coerce(raw.get("description", ""), str, "description"),
+        device=coerce(raw.get("device", "auto"), Literal["auto", "cpu", "cuda"], "device"),
+        dataset=dataset, data=data, rhos=rhos, attributes=attributes,
+        seeds=_parse_seeds(raw.get("seeds")),
+        encoder=from_mapping(EncoderConfig, raw.get("encoder") or {}, "encoder"),
+        methods=_parse_methods(raw["methods"]),
+        train=from_mapping(TrainConfig, raw.get("train") or {}, "train"),
+        probe=from_mapping(ProbeConfig, raw.get("probe") or {}, "probe"),
+        eval=from_mapping(EvalConfig, raw.get("eval") or {}, "eval"),
+        report=coerce(raw.get("report", True), bool, "report"),
+        source=source,
+    )
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative data paths (``root``, ``source.idx_dir``, ...) relative to the protocol file."""
+    resolved = dict(data)
+    for key in ("root", "split_file"):
+        if isinstance(resolved.get(key), str):
+            resolved[key] = str(_relative_to(Path(resolved[key]), base))
+    source = resolved.get("source")
+    if isinstance(source, Mapping):
+        resolved["source"] = {k: str(_relative_to(Path(v), base)) if k.endswith(("_dir", "_root")) and isinstance(v, str)
+                              else v for k, v in source.items()}
+    return resolved
+
+
+def _relative_to(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return (base / path).resolve() if (base / path).exists() else path
+
+
+def load_protocol(path: Path, *, check_data: bool = True) -> Protocol:
+    """Read and validate a protocol file.
+
+    Raises:
+        ProtocolError: unreadable file, invalid YAML, or an invalid key (the message names file and key).
+        DataError: a data file or folder is missing or incomplete.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ProtocolError(f"{path}: cannot read the protocol ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ProtocolError(f"{path}:{where}: {problem}") from None
+    try:
+        return parse_protocol(raw, source=path, check_data=check_data)
+    except CecoFairError as error:
+        raise type(error)(f"{path}: {error}") from None

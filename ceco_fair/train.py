@@ -1,0 +1,353 @@
+"""Pretraining: one loop for cross-entropy and every contrastive loss, with exact resume.
+
+The loop draws each epoch's sample order and augmentation from generators seeded by
+``(seed, epoch)``, and a checkpoint after every epoch holds the model, optimiser and history, so
+that a resumed run on CPU ends with exactly the state of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ceco_fair.batches import chunk_indices, iterate_batches
+from ceco_fair.checkpoint import load_checkpoint, save_checkpoint
+from ceco_fair.data.augment import AugmentConfig, BatchAugment
+from ceco_fair.errors import CecoFairError
+from ceco_fair.losses import LOSSES, build_loss
+from ceco_fair.models import ProjectionHead
+
+logger = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("ce", *sorted(LOSSES))
+CHECKPOINT_VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimiser settings (``sgd``, ``adam`` or ``adamw``) with a cosine schedule after warm-up."""
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ("sgd", "adam", "adamw"):
+            raise CecoFairError(f"train.optimizer.name: expected sgd, adam or adamw, got {self.name!r}")
+        if not self.lr > 0:
+            raise CecoFairError(f"train.optimizer.lr: expected a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise CecoFairError(f"train.optimizer.weight_decay: expected >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Pretraining settings; see the protocol documentation for each key."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    amp: bool = True
+    num_workers: int = 0
+    sync_batchnorm: bool = False
+    log_every: int = 50
+    max_batches_per_epoch: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise CecoFairError(f"train.epochs: expected a positive integer, got {self.epochs}")
+        if self.batch_size < 2:
+            raise CecoFairError(f"train.batch_size: expected at least 2, got {self.batch_size}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise CecoFairError(f"train.warmup_epochs: expected 0 <= warmup < epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise CecoFairError(f"train.grad_clip: expected a positive number or null, got {self.grad_clip}")
+        if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
+            raise CecoFairError(f"train.max_batches_per_epoch: expected a positive integer or null, got {self.max_batches_per_epoch}")
+        if self.num_workers < 0:
+            raise CecoFairError(f"train.num_workers: expected >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A training method: ``ce`` or a contrastive loss name with its keyword arguments.
+
+    Attributes:
+        name: ``ce`` or a key of :data:`ceco_fair.losses.LOSSES`.
+        loss_kwargs: keyword arguments of the loss (temperature, ...).
+        ce_weight: weight of an auxiliary cross-entropy head trained with a contrastive loss
+            (BiasCon trains 0.01·CE + BiasCon); 0 disables it.
+        projection_dim: output size of the projection head.
+    """
+
+    name: str
+    loss_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    ce_weight: float = 0.0
+    projection_dim: int = 128
+
+    @property
+    def contrastive(self) -> bool:
+        """Whether the method trains with a contrastive loss on two views."""
+        return self.name != "ce"
+
+
+class MethodModel(nn.Module):
+    """Encoder plus what a method trains on top of it: a projection head and/or a classifier.
+
+    Args:
+        encoder: maps ``[B, 3, H, W]`` to ``[B, D]`` and exposes ``feature_dim``.
+        method: the training method.
+        n_classes: number of target classes for the classifier.
+    """
+
+    def __init__(self, encoder: nn.Module, method: MethodConfig, n_classes: int) -> None:
+        super().__init__()
+        feature_dim = int(getattr(encoder, "feature_dim"))
+        self.encoder = encoder
+        self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
+        needs_classifier = not method.contrastive or method.ce_weight > 0
+        self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Projections ``[B, P]`` (None without a head) and logits ``[B, C]`` (None without a classifier)."""
+        features = self.encoder(images)
+        projected = self.head(features) if self.head is not None else None
+        logits = self.classifier(features) if self.classifier is not None else None
+        return projected, logits
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, nn.Module)
+    return inner
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int) -> float:
+    """Learning rate at ``step``: linear warm-up to ``base_lr``, then cosine decay to zero."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``config`` over ``model``'s parameters."""
+    params = model.parameters()
+    if config.name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded by ``(seed, epoch, stream)``: the same draws whenever an epoch is replayed."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed((seed * 1_000_003 + epoch) * 4 + stream)
+    return generator
+
+
+ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def local_contrastive_loss(loss_fn: nn.Module) -> ContrastiveLossFn:
+    """A single-process contrastive loss: ``(features [N, V, P], labels [N], sensitive [N]) -> scalar``."""
+
+    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+        value: torch.Tensor = loss_fn(features, labels, sensitive)
+        return value
+
+    return compute
+
+
+def training_loss(model: nn.Module, method: MethodConfig, contrastive_loss: ContrastiveLossFn | None,
+                  views: list[torch.Tensor], targets: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+    """The method's loss on one batch.
+
+    Args:
+        model: a :class:`MethodModel`, possibly wrapped in ``DistributedDataParallel``.
+        method: the method (``ce`` uses the first view only).
+        contrastive_loss: the contrastive loss on projected features, None for ``ce``.
+        views: augmented views, each ``[B, 3, H, W]``.
+        targets: labels ``[B]``.
+        sensitive: sensitive / bias values ``[B]``.
+
+    Returns:
+        A scalar tensor.
+    """
+    batch = views[0].shape[0]
+    projected, logits = model(torch.cat(views) if len(views) > 1 else views[0])
+    if not method.contrastive:
+        assert logits is not None
+        return F.cross_entropy(logits.float(), targets)
+    assert projected is not None and contrastive_loss is not None
+    per_sample = projected.float().view(len(views), batch, -1).transpose(0, 1)  # [B, V, P]
+    loss = contrastive_loss(per_sample, targets, sensitive)
+    if logits is not None and method.ce_weight > 0:
+        loss = loss + method.ce_weight * F.cross_entropy(logits[:batch].float(), targets)
+    return loss
+
+
+@dataclass
+class DistributedContext:
+    """Where this process stands in a data-parallel run (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes outputs."""
+        return self.rank == 0
+
+
+def build_method_loss(method: MethodConfig) -> nn.Module | None:
+    """The contrastive loss module of a method, None for ``ce``."""
+    return build_loss(method.name, **dict(method.loss_kwargs)) if method.contrastive else None
+
+
+def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], config: TrainConfig, *,
+             seed: int, device: torch.device, checkpoint_path: Path | None = None, resume: bool = False,
+             contrastive_loss: ContrastiveLossFn | None = None, context: DistributedContext | None = None,
+             progress: bool = True, description: str = "") -> list[dict[str, float]]:
+    """Train ``model`` with ``method`` on ``dataset`` and return the per-epoch history.
+
+    Each epoch's order and augmentation come from generators seeded by ``(seed, epoch)``. After every
+    epoch the model, optimiser and history are checkpointed atomically to ``checkpoint_path``; with
+    ``resume`` the loop continues from that checkpoint.
+
+    Args:
+        model: the :class:`MethodModel` to train, possibly wrapped in ``DistributedDataParallel``.
+        method: the training method.
+        dataset: yields ``(image uint8 [3, H, W], target, sensitive)``.
+        config: the training settings.
+        seed: the run's seed.
+        device: where to train.
+        checkpoint_path: where to save a checkpoint after every epoch (None: no checkpoints).
+        resume: continue from ``checkpoint_path`` if it exists.
+        contrastive_loss: overrides the loss computation (data-parallel runs gather across processes).
+        context: this process's rank and world size.
+        progress: show a progress bar per epoch.
+        description: the progress bar's label.
+
+    Returns:
+        One dict per epoch: ``epoch``, ``loss``, ``lr``, ``seconds``, ``images_per_s``, ``data_seconds``.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite (the last checkpoint is the last good epoch).
+    """
+    context = context or DistributedContext()
+    model.to(device)
+    if contrastive_loss is None and method.contrastive:
+        loss_module = build_method_loss(method)
+        assert loss_module is not None
+        contrastive_loss = local_contrastive_loss(loss_module)
+    optimizer = build_optimizer(model, config.optimizer)
+    n_samples = len(dataset)  # type: ignore[arg-type]
+    global_batch = config.batch_size
+    if global_batch % context.world_size:
+        raise CecoFairError(f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes")
+    steps_per_epoch = n_samples // global_batch
+    if steps_per_epoch < 1:
+        raise CecoFairError(f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)")
+    if config.max_batches_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = steps_per_epoch * config.warmup_epochs
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = [dict(row) for row in state["history"]]
+        start_epoch = int(state["epoch"])
+        logger.info("resumed %s from epoch %d", checkpoint_path, start_epoch)
+    augment = BatchAugment(config.augment)
+    use_amp = config.amp and device.type == "cuda"
+    views_per_sample = 2 if method.contrastive else 1
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = torch.randperm(n_samples, generator=epoch_generator(seed, epoch, 0))
+        batches = chunk_indices(order, global_batch, drop_last=True)[:steps_per_epoch]
+        local = global_batch // context.world_size
+        batches = [b[context.rank * local:(context.rank + 1) * local] for b in batches]
+        aug_generator = epoch_generator(seed, epoch, 1 + context.rank, device)
+        started = time.perf_counter()
+        data_seconds = 0.0
+        loss_sum = torch.zeros((), device=device)
+        bar = tqdm(total=len(batches), desc=f"{description} epoch {epoch + 1}/{config.epochs}",
+                   disable=not (progress and context.is_main), leave=False, unit="batch")
+        step = epoch * steps_per_epoch
+        data_started = time.perf_counter()
+        for images, targets, sensitive in iterate_batches(dataset, batches, num_workers=config.num_workers,
+                                                          pin_memory=device.type == "cuda"):
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            sensitive = sensitive.to(device, non_blocking=True)
+            if device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            views = [augment(images, aug_generator) for _ in range(views_per_sample)]
+            data_seconds += time.perf_counter() - data_started
+            lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = training_loss(model, method, contrastive_loss, views, targets, sensitive)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            step += 1
+            bar.update(1)
+            if step % config.log_every == 0 or device.type == "cpu":
+                current = float(loss.detach())
+                if not math.isfinite(current):
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"{description}: the loss became {current} at epoch {epoch + 1}, step {step}; "
+                        "the last good checkpoint is kept (try a lower train.optimizer.lr or train.grad_clip)")
+                bar.set_postfix(loss=f"{current:.4f}", lr=f"{lr:.2e}")
+            data_started = time.perf_counter()
+        bar.close()
+        seconds = time.perf_counter() - started
+        if context.world_size > 1:
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= context.world_size
+        mean_loss = float(loss_sum) / max(1, len(batches))
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(
+                f"{description}: the loss became {mean_loss} in epoch {epoch + 1}; the last good checkpoint is kept "
+                "(try a lower train.optimizer.lr or train.grad_clip)")
+        row = {"epoch": float(epoch + 1), "loss": mean_loss, "lr": lr, "seconds": seconds,
+               "images_per_s": len(batches) * global_batch / seconds, "data_seconds": data_seconds}
+        history.append(row)
+        logger.info("%s epoch %d/%d loss %.4f (%.0f images/s)", description, epoch + 1, config.epochs,
+                    mean_loss, row["images_per_s"])
+        if checkpoint_path is not None and context.is_main:
+            save_checkpoint(checkpoint_path, {
+                "version": CHECKPOINT_VERSION, "epoch": epoch + 1, "model": unwrap(model).state_dict(),
+                "optimizer": optimizer.state_dict(), "history": history, "method": method.name, "seed": seed})
+    return history

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from ceco_fair.config import check_keys, closest, coerce, from_mapping, to_plain
-from ceco_fair.data.registry import DATASETS, REQUIRED, dataset_options, preflight
+from ceco_fair.data.registry import DATASETS, REQUIRED, dataset_option_types, dataset_options, preflight
 from ceco_fair.errors import CecoFairError, ProtocolError
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models import check_encoder_spec
@@ -154,14 +154,6 @@ def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
     return [coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path) for i, item in enumerate(items)]
 
 
-def _option_type(default: Any) -> Any:
-    """The type a dataset option must have, judged from its default (Any when the default is None)."""
-    for kind in (bool, int, float, str):  # bool before int: True is an int too
-        if isinstance(default, kind):
-            return kind
-    return Any
-
-
 def _parse_seeds(raw: Any) -> list[int]:
     seeds = _positive_list(raw if raw is not None else [0], "seeds", int)
     if len(set(seeds)) != len(seeds):
@@ -275,8 +267,9 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
     for key, default in options.items():
         if default is REQUIRED and key not in data and not (key in ("target", "sensitive") and attributes[0][0]):
             raise ProtocolError(f"data.{key}: required key is missing for dataset {dataset}")
+    types = dataset_option_types(dataset)
     for key, value in data.items():
-        data[key] = coerce(value, _option_type(options[key]), f"data.{key}")
+        data[key] = coerce(value, types.get(key, Any), f"data.{key}")
     if source is not None:
         data = _resolve_paths(data, source.parent)
     if check_data:

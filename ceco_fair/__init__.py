@@ -3,18 +3,33 @@
 Train encoders with the context-enriched contrastive loss (ConTeX) and its baselines, measure
 bias-conflicting accuracy and group fairness, audit any encoder, and read the results in an
 interactive HTML report.
+
+The heavy parts (torch models, datasets) load on first use, so ``python -m ceco_fair.report``
+starts quickly.
 """
 
 from __future__ import annotations
 
-from importlib import metadata
+from importlib import import_module, metadata
+from typing import TYPE_CHECKING, Any
 
-from ceco_fair.audit import AuditResult, audit, audit_features
 from ceco_fair.errors import CecoFairError, DataError, ProtocolError
+
+if TYPE_CHECKING:
+    from ceco_fair.audit import AuditResult, audit, audit_features
 
 try:
     __version__ = metadata.version("ceco_fair")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
+_LAZY = {"AuditResult": "ceco_fair.audit", "audit": "ceco_fair.audit", "audit_features": "ceco_fair.audit"}
+
 __all__ = ["AuditResult", "CecoFairError", "DataError", "ProtocolError", "__version__", "audit", "audit_features"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``audit``, ``audit_features`` and ``AuditResult`` on first access."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ceco_fair' has no attribute {name!r}")

@@ -16,10 +16,18 @@ from typing import IO, Any
 import torch
 
 
+def _default_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(temporary, _default_mode())
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)

@@ -1,0 +1,325 @@
+"""Builders of synthetic results folders in the layout a protocol run writes.
+
+Layout: ``protocol.yaml``, ``manifest.json``, ``results.csv``, ``results.json`` and
+``runs/<run_id>/`` with ``run.json``, ``history.csv``, ``metrics.json``, ``bias_matrix.csv``
+(BiasedMNIST) or ``group_table.csv`` (group-fairness datasets), ``projection.csv`` and a
+checkpoint the report must ignore. Values are random but plausible and reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+BIAS_METHODS = ("ce", "supcon", "contex")
+GROUP_METHODS = ("supcon", "fscl", "contex")
+GROUP_NAMES = ("White", "Black", "Asian")
+BIAS_CLASSES = 10
+
+
+def write_biased_mnist_folder(
+    root: Path,
+    *,
+    methods: Sequence[str] = BIAS_METHODS,
+    rhos: Sequence[float] = (0.99,),
+    seeds: Sequence[int] = (0,),
+    epochs: int = 10,
+    projection_points: int = 2000,
+    name: str = "quickstart",
+    probe_accuracy: bool = False,
+) -> Path:
+    """Write a BiasedMNIST protocol's results (one run per method × ρ × seed) into ``root``."""
+    runs = []
+    for m, method in enumerate(methods):
+        for rho in rhos:
+            for seed in seeds:
+                rng = np.random.default_rng([m, int(rho * 1000), seed])
+                run_id = f"{method}-rho{rho:g}-seed{seed}"
+                matrix = _bias_matrix(rng, strength=0.3 + 0.2 * m)
+                aligned = float(np.nanmean(np.diag(matrix)))
+                off = ~np.eye(BIAS_CLASSES, dtype=bool) & ~np.isnan(matrix)
+                conflicting = float(matrix[off].mean())
+                metrics = {
+                    "accuracy": round(0.1 * aligned + 0.9 * conflicting, 6),
+                    "unbiased_accuracy": round(float(np.nanmean(matrix)), 6),
+                    "bias_aligned_accuracy": round(aligned, 6),
+                    "bias_conflicting_accuracy": round(conflicting, 6),
+                }
+                run = {
+                    "run_id": run_id,
+                    "method": method,
+                    "dataset": "biased_mnist",
+                    "rho": rho,
+                    "target": None,
+                    "sensitive": None,
+                    "seed": seed,
+                }
+                folder = _write_run(
+                    root,
+                    run,
+                    metrics,
+                    rng,
+                    epochs,
+                    projection_points,
+                    classes=BIAS_CLASSES,
+                    groups=BIAS_CLASSES,
+                    probe_accuracy=probe_accuracy,
+                )
+                pd.DataFrame(
+                    matrix,
+                    index=pd.Index(range(BIAS_CLASSES), name="target"),
+                    columns=[str(c) for c in range(BIAS_CLASSES)],
+                ).to_csv(folder / "bias_matrix.csv")
+                runs.append({**run, "status": "complete", "metrics": metrics})
+    protocol = {
+        "name": name,
+        "seeds": list(seeds),
+        "data": {"dataset": "biased_mnist", "source": "embedded", "rho": list(rhos)},
+        "encoder": {"arch": "small_conv", "feature_dim": 128},
+        "methods": [{"name": method} for method in methods],
+        "train": {"epochs": epochs, "batch_size": 256},
+        "probe": {"epochs": 20},
+        "report": True,
+    }
+    _write_top(root, protocol, runs)
+    return root
+
+
+def write_group_folder(
+    root: Path,
+    *,
+    dataset: str = "utkface",
+    methods: Sequence[str] = GROUP_METHODS,
+    pairs: Sequence[tuple[str, str]] = (("gender", "race"),),
+    seeds: Sequence[int] = (0,),
+    groups: Sequence[str] = GROUP_NAMES,
+    epochs: int = 4,
+    projection_points: int = 300,
+    name: str = "utkface-fairness",
+) -> Path:
+    """Write a group-fairness protocol's results (method × attribute pair × seed)."""
+    runs = []
+    for m, method in enumerate(methods):
+        for p, (target, sensitive) in enumerate(pairs):
+            for seed in seeds:
+                rng = np.random.default_rng([100 + m, p, seed])
+                run_id = _safe(f"{method}-{target}-{sensitive}-seed{seed}")
+                table = _group_table(rng, groups)
+                accuracy = float(np.average(table["accuracy"], weights=table["count"]))
+                tpr, fpr, sel = (table[c].to_numpy() for c in ("tpr", "fpr", "selection_rate"))
+                metrics: dict[str, float] = {
+                    "accuracy": accuracy,
+                    "worst_group_accuracy": float(table["accuracy"].min()),
+                    "demographic_parity_difference": float(np.ptp(sel)),
+                    "equalized_odds_difference": float(max(np.ptp(tpr), np.ptp(fpr))),
+                    "equal_opportunity_difference": float(np.ptp(tpr)),
+                    "eo_fscl": float(0.5 * (np.ptp(tpr) + np.ptp(fpr))),
+                }
+                for key in list(metrics):
+                    width = float(rng.uniform(0.005, 0.03))
+                    metrics[f"{key}_ci_low"] = max(0.0, metrics[key] - width)
+                    metrics[f"{key}_ci_high"] = min(1.0, metrics[key] + width)
+                run = {
+                    "run_id": run_id,
+                    "method": method,
+                    "dataset": dataset,
+                    "rho": None,
+                    "target": target,
+                    "sensitive": sensitive,
+                    "seed": seed,
+                }
+                folder = _write_run(
+                    root,
+                    run,
+                    metrics,
+                    rng,
+                    epochs,
+                    projection_points,
+                    classes=2,
+                    groups=len(groups),
+                )
+                table.to_csv(folder / "group_table.csv", index=False)
+                runs.append({**run, "status": "complete", "metrics": metrics})
+    protocol = {
+        "name": name,
+        "seeds": list(seeds),
+        "data": {"dataset": dataset, "targets": [t for t, _ in pairs]},
+        "encoder": {"arch": "resnet18"},
+        "methods": [{"name": method} for method in methods],
+        "train": {"epochs": epochs},
+        "probe": {"epochs": 10},
+        "report": True,
+    }
+    _write_top(root, protocol, runs)
+    return root
+
+
+def write_audit_folder(root: Path, *, encoder: str = "my_encoder") -> Path:
+    """Write what an audit saves: one run, no training history, no ``train`` section."""
+    rng = np.random.default_rng(7)
+    table = _group_table(rng, GROUP_NAMES[:2])
+    metrics = {
+        "accuracy": 0.81,
+        "worst_group_accuracy": 0.7,
+        "demographic_parity_difference": 0.12,
+        "equalized_odds_difference": 0.09,
+        "equal_opportunity_difference": 0.05,
+        "eo_fscl": 0.06,
+    }
+    run = {
+        "run_id": encoder,
+        "method": encoder,
+        "dataset": "celeba",
+        "rho": None,
+        "target": "Attractive",
+        "sensitive": "Male",
+        "seed": 0,
+    }
+    folder = root / "runs" / encoder
+    folder.mkdir(parents=True)
+    _write_json(
+        folder / "run.json", {**run, "encoder": encoder, "group_names": list(GROUP_NAMES[:2])}
+    )
+    _write_json(folder / "metrics.json", metrics)
+    table.to_csv(folder / "group_table.csv", index=False)
+    _projection(rng, 200, 2, 2).to_csv(folder / "projection.csv", index=False)
+    protocol = {
+        "name": f"audit of {encoder}",
+        "data": {"dataset": "celeba"},
+        "methods": [{"name": encoder}],
+    }
+    _write_top(root, protocol, [{**run, "status": "complete", "metrics": metrics}])
+    return root
+
+
+def remove(root: Path, *relative: str) -> None:
+    """Delete files of a results folder, as an interrupted run would have left it."""
+    for path in relative:
+        (root / path).unlink()
+
+
+def _write_run(
+    root: Path,
+    run: dict[str, Any],
+    metrics: dict[str, float],
+    rng: np.random.Generator,
+    epochs: int,
+    projection_points: int,
+    *,
+    classes: int,
+    groups: int,
+    probe_accuracy: bool = False,
+) -> Path:
+    folder = root / "runs" / run["run_id"]
+    folder.mkdir(parents=True)
+    _write_json(folder / "run.json", {**run, "status": "complete", "encoder": "small_conv"})
+    _write_json(folder / "metrics.json", metrics)
+    _history(rng, epochs, probe_accuracy).to_csv(folder / "history.csv", index=False)
+    _projection(rng, projection_points, classes, groups).to_csv(
+        folder / "projection.csv", index=False, float_format="%.5g"
+    )
+    (folder / "checkpoint.pt").write_bytes(b"\x00" * 64)
+    return folder
+
+
+def _write_top(root: Path, protocol: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "protocol.yaml").write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    _write_json(
+        root / "manifest.json",
+        {
+            "ceco_fair": "0.1.0",
+            "python": "3.11.9",
+            "packages": {"torch": "2.14.1", "numpy": "2.4.6", "plotly": "7.1.0"},
+            "git_revision": None,
+            "device": "cpu",
+            "started": "2025-01-01T10:00:00+00:00",
+            "finished": "2025-01-01T10:05:00+00:00",
+            "hostname": "example-host",
+        },
+    )
+    columns = ["run_id", "method", "dataset", "rho", "target", "sensitive", "seed"]
+    rows = [
+        {**{c: run[c] for c in columns}, "metric": k, "value": v}
+        for run in runs
+        for k, v in run["metrics"].items()
+    ]
+    pd.DataFrame(rows, columns=[*columns, "metric", "value"]).to_csv(
+        root / "results.csv", index=False
+    )
+    _write_json(root / "results.json", {"runs": runs})
+
+
+def _safe(name: str) -> str:
+    """A folder name from a run id: characters other than letters, digits, ``_.-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def _bias_matrix(rng: np.random.Generator, *, strength: float) -> np.ndarray:
+    """Accuracy per (digit, colour): the diagonal near 1, the rest lower; one empty cell."""
+    matrix = np.clip(strength + rng.normal(0.0, 0.08, (BIAS_CLASSES, BIAS_CLASSES)), 0.0, 1.0)
+    matrix[np.diag_indices(BIAS_CLASSES)] = rng.uniform(0.95, 1.0, BIAS_CLASSES)
+    matrix[3, 7] = np.nan
+    return matrix.round(6)
+
+
+def _group_table(rng: np.random.Generator, groups: Sequence[str]) -> pd.DataFrame:
+    count = rng.integers(80, 400, len(groups))
+    rows: dict[str, Any] = {
+        "group": list(range(len(groups))),
+        "group_name": list(groups),
+        "count": count,
+    }
+    for rate, low, high in (
+        ("accuracy", 0.7, 0.9),
+        ("tpr", 0.6, 0.95),
+        ("fpr", 0.05, 0.3),
+        ("selection_rate", 0.3, 0.6),
+    ):
+        values = rng.uniform(low, high, len(groups))
+        width = rng.uniform(0.01, 0.05, len(groups))
+        rows[rate] = values.round(6)
+        rows[f"{rate}_ci_low"] = np.clip(values - width, 0, 1).round(6)
+        rows[f"{rate}_ci_high"] = np.clip(values + width, 0, 1).round(6)
+    return pd.DataFrame(rows)
+
+
+def _history(rng: np.random.Generator, epochs: int, probe_accuracy: bool) -> pd.DataFrame:
+    epoch = np.arange(1, epochs + 1, dtype=float)
+    table = pd.DataFrame(
+        {
+            "epoch": epoch,
+            "loss": (4.0 * np.exp(-epoch / 4) + 1.0 + rng.uniform(0, 0.05, epochs)).round(6),
+            "lr": np.full(epochs, 0.05),
+            "seconds": rng.uniform(5, 6, epochs).round(3),
+            "images_per_s": rng.uniform(9000, 11000, epochs).round(1),
+        }
+    )
+    if probe_accuracy:
+        table["probe_accuracy"] = (1 - 0.5 * np.exp(-epoch / 3)).round(6)
+    return table
+
+
+def _projection(rng: np.random.Generator, points: int, classes: int, groups: int) -> pd.DataFrame:
+    target = rng.integers(0, classes, points)
+    centres = rng.normal(0, 5, (classes, 2))
+    xy = centres[target] + rng.normal(0, 1, (points, 2))
+    return pd.DataFrame(
+        {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "target": target,
+            "sensitive": rng.integers(0, groups, points),
+        }
+    )

@@ -1,0 +1,688 @@
+"""Tests of the HTML report: loading a results folder, statistics, figures, page, command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from plotly.offline import get_plotlyjs
+from report_fixtures import (
+    remove,
+    write_audit_folder,
+    write_biased_mnist_folder,
+    write_group_folder,
+)
+from scipy import stats
+
+from ceco_fair.errors import CecoFairError, DataError
+from ceco_fair.report import build_report, load_results, seed_interval
+from ceco_fair.report import figures as F
+from ceco_fair.report.__main__ import main
+from ceco_fair.report.html import format_interval, render_report, script_json
+from ceco_fair.report.load import MAX_PROJECTION_POINTS, summarize
+
+REPO = Path(__file__).resolve().parents[1]
+XSS = "<script>alert(1)</script>"
+
+
+# --------------------------------------------------------------------------- shared folders
+
+
+@pytest.fixture(scope="module")
+def biased(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BiasedMNIST: 3 methods × 2 ρ × 3 seeds, probe accuracy tracked."""
+    root = tmp_path_factory.mktemp("biased")
+    return write_biased_mnist_folder(
+        root,
+        rhos=(0.99, 0.995),
+        seeds=(0, 1, 2),
+        epochs=4,
+        projection_points=300,
+        probe_accuracy=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """UTKFace: 3 methods × 2 attribute pairs × 1 seed (bootstrap intervals)."""
+    root = tmp_path_factory.mktemp("group")
+    return write_group_folder(root, pairs=(("gender", "race"), ("gender", "age")), seeds=(0,))
+
+
+def reference_means(folder: Path, metric: str) -> dict[tuple[str, float], list[float]]:
+    """Values of ``metric`` per (method, ρ), read with the csv module."""
+    values: dict[tuple[str, float], list[float]] = {}
+    with (folder / "results.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["metric"] == metric:
+                values.setdefault((row["method"], float(row["rho"])), []).append(
+                    float(row["value"])
+                )
+    return values
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and 95% t half-width, written from the definition with float64 loops."""
+    n = len(values)
+    mean = 0.0
+    for v in values:
+        mean += v
+    mean /= n
+    squares = 0.0
+    for v in values:
+        squares += (v - mean) ** 2
+    return mean, float(stats.t.ppf(0.975, n - 1)) * math.sqrt(squares / (n - 1) / n)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("n", [3, 4, 7])
+def test_seed_interval_is_the_t_interval_from_its_definition(n: int) -> None:
+    values = list(np.random.default_rng(n).uniform(0.2, 0.9, n))
+    interval = seed_interval(values)
+    mean, half = t_interval(values)
+    assert interval.kind == "t" and interval.n == n
+    assert interval.mean == pytest.approx(mean, abs=1e-12)
+    assert interval.low == pytest.approx(mean - half, abs=1e-12)
+    assert interval.high == pytest.approx(mean + half, abs=1e-12)
+
+
+def test_seed_interval_known_value() -> None:
+    # t_{0.975, 2} = 4.302652729911275; s = 1, n = 3
+    interval = seed_interval([1.0, 2.0, 3.0])
+    assert interval.high - interval.mean == pytest.approx(
+        4.302652729911275 / math.sqrt(3), rel=1e-9
+    )
+
+
+def test_seed_interval_few_seeds_and_nan() -> None:
+    assert seed_interval([0.2, 0.6]) == seed_interval([0.6, float("nan"), 0.2])
+    two = seed_interval([0.2, 0.6])
+    assert (two.kind, two.low, two.high, two.n) == ("range", 0.2, 0.6, 2)
+    assert two.mean == pytest.approx(0.4)
+    one = seed_interval([0.5], ci=(0.4, 0.7))
+    assert (one.kind, one.mean, one.low, one.high) == ("bootstrap", 0.5, 0.4, 0.7)
+    single = seed_interval([0.5], ci=(float("nan"), float("nan")))
+    assert (single.kind, single.low, single.high) == ("single", 0.5, 0.5)
+    none = seed_interval([float("nan")])
+    assert none.kind == "none" and none.n == 0 and math.isnan(none.mean)
+
+
+def test_summarize_groups_and_uses_the_ci_only_for_one_seed() -> None:
+    table = pd.DataFrame(
+        {
+            "method": ["a", "a", "a", "b"],
+            "metric": ["m", "m", "m", "m"],
+            "value": [0.1, 0.2, 0.6, 0.5],
+            "ci_low": [0.0, 0.0, 0.0, 0.45],
+            "ci_high": [1.0, 1.0, 1.0, 0.58],
+        }
+    )
+    summary = summarize(table, ["method", "metric"])
+    assert list(summary["method"]) == ["a", "b"]
+    a, b = summary.iloc[0], summary.iloc[1]
+    mean, half = t_interval([0.1, 0.2, 0.6])
+    assert (a["kind"], a["n"]) == ("t", 3)
+    assert a["mean"] == pytest.approx(mean) and a["high"] == pytest.approx(mean + half)
+    assert (b["kind"], b["low"], b["high"]) == ("bootstrap", 0.45, 0.58)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_reads_runs_metrics_and_tables(biased: Path) -> None:
+    results = load_results(biased)
+    assert results.name == "quickstart" and results.dataset == "biased_mnist"
+    assert results.methods == ("ce", "supcon", "contex")
+    assert results.conditions == ("ρ = 0.99", "ρ = 0.995")
+    assert len(results.runs) == 18 and set(results.runs["status"]) == {"complete"}
+    assert list(results.runs["seed"][:3]) == [0, 1, 2]
+    assert results.missing == ()
+    reference = reference_means(biased, "bias_conflicting_accuracy")
+    table = results.metrics[results.metrics["metric"] == "bias_conflicting_accuracy"]
+    for (method, rho), values in reference.items():
+        got = table[(table["method"] == method) & (table["rho"] == rho)]["value"]
+        assert sorted(got) == pytest.approx(sorted(values))
+    assert len(results.bias_matrices) == 18
+    matrix = results.bias_matrices["ce-rho0.99-seed0"]
+    assert matrix.shape == (10, 10) and list(matrix.columns) == [str(i) for i in range(10)]
+    assert math.isnan(matrix.loc["3", "7"])
+    assert set(results.histories.columns) >= {"epoch", "loss", "probe_accuracy", "method"}
+    assert len(results.histories) == 18 * 4
+
+
+def test_load_folds_confidence_intervals(group: Path) -> None:
+    results = load_results(group)
+    metrics = results.metrics
+    assert not metrics["metric"].str.endswith(("_ci_low", "_ci_high")).any()
+    saved = json.loads((group / "runs/fscl-gender-race-seed0/metrics.json").read_text())
+    row = metrics[
+        (metrics["run_id"] == "fscl-gender-race-seed0")
+        & (metrics["metric"] == "equalized_odds_difference")
+    ].iloc[0]
+    assert row["value"] == pytest.approx(saved["equalized_odds_difference"])
+    assert row["ci_low"] == pytest.approx(saved["equalized_odds_difference_ci_low"])
+    assert row["ci_high"] == pytest.approx(saved["equalized_odds_difference_ci_high"])
+    rates = results.group_rates
+    assert set(rates["metric"]) == {"accuracy", "tpr", "fpr", "selection_rate"}
+    assert set(rates["group_name"]) == {"White", "Black", "Asian"}
+
+
+def test_partial_folder_lists_what_is_missing(tmp_path: Path) -> None:
+    root = write_biased_mnist_folder(tmp_path / "out", seeds=(0,), epochs=2, projection_points=50)
+    remove(root, "runs/ce-rho0.99-seed0/history.csv", "runs/supcon-rho0.99-seed0/bias_matrix.csv")
+    # an interrupted run: its folder has run.json and history, nothing else, and no results rows
+    interrupted = root / "runs/contex-rho0.999-seed0"
+    interrupted.mkdir()
+    (interrupted / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": interrupted.name,
+                "method": "contex",
+                "dataset": "biased_mnist",
+                "rho": 0.999,
+                "seed": 0,
+                "status": "running",
+            }
+        )
+    )
+    (interrupted / "history.csv").write_text("epoch,loss\n1,3.2\n2,2.9\n")
+    # a malformed per-run file is reported, not raised
+    (root / "runs/ce-rho0.99-seed0/metrics.json").write_text("{not json")
+    results = load_results(root)
+    found = {(item.path, item.reason.split(" ")[0]) for item in results.missing}
+    assert ("runs/ce-rho0.99-seed0/history.csv", "missing") in found
+    assert ("runs/supcon-rho0.99-seed0/bias_matrix.csv", "missing") in found
+    assert ("runs/contex-rho0.999-seed0/metrics.json", "missing") in found
+    assert ("runs/contex-rho0.999-seed0/projection.csv", "missing") in found
+    assert ("runs/contex-rho0.999-seed0/bias_matrix.csv", "missing") in found
+    assert ("runs/contex-rho0.999-seed0/", "status") in found
+    assert any(
+        p == "runs/ce-rho0.99-seed0/metrics.json" and "invalid JSON" in reason
+        for p, reason in ((i.path, i.reason) for i in results.missing)
+    )
+    run = results.runs.set_index("run_id").loc["contex-rho0.999-seed0"]
+    assert run["status"] == "running" and run["condition"] == "ρ = 0.999"
+    # results.csv still provides the metrics of the run whose metrics.json is broken
+    assert (results.metrics["run_id"] == "ce-rho0.99-seed0").sum() == 4
+    page = render_report(results)
+    assert "Missing or partial results" in page
+    assert "runs/contex-rho0.999-seed0/metrics.json" in page
+
+
+def test_metrics_fall_back_to_run_folders(tmp_path: Path) -> None:
+    root = write_biased_mnist_folder(tmp_path / "out", epochs=2, projection_points=50)
+    remove(root, "results.csv", "results.json")
+    results = load_results(root)
+    assert {item.path for item in results.missing} == {"results.csv", "results.json"}
+    assert len(results.runs) == 3
+    saved = json.loads((root / "runs/contex-rho0.99-seed0/metrics.json").read_text())
+    got = results.metrics[results.metrics["run_id"] == "contex-rho0.99-seed0"]
+    assert dict(zip(got["metric"], got["value"], strict=True)) == pytest.approx(saved)
+
+
+def test_projection_is_subsampled(tmp_path: Path) -> None:
+    root = write_biased_mnist_folder(
+        tmp_path / "out", methods=("ce",), epochs=2, projection_points=2500
+    )
+    original = pd.read_csv(root / "runs/ce-rho0.99-seed0/projection.csv")
+    points = load_results(root).projections
+    assert len(points) == MAX_PROJECTION_POINTS
+    kept = set(zip(original["x"].round(6), original["y"].round(6), strict=True))
+    assert set(zip(points["x"].round(6), points["y"].round(6), strict=True)) <= kept
+
+
+def test_list_attributes_are_joined(tmp_path: Path) -> None:
+    root = write_group_folder(tmp_path / "out", methods=("fscl",), epochs=2, projection_points=20)
+    path = root / "runs/fscl-gender-race-seed0/run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "sensitive": ["race", "age"]}))
+    (root / "results.json").unlink()
+    (root / "results.csv").unlink()
+    assert load_results(root).runs["sensitive"].tolist() == ["race+age"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda r: (r / "results.csv").write_text("run_id,method,metric\nx,ce,accuracy\n"),
+            r"results\.csv lacks column\(s\) value",
+        ),
+        (
+            lambda r: (r / "results.csv").write_text(
+                "run_id,method,metric,value\nx,ce,accuracy,high\n"
+            ),
+            r"column 'value' holds 'high', expected a number",
+        ),
+        (
+            lambda r: (r / "results.json").write_text("[1, 2"),
+            r"results\.json cannot be read: invalid JSON",
+        ),
+        (
+            lambda r: (r / "results.json").write_text(
+                '{"runs": [{"run_id": "x", "status": "done"}]}'
+            ),
+            r"runs\[0\]\.status is 'done', expected complete or failed or incomplete",
+        ),
+        (
+            lambda r: (r / "protocol.yaml").write_text("- a\n- b\n"),
+            r"protocol\.yaml: the top level",
+        ),
+    ],
+)
+def test_malformed_top_level_files_raise(tmp_path: Path, damage: Any, message: str) -> None:
+    root = write_biased_mnist_folder(
+        tmp_path / "out", methods=("ce",), epochs=2, projection_points=20
+    )
+    damage(root)
+    with pytest.raises(DataError, match=message) as caught:
+        load_results(root)
+    assert "\n" not in str(caught.value) and isinstance(caught.value, CecoFairError)
+
+
+def test_missing_or_empty_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"results folder not found: .*nowhere"):
+        load_results(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"no results in .*empty: expected results\.csv"):
+        load_results(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_bias_accuracy_by_rho_values(biased: Path) -> None:
+    results = load_results(biased)
+    fig = F.bias_accuracy_by_rho(results)
+    assert fig is not None and len(fig.data) == 6
+    for metric in ("bias_aligned_accuracy", "bias_conflicting_accuracy"):
+        reference = reference_means(biased, metric)
+        for method in results.methods:
+            trace = next(t for t in fig.data if t.name == f"{method} · {F.METRIC_LABELS[metric]}")
+            assert list(trace.x) == ["0.99", "0.995"]
+            for i, rho in enumerate((0.99, 0.995)):
+                mean, half = t_interval(reference[(method, rho)])
+                assert trace.y[i] == pytest.approx(100 * mean, abs=0.006)
+                assert trace.error_y.array[i] == pytest.approx(100 * half, abs=0.006)
+                assert trace.error_y.arrayminus[i] == pytest.approx(100 * half, abs=0.006)
+
+
+def test_mean_matrix_ignores_empty_cells() -> None:
+    a = pd.DataFrame([[0.5, np.nan], [1.0, 0.0]], index=["0", "1"], columns=["0", "1"])
+    b = pd.DataFrame([[0.7, np.nan], [0.0, 0.2]], index=["0", "1"], columns=["0", "1"])
+    c = pd.DataFrame([[np.nan]], index=["0"], columns=["2"])
+    mean = F.mean_matrix([a, b, c])
+    assert list(mean.columns) == ["0", "1", "2"]
+    expected = [[0.6, np.nan, np.nan], [0.5, 0.1, np.nan]]
+    np.testing.assert_allclose(mean.to_numpy(), expected, atol=1e-12)
+
+
+def test_bias_heatmaps_average_seeds_and_switch(biased: Path) -> None:
+    results = load_results(biased)
+    fig = F.bias_heatmaps(results)
+    assert fig is not None and len(fig.data) == 6
+    buttons = fig.layout.updatemenus[0].buttons
+    assert len(buttons) == 6
+    for index, button in enumerate(buttons):
+        visible = button.args[0]["visible"]
+        assert [i for i, v in enumerate(visible) if v] == [index]
+    assert buttons[4].label == "contex · ρ = 0.99 (3 seeds)"
+    trace = fig.data[4]
+    for digit in range(10):
+        for colour in range(10):
+            cells = []
+            for seed in range(3):
+                frame = pd.read_csv(
+                    biased / f"runs/contex-rho0.99-seed{seed}/bias_matrix.csv", index_col=0
+                )
+                value = float(frame.iloc[digit, colour])
+                if not math.isnan(value):
+                    cells.append(value)
+            got = trace.z[digit][colour]
+            if cells:
+                assert got == pytest.approx(100 * sum(cells) / len(cells), abs=0.006)
+            else:
+                assert got is None
+
+
+def test_contex_gain_values(biased: Path) -> None:
+    results = load_results(biased)
+    fig = F.contex_gain(results)
+    assert fig is not None
+    reference = reference_means(biased, "unbiased_accuracy")
+    absolute, relative = fig.data[0], fig.data[1]
+    assert absolute.visible is True and relative.visible is True
+    for i, rho in enumerate((0.99, 0.995)):
+        contex = np.mean(reference[("contex", rho)])
+        supcon = np.mean(reference[("supcon", rho)])
+        assert absolute.y[i] == pytest.approx(100 * (contex - supcon), abs=0.006)
+        assert relative.y[i] == pytest.approx(100 * (contex - supcon) / supcon, abs=0.006)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons][:2] == [
+        "unbiased accuracy",
+        "bias-conflicting accuracy",
+    ]
+    without_supcon = write_biased_mnist_folder(
+        results.root.parent / "nosupcon", methods=("ce", "contex"), epochs=2, projection_points=20
+    )
+    assert F.contex_gain(load_results(without_supcon)) is None
+
+
+def test_group_figures_values(group: Path) -> None:
+    results = load_results(group)
+    fig = F.group_rates(results)
+    assert fig is not None
+    table = pd.read_csv(group / "runs/contex-gender-race-seed0/group_table.csv")
+    # conditions are sorted: "target gender · sensitive age" first, then race
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == [
+        "target gender · sensitive age",
+        "target gender · sensitive race",
+    ]
+    traces = [t for t in fig.data if t.name == "contex" and t.visible is False]
+    tpr = next(t for t in traces if t.xaxis == "x2")
+    assert list(tpr.x) == list(table["group_name"])
+    assert list(tpr.y) == pytest.approx(list(100 * table["tpr"]), abs=0.006)
+    assert list(tpr.error_y.array) == pytest.approx(
+        list(100 * (table["tpr_ci_high"] - table["tpr"])), abs=0.011
+    )
+
+    scatter = F.fairness_accuracy_scatter(results)
+    assert scatter is not None
+    saved = json.loads((group / "runs/fscl-gender-age-seed0/metrics.json").read_text())
+    point = next(t for t in scatter.data if t.name == "fscl" and t.visible is True)
+    assert point.x[0] == pytest.approx(100 * saved["equalized_odds_difference"], abs=0.006)
+    assert point.y[0] == pytest.approx(100 * saved["accuracy"], abs=0.006)
+    assert point.error_x.arrayminus[0] == pytest.approx(
+        100 * (saved["equalized_odds_difference"] - saved["equalized_odds_difference_ci_low"]),
+        abs=0.011,
+    )
+
+    gaps = F.fairness_gaps(results)
+    assert gaps is not None
+    shown = {t.name: t.visible for t in gaps.data[:4]}
+    assert shown == {
+        "equalized-odds difference": True,
+        "demographic-parity difference": True,
+        "equal-opportunity difference": "legendonly",
+        "EO (FSCL definition)": "legendonly",
+    }
+    dp = gaps.data[1]
+    assert list(dp.x) == ["supcon", "fscl", "contex"]
+    first = json.loads((group / "runs/supcon-gender-age-seed0/metrics.json").read_text())
+    assert dp.y[0] == pytest.approx(100 * first["demographic_parity_difference"], abs=0.006)
+    # hidden legend entries stay hidden, other conditions' traces are off, after switching
+    second = gaps.layout.updatemenus[0].buttons[1].args[0]["visible"]
+    assert second[:4] == [False] * 4 and second[4:8] == [True, True, "legendonly", "legendonly"]
+
+
+def test_figures_are_absent_without_their_data(biased: Path, group: Path) -> None:
+    bias, fairness = load_results(biased), load_results(group)
+    for make in (F.group_rates, F.fairness_accuracy_scatter, F.fairness_gaps):
+        assert make(bias) is None
+    for make in (F.bias_accuracy_by_rho, F.bias_heatmaps, F.contex_gain):
+        assert make(fairness) is None
+
+
+def test_training_curves_values(biased: Path) -> None:
+    results = load_results(biased)
+    fig = F.training_curves(results)
+    assert fig is not None
+    history = pd.read_csv(biased / "runs/supcon-rho0.995-seed1/history.csv")
+    # per condition: 3 methods × 3 seeds × (loss, probe accuracy)
+    assert len(fig.data) == 2 * 9 * 2
+    run_traces = [t for t in fig.data if "seed 1" in t.hovertemplate and t.name == "supcon"]
+    loss = next(t for t in run_traces if t.xaxis == "x" and t.visible is False)
+    assert list(loss.x) == list(history["epoch"])
+    np.testing.assert_allclose(loss.y, history["loss"], rtol=1e-3)
+    probe = next(t for t in run_traces if t.xaxis == "x2" and t.visible is False)
+    np.testing.assert_allclose(probe.y, 100 * history["probe_accuracy"], rtol=1e-3)
+
+
+def test_projection_shows_lowest_seed_per_method_and_condition(biased: Path) -> None:
+    results = load_results(biased)
+    fig = F.projections(results)
+    assert fig is not None
+    labels = [b.label for b in fig.layout.updatemenus[0].buttons]
+    assert labels[0] == "ce · ρ = 0.99, seed 0" and len(labels) == 6
+    source = pd.read_csv(biased / "runs/ce-rho0.99-seed0/projection.csv")
+    visible = [t for t in fig.data if t.visible is True]
+    left = [t for t in visible if t.xaxis == "x"]
+    right = [t for t in visible if t.xaxis == "x2"]
+    assert sum(len(t.x) for t in left) == sum(len(t.x) for t in right) == len(source)
+    for trace in left:
+        expected = source[source["target"] == int(trace.name)]
+        np.testing.assert_allclose(sorted(trace.x), sorted(expected["x"]), atol=0.06)
+    assert [t.name for t in right] == [str(i) for i in range(10)]
+    assert right[3].marker.color == F.BIAS_COLOURS[3]
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def figure_specs(page: str) -> list[dict[str, Any]]:
+    """The JSON of every embedded figure."""
+    return [json.loads(m) for m in re.findall(r"var f = (\{.*?\}); Plotly\.newPlot", page)]
+
+
+def markup_without_plotlyjs(page: str) -> str:
+    bundle = get_plotlyjs()
+    assert page.count(bundle) == 1, "plotly.js must be embedded exactly once"
+    return page.replace(bundle, "")
+
+
+class CellParser(HTMLParser):
+    """Rows of the summary table as (text, is_best) cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[str, bool]]] = []
+        self.cell: list[str] | None = None
+        self.best = False
+        self.inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and ("class", "summary") in attrs:
+            self.inside = True
+        if self.inside and tag == "tr":
+            self.rows.append([])
+        if self.inside and tag in ("td", "th"):
+            self.cell, self.best = [], ("class", "best") in attrs
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+        if self.inside and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(("".join(self.cell), self.best))
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_report_is_self_contained(biased: Path) -> None:
+    path = build_report(biased)
+    assert path == biased / "report.html"
+    assert not [p for p in biased.iterdir() if p.name.endswith(".tmp")]
+    page = path.read_text(encoding="utf-8")
+    markup = markup_without_plotlyjs(page)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", markup, re.I)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", markup, re.I)
+    assert not re.search(r"<link\b", markup, re.I)
+    assert "mathjax" not in markup.replace("MathJaxConfig: 'local'", "").lower()
+    assert "http" not in markup
+    specs = figure_specs(page)
+    assert len(specs) == 5 == page.count('class="plotly-graph-div figure"')
+    assert page.count('"displaylogo": false') == 5
+    assert [
+        f'id="{anchor}"' in page
+        for anchor in ("summary", "bias", "training", "projection", "fairness", "missing")
+    ] == [True, True, True, True, False, False]
+    expected = F.bias_heatmaps(load_results(biased))
+    assert expected is not None
+    assert len(specs[1]["data"]) == len(expected.data)
+    assert specs[1]["data"][0]["z"][0][0] == expected.data[0].z[0][0]
+
+
+def test_group_report_sections(group: Path) -> None:
+    page = render_report(load_results(group))
+    assert len(figure_specs(page)) == 5
+    assert 'id="fairness"' in page and 'id="bias"' not in page
+
+
+def test_summary_table_highlights_the_best(group: Path) -> None:
+    results = load_results(group)
+    parser = CellParser()
+    parser.feed(render_report(results))
+    header = [text for text, _ in parser.rows[0]]
+    assert header[0] == "method" and header[-2:] == ["seeds", "interval"]
+    eo_column = next(i for i, h in enumerate(header) if h.startswith("equalized-odds"))
+    acc_column = header.index("accuracy (%) ↑")
+    blocks: dict[str, list[list[tuple[str, bool]]]] = {}
+    current = ""
+    for row in parser.rows[1:]:
+        if len(row) == 1:
+            current = row[0][0]
+            continue
+        blocks.setdefault(current, []).append(row)
+    assert list(blocks) == ["target gender · sensitive age", "target gender · sensitive race"]
+    for condition, rows in blocks.items():
+        target, sensitive = (part.split(" ")[1] for part in condition.split(" · "))
+        saved = {
+            m: json.loads((group / f"runs/{m}-{target}-{sensitive}-seed0/metrics.json").read_text())
+            for m in ("supcon", "fscl", "contex")
+        }
+        for column, metric, pick in (
+            (eo_column, "equalized_odds_difference", min),
+            (acc_column, "accuracy", max),
+        ):
+            shown = {row[0][0]: round(100 * saved[row[0][0]][metric], 1) for row in rows}
+            best = pick(shown.values())
+            for row in rows:
+                text, is_best = row[column]
+                low = round(100 * saved[row[0][0]][f"{metric}_ci_low"], 1)
+                high = round(100 * saved[row[0][0]][f"{metric}_ci_high"], 1)
+                assert text == f"{shown[row[0][0]]:.1f}[{low:.1f}–{high:.1f}]"
+                assert is_best == (shown[row[0][0]] == best)
+        assert all(row[-1][0] == "95% bootstrap, 1 run" for row in rows)
+
+
+def test_format_interval_kinds() -> None:
+    row = pd.Series({"mean": 0.5, "low": 0.4, "high": 0.6, "kind": "t"})
+    assert format_interval(row) == ("50.0", "± 10.0")
+    assert format_interval(row.replace("t", "range")) == ("50.0", "[40.0–60.0]")
+    assert format_interval(row.replace("t", "single")) == ("50.0", "")
+    assert format_interval(pd.Series({"mean": math.nan, "low": 0, "high": 0, "kind": "none"})) == (
+        "—",
+        "",
+    )
+
+
+def test_script_json_cannot_close_the_script() -> None:
+    raw = json.dumps({"name": "</script><script>alert(1)</script><!--", "x": "a & b\u2028"})
+    safe = script_json(raw)
+    assert "<" not in safe and ">" not in safe and "\u2028" not in safe
+    assert json.loads(safe) == json.loads(raw)
+
+
+def test_user_strings_are_escaped(tmp_path: Path) -> None:
+    root = write_group_folder(
+        tmp_path / "out",
+        methods=(XSS, "fscl"),
+        pairs=((XSS, "race"),),
+        groups=(XSS, "B"),
+        epochs=2,
+        projection_points=30,
+        name=XSS,
+    )
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "hostname": XSS}))
+    page = build_report(root).read_text(encoding="utf-8")
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    markup = markup_without_plotlyjs(page)
+    for spec in re.findall(r"var f = (\{.*?\}); Plotly\.newPlot", markup):
+        assert "</" not in spec and "<" not in spec
+    specs = figure_specs(page)
+    names = {trace.get("name") for spec in specs for trace in spec["data"]}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in names
+
+
+def test_quickstart_size_and_speed(tmp_path: Path) -> None:
+    root = write_biased_mnist_folder(tmp_path / "quickstart", epochs=10, projection_points=2000)
+    started = time.perf_counter()
+    path = build_report(root)
+    seconds = time.perf_counter() - started
+    size = path.stat().st_size
+    print(f"quickstart report: {size / 1e6:.2f} MB in {seconds:.2f} s")
+    assert size <= 8_000_000
+    assert seconds <= 10.0
+
+
+def test_failed_render_leaves_the_old_report(
+    biased: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = tmp_path / "kept.html"
+    target.write_text("old report")
+
+    def broken(results: Any) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr("ceco_fair.report.html.render_report", broken)
+    with pytest.raises(RuntimeError):
+        build_report(biased, output=target)
+    assert target.read_text() == "old report"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.html"]
+
+
+def test_audit_folder_report(tmp_path: Path) -> None:
+    root = write_audit_folder(tmp_path / "audit")
+    results = load_results(root)
+    assert results.missing == ()
+    page = render_report(results)
+    assert 'id="training"' not in page and 'id="missing"' not in page
+    assert len(figure_specs(page)) == 4
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_writes_the_report(biased: Path, tmp_path: Path) -> None:
+    output = tmp_path / "elsewhere.html"
+    assert main([str(biased), "--output", str(output)]) == 0
+    assert output.stat().st_size > 4_000_000
+
+
+def test_cli_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([str(tmp_path / "absent")])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results folder not found" in err and "absent" in err
+
+
+def test_module_entry_point_missing_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ceco_fair.report", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "results folder not found" in done.stderr

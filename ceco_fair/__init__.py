@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
-    from ceco_fair.audit import AuditResult, audit, audit_features
+    from ceco_fair.auditing import AuditResult, audit, audit_features
 
 try:
     __version__ = metadata.version("ceco_fair")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = {"AuditResult": "ceco_fair.audit", "audit": "ceco_fair.audit", "audit_features": "ceco_fair.audit"}
+_LAZY = {"AuditResult": "ceco_fair.auditing", "audit": "ceco_fair.auditing", "audit_features": "ceco_fair.auditing"}
 
 __all__ = ["AuditResult", "CecoFairError", "DataError", "ProtocolError", "__version__", "audit", "audit_features"]
 

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.audit import AuditResult, audit_features
+from ceco_fair.auditing import AuditResult, audit_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
 from ceco_fair.models import build_encoder

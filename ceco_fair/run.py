@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         requested = args.device or protocol.device
         session = start_distributed("cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu")
         device = choose_device(requested, session.local_rank)
+        if protocol.train.sync_batchnorm and session.active and device.type != "cuda":
+            raise CecoFairError(f"{args.protocol}: train.sync_batchnorm: PyTorch's SyncBatchNorm runs on CUDA only; "
+                                "set it to false for CPU processes")
         output = session.broadcast(args.output or default_output(protocol, args.resume))
         check_output(output, protocol, args.resume)
         session.barrier()

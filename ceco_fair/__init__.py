@@ -23,9 +23,21 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = {"AuditResult": "ceco_fair.auditing", "audit": "ceco_fair.auditing", "audit_features": "ceco_fair.auditing"}
+_LAZY = {
+    "AuditResult": "ceco_fair.auditing",
+    "audit": "ceco_fair.auditing",
+    "audit_features": "ceco_fair.auditing",
+}
 
-__all__ = ["AuditResult", "CecoFairError", "DataError", "ProtocolError", "__version__", "audit", "audit_features"]
+__all__ = [
+    "AuditResult",
+    "CecoFairError",
+    "DataError",
+    "ProtocolError",
+    "__version__",
+    "audit",
+    "audit_features",
+]
 
 
 def __getattr__(name: str) -> Any:

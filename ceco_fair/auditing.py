@@ -59,18 +59,24 @@ class AuditResult:
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
-        return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
+        return pd.DataFrame(
+            {"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]}
+        )
 
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "metrics.json", self.metrics)
         atomic_write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
-        atomic_write_text(folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g"))
+        atomic_write_text(
+            folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g")
+        )
         if self.group_table is not None:
             atomic_write_text(folder / "group_table.csv", self.group_table.to_csv(index=False))
         if self.bias_matrix is not None:
-            frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
+            frame = pd.DataFrame(
+                self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target")
+            )
             atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
@@ -87,12 +93,25 @@ class AuditResult:
 
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
-        run = {"run_id": name, "method": name, "dataset": self.info.get("dataset", "custom"),
-               "rho": None, "target": self.info.get("target"), "sensitive": self.info.get("sensitive"), "seed": 0}
+        run = {
+            "run_id": name,
+            "method": name,
+            "dataset": self.info.get("dataset", "custom"),
+            "rho": None,
+            "target": self.info.get("target"),
+            "sensitive": self.info.get("sensitive"),
+            "seed": 0,
+        }
         run_dir = folder / "runs" / name
         self.write_run_files(run_dir)
-        atomic_write_json(run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}})
-        protocol = {"name": f"audit of {name}", "data": {"dataset": run["dataset"]}, "methods": [{"name": name}]}
+        atomic_write_json(
+            run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}}
+        )
+        protocol = {
+            "name": f"audit of {name}",
+            "data": {"dataset": run["dataset"]},
+            "methods": [{"name": name}],
+        }
         atomic_write_text(folder / "protocol.yaml", yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
         atomic_write_json(folder / "manifest.json", manifest)
@@ -105,14 +124,18 @@ class AuditResult:
 
 
 def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
-    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    array = (
+        values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    )
     if array.ndim != 1:
         raise CecoFairError(f"{name}: expected a 1-D array, got shape {tuple(array.shape)}")
     return array
 
 
 def _features(values: ArrayLike, name: str) -> torch.Tensor:
-    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
+    tensor = torch.as_tensor(
+        values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values)
+    )
     if tensor.ndim != 2:
         raise CecoFairError(f"{name}: expected features of shape [n, D], got {tuple(tensor.shape)}")
     if not torch.isfinite(tensor).all():
@@ -120,7 +143,9 @@ def _features(values: ArrayLike, name: str) -> torch.Tensor:
     return tensor.float()
 
 
-def choose_kind(kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray) -> Literal["bias", "group"]:
+def choose_kind(
+    kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray
+) -> Literal["bias", "group"]:
     """``bias`` when the bias values index the target classes (BiasedMNIST), else ``group``."""
     if kind != "auto":
         return kind
@@ -130,7 +155,9 @@ def choose_kind(kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray) ->
     return "group"
 
 
-def project(features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int) -> pd.DataFrame:
+def project(
+    features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int
+) -> pd.DataFrame:
     """2-D PCA of at most ``points`` randomly chosen rows of ``features [n, D]``."""
     n = len(features)
     chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(points, n), replace=False))
@@ -138,34 +165,78 @@ def project(features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, 
         coordinates = np.zeros((len(chosen), 2))
     else:
         coordinates = PCA(n_components=2, random_state=seed).fit_transform(features[chosen].numpy())
-    return pd.DataFrame({"x": coordinates[:, 0], "y": coordinates[:, 1], "target": targets[chosen],
-                         "sensitive": sensitive[chosen]})
+    return pd.DataFrame(
+        {
+            "x": coordinates[:, 0],
+            "y": coordinates[:, 1],
+            "target": targets[chosen],
+            "sensitive": sensitive[chosen],
+        }
+    )
 
 
-def evaluate_predictions(targets: np.ndarray, predictions: np.ndarray, sensitive: np.ndarray, *,
-                         kind: Literal["bias", "group"], n_boot: int, confidence: float, seed: int,
-                         group_names: Sequence[str] | None = None) -> tuple[dict[str, float], pd.DataFrame | None, np.ndarray | None]:
+def evaluate_predictions(
+    targets: np.ndarray,
+    predictions: np.ndarray,
+    sensitive: np.ndarray,
+    *,
+    kind: Literal["bias", "group"],
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    group_names: Sequence[str] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame | None, np.ndarray | None]:
     """Metrics, per-group table and bias matrix of test predictions (all arrays ``[n]``)."""
     if kind == "bias":
         metrics = bias_metrics(targets, predictions, sensitive)
         return metrics, None, bias_accuracy_matrix(targets, predictions, sensitive)
     binary = set(np.unique(targets).tolist()) <= {0, 1}
-    metrics = group_metrics(targets, predictions, sensitive, n_boot=n_boot, confidence=confidence, seed=seed,
-                            rates=binary)
-    table = group_table(targets, predictions, sensitive, n_boot=n_boot, confidence=confidence, seed=seed,
-                        rates=binary)
+    metrics = group_metrics(
+        targets,
+        predictions,
+        sensitive,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        rates=binary,
+    )
+    table = group_table(
+        targets,
+        predictions,
+        sensitive,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        rates=binary,
+    )
     if group_names is not None:
         names = list(group_names)
-        table.insert(1, "group_name", [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]])
+        table.insert(
+            1,
+            "group_name",
+            [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]],
+        )
     return metrics, table, None
 
 
-def audit_features(train_features: ArrayLike, train_targets: ArrayLike, test_features: ArrayLike,
-                   test_targets: ArrayLike, test_sensitive: ArrayLike, *, n_classes: int | None = None,
-                   metrics: MetricKind = "auto", probe: Literal["linear"] = "linear",
-                   probe_config: ProbeConfig | None = None, n_boot: int = 1000, confidence: float = 0.95,
-                   seed: int = 0, projection_points: int = 2000, device: torch.device | str | None = None,
-                   info: dict[str, Any] | None = None) -> AuditResult:
+def audit_features(
+    train_features: ArrayLike,
+    train_targets: ArrayLike,
+    test_features: ArrayLike,
+    test_targets: ArrayLike,
+    test_sensitive: ArrayLike,
+    *,
+    n_classes: int | None = None,
+    metrics: MetricKind = "auto",
+    probe: Literal["linear"] = "linear",
+    probe_config: ProbeConfig | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    projection_points: int = 2000,
+    device: torch.device | str | None = None,
+    info: dict[str, Any] | None = None,
+) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
 
     Args:
@@ -191,36 +262,67 @@ def audit_features(train_features: ArrayLike, train_targets: ArrayLike, test_fea
     """
     if probe != "linear":
         raise CecoFairError(f"probe: expected 'linear', got {probe!r}")
-    train_x, test_x = _features(train_features, "train_features"), _features(test_features, "test_features")
+    train_x, test_x = (
+        _features(train_features, "train_features"),
+        _features(test_features, "test_features"),
+    )
     if train_x.shape[1] != test_x.shape[1]:
-        raise CecoFairError(f"test_features: expected {train_x.shape[1]} features like train_features, got {test_x.shape[1]}")
+        raise CecoFairError(
+            f"test_features: expected {train_x.shape[1]} features like train_features, got {test_x.shape[1]}"
+        )
     train_y = _to_numpy(train_targets, "train_targets").astype(np.int64)
     test_y = _to_numpy(test_targets, "test_targets").astype(np.int64)
     test_s = _to_numpy(test_sensitive, "test_sensitive").astype(np.int64)
-    for name, features, values in (("train_targets", train_x, train_y), ("test_targets", test_x, test_y),
-                                   ("test_sensitive", test_x, test_s)):
+    for name, features, values in (
+        ("train_targets", train_x, train_y),
+        ("test_targets", test_x, test_y),
+        ("test_sensitive", test_x, test_s),
+    ):
         if len(values) != len(features):
             raise CecoFairError(f"{name}: {len(values)} values for {len(features)} feature rows")
     if len(np.unique(test_s)) < 2:
-        raise CecoFairError(f"test_sensitive: only one group ({int(test_s[0]) if len(test_s) else 'none'}) in the "
-                            "test set; fairness needs at least two")
+        raise CecoFairError(
+            f"test_sensitive: only one group ({int(test_s[0]) if len(test_s) else 'none'}) in the "
+            "test set; fairness needs at least two"
+        )
     kind = choose_kind(metrics, test_y, test_s)
     if kind == "group" and metrics == "group" and not set(np.unique(test_y).tolist()) <= {0, 1}:
-        raise CecoFairError(f"test_targets: the group metrics need a binary target (0/1), got classes "
-                            f"{sorted(np.unique(test_y).tolist())[:10]}")
+        raise CecoFairError(
+            f"test_targets: the group metrics need a binary target (0/1), got classes "
+            f"{sorted(np.unique(test_y).tolist())[:10]}"
+        )
     n_classes = n_classes or int(max(train_y.max(initial=0), test_y.max(initial=0)) + 1)
     chosen_device = torch.device(device) if device is not None else default_device()
     config = probe_config or ProbeConfig()
-    fitted = train_linear_probe(Features(train_x, torch.from_numpy(train_y), torch.zeros(len(train_y))),
-                                n_classes, config, seed=seed, device=chosen_device)
+    fitted = train_linear_probe(
+        Features(train_x, torch.from_numpy(train_y), torch.zeros(len(train_y))),
+        n_classes,
+        config,
+        seed=seed,
+        device=chosen_device,
+    )
     predictions = fitted.predict(test_x).numpy()
     info = dict(info or {})
-    scores, table, matrix = evaluate_predictions(test_y, predictions, test_s, kind=kind, n_boot=n_boot,
-                                                 confidence=confidence, seed=seed,
-                                                 group_names=info.get("group_names"))
+    scores, table, matrix = evaluate_predictions(
+        test_y,
+        predictions,
+        test_s,
+        kind=kind,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        group_names=info.get("group_names"),
+    )
     frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
-    return AuditResult(scores, kind, frame, project(test_x, test_y, test_s, projection_points, seed),
-                       table, matrix, info)
+    return AuditResult(
+        scores,
+        kind,
+        frame,
+        project(test_x, test_y, test_s, projection_points, seed),
+        table,
+        matrix,
+        info,
+    )
 
 
 def default_device() -> torch.device:
@@ -228,12 +330,26 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def audit(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], train: Dataset[Any], test: Dataset[Any], *,
-          target: str | None = None, sensitive: str | None = None, probe: Literal["linear"] = "linear",
-          device: torch.device | str | None = None, metrics: MetricKind = "auto",
-          probe_config: ProbeConfig | None = None, normalization: AugmentConfig | None = None,
-          n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, batch_size: int = 256,
-          num_workers: int = 0, name: str | None = None, progress: bool = True) -> AuditResult:
+def audit(
+    encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    train: Dataset[Any],
+    test: Dataset[Any],
+    *,
+    target: str | None = None,
+    sensitive: str | None = None,
+    probe: Literal["linear"] = "linear",
+    device: torch.device | str | None = None,
+    metrics: MetricKind = "auto",
+    probe_config: ProbeConfig | None = None,
+    normalization: AugmentConfig | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    name: str | None = None,
+    progress: bool = True,
+) -> AuditResult:
     """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
 
     Args:
@@ -259,26 +375,55 @@ def audit(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], train: Da
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
     """
     if not callable(encoder):
-        raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
+        raise CecoFairError(
+            f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}"
+        )
     chosen_device = torch.device(device) if device is not None else default_device()
     if isinstance(encoder, nn.Module):
         encoder = encoder.to(chosen_device)
     started = now()
-    train_features = extract_features(encoder, train, device=chosen_device, batch_size=batch_size,
-                                      num_workers=num_workers, normalization=normalization, progress=progress,
-                                      description="train features")
-    test_features = extract_features(encoder, test, device=chosen_device, batch_size=batch_size,
-                                     num_workers=num_workers, normalization=normalization, progress=progress,
-                                     description="test features")
+    train_features = extract_features(
+        encoder,
+        train,
+        device=chosen_device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        normalization=normalization,
+        progress=progress,
+        description="train features",
+    )
+    test_features = extract_features(
+        encoder,
+        test,
+        device=chosen_device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        normalization=normalization,
+        progress=progress,
+        description="test features",
+    )
     name = name or type(encoder).__name__
     info = {
-        "encoder": name, "dataset": type(test).__name__, "target": target or getattr(test, "target_name", None),
+        "encoder": name,
+        "dataset": type(test).__name__,
+        "target": target or getattr(test, "target_name", None),
         "sensitive": sensitive or getattr(test, "sensitive_name", None),
         "group_names": getattr(test, "group_names", None),
         "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
     }
-    return audit_features(train_features.features, as_long(train_features.targets), test_features.features,
-                          as_long(test_features.targets), as_long(test_features.sensitive),
-                          n_classes=getattr(test, "n_classes", None), metrics=metrics, probe=probe,
-                          probe_config=probe_config, n_boot=n_boot, confidence=confidence, seed=seed,
-                          device=chosen_device, info=info)
+    return audit_features(
+        train_features.features,
+        as_long(train_features.targets),
+        test_features.features,
+        as_long(test_features.targets),
+        as_long(test_features.sensitive),
+        n_classes=getattr(test, "n_classes", None),
+        metrics=metrics,
+        probe=probe,
+        probe_config=probe_config,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        device=chosen_device,
+        info=info,
+    )

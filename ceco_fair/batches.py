@@ -35,8 +35,13 @@ def chunk_indices(order: torch.Tensor, batch_size: int, drop_last: bool) -> list
     return chunks
 
 
-def iterate_batches(dataset: Dataset[Any], batches: Sequence[torch.Tensor], *, num_workers: int = 0,
-                    pin_memory: bool = False) -> Iterator[Batch]:
+def iterate_batches(
+    dataset: Dataset[Any],
+    batches: Sequence[torch.Tensor],
+    *,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
     """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch, on the CPU.
 
     Args:
@@ -47,13 +52,18 @@ def iterate_batches(dataset: Dataset[Any], batches: Sequence[torch.Tensor], *, n
     """
     images = dataset_images(dataset)
     if images is not None:
-        targets = as_long(getattr(dataset, "targets"))
-        sensitive = as_long(getattr(dataset, "sensitive"))
+        targets = as_long(getattr(dataset, "targets"))  # noqa: B009  (not part of Dataset's type)
+        sensitive = as_long(getattr(dataset, "sensitive"))  # noqa: B009
         for index in batches:
             batch = (images[index], targets[index], sensitive[index])
             yield tuple(t.pin_memory() for t in batch) if pin_memory else batch  # type: ignore[misc]
         return
-    loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=num_workers,
-                        pin_memory=pin_memory, persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=[b.tolist() for b in batches],
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
     for images_batch, targets_batch, sensitive_batch in loader:
         yield images_batch, as_long(targets_batch), as_long(sensitive_batch)

@@ -41,7 +41,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+
+    def write(file: IO[bytes]) -> None:
+        file.write(data)
+
+    atomic_write(path, write)
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

@@ -78,7 +78,9 @@ def coerce(value: Any, annotation: Any, path: str) -> Any:
     elif origin is tuple:
         args = typing.get_args(annotation)
         if isinstance(value, list | tuple) and len(value) == len(args):
-            return tuple(coerce(item, arg, f"{path}[{i}]") for i, (item, arg) in enumerate(zip(value, args)))
+            return tuple(
+                coerce(item, arg, f"{path}[{i}]") for i, (item, arg) in enumerate(zip(value, args, strict=False))
+            )
     elif origin in (Mapping, dict) or annotation in (Mapping, dict):
         if isinstance(value, Mapping):
             return dict(value)
@@ -136,7 +138,9 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any], path: str) -> T:
         raise
     except CecoFairError as error:
         message = str(error)
-        raise ProtocolError(message if message.startswith(path) or not path else f"{path}: {message}") from None
+        raise ProtocolError(
+            message if message.startswith(path) or not path else f"{path}: {message}"
+        ) from None
 
 
 def to_plain(value: Any) -> Any:

@@ -34,7 +34,7 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)  # type: ignore[no-untyped-call]
 
 
 def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,9 @@ def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) -> ContrastiveLossFn:
+def global_contrastive_loss(
+    loss: ContrastiveLoss, context: DistributedContext
+) -> ContrastiveLossFn:
     """A contrastive loss whose anchors on this process contrast against the global batch.
 
     Args:
@@ -56,16 +58,22 @@ def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) 
         share of the global loss times the world size (see the module docstring).
     """
 
-    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+    def compute(
+        features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor
+    ) -> torch.Tensor:
         n_local, views = features.shape[0], features.shape[1]
         all_features = gather_with_grad(features)
         all_labels, all_sensitive = gather_plain(labels), gather_plain(sensitive)
         start = context.rank * n_local * views
-        sums = loss.partial_sums(all_features, all_labels, all_sensitive,
-                                 anchor_rows=slice(start, start + n_local * views))
+        sums = loss.partial_sums(
+            all_features,
+            all_labels,
+            all_sensitive,
+            anchor_rows=slice(start, start + n_local * views),
+        )
         counts = torch.stack([part.n_valid for part in sums])
         dist.all_reduce(counts)
-        global_sums = [TermSum(part.loss_sum, count) for part, count in zip(sums, counts)]
+        global_sums = [TermSum(part.loss_sum, count) for part, count in zip(sums, counts, strict=False)]
         return loss.combine(global_sums) * context.world_size
 
     return compute
@@ -96,7 +104,7 @@ class DistributedSession:
         if not self.active:
             return model
         if sync_batchnorm:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         model.to(device)
         device_ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

@@ -14,10 +14,10 @@ from torch.utils.data import Dataset
 from ceco_fair.auditing import AuditResult, audit_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
+from ceco_fair.distributed import DistributedSession
 from ceco_fair.models import build_encoder
 from ceco_fair.probe import extract_features
 from ceco_fair.protocol import Protocol, RunSpec
-from ceco_fair.distributed import DistributedSession
 from ceco_fair.train import MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,16 @@ TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 
 def run_record(protocol: Protocol, run: RunSpec) -> dict[str, Any]:
     """The run's identifying fields, as recorded in ``run.json`` and the result tables."""
-    return {"run_id": run.run_id, "method": run.method.label, "loss": run.method.config.name,
-            "dataset": protocol.dataset, "rho": run.rho, "target": run.target, "sensitive": run.sensitive,
-            "seed": run.seed}
+    return {
+        "run_id": run.run_id,
+        "method": run.method.label,
+        "loss": run.method.config.name,
+        "dataset": protocol.dataset,
+        "rho": run.rho,
+        "target": run.target,
+        "sensitive": run.sensitive,
+        "seed": run.seed,
+    }
 
 
 def build_split(protocol: Protocol, run: RunSpec, split: str) -> Dataset[Any]:
@@ -55,9 +62,18 @@ def metric_kind(dataset: str) -> str:
     return "bias" if dataset == "biased_mnist" else "group"
 
 
-def execute_run(protocol: Protocol, run: RunSpec, run_dir: Path, *, train_set: Dataset[Any],
-                test_set: Dataset[Any], device: torch.device, resume: bool, progress: bool = True,
-                session: DistributedSession | None = None) -> AuditResult | None:
+def execute_run(
+    protocol: Protocol,
+    run: RunSpec,
+    run_dir: Path,
+    *,
+    train_set: Dataset[Any],
+    test_set: Dataset[Any],
+    device: torch.device,
+    resume: bool,
+    progress: bool = True,
+    session: DistributedSession | None = None,
+) -> AuditResult | None:
     """Pretrain, probe and measure one run, writing its files into ``run_dir``.
 
     Args:
@@ -79,44 +95,89 @@ def execute_run(protocol: Protocol, run: RunSpec, run_dir: Path, *, train_set: D
     record = run_record(protocol, run)
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
-    encoder = build_encoder(encoder_config.arch, feature_dim=encoder_config.feature_dim,
-                            kernel_size=encoder_config.kernel_size,
-                            small_image_stem=encoder_config.small_image_stem, **dict(encoder_config.kwargs))
+    encoder = build_encoder(
+        encoder_config.arch,
+        feature_dim=encoder_config.feature_dim,
+        kernel_size=encoder_config.kernel_size,
+        small_image_stem=encoder_config.small_image_stem,
+        **dict(encoder_config.kwargs),
+    )
     if not isinstance(getattr(encoder, "feature_dim", None), int):
         from ceco_fair.models import infer_feature_dim
 
         image = train_set[0][0]
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
-    n_classes = int(getattr(train_set, "n_classes"))
+    n_classes = int(getattr(train_set, "n_classes"))  # noqa: B009  (not part of Dataset's type)
     method = dataclasses.replace(run.method.config, projection_dim=encoder_config.projection_dim)
-    model = session.wrap_model(MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm)
+    model = session.wrap_model(
+        MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm
+    )
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "run.json", {**record, "status": "running"})
-    history = pretrain(model, method, train_set, protocol.train, seed=run.seed, device=device,
-                       checkpoint_path=run_dir / "checkpoint.pt", resume=resume, context=context,
-                       contrastive_loss=session.contrastive_loss(method), progress=progress,
-                       description=run.run_id)
+    history = pretrain(
+        model,
+        method,
+        train_set,
+        protocol.train,
+        seed=run.seed,
+        device=device,
+        checkpoint_path=run_dir / "checkpoint.pt",
+        resume=resume,
+        context=context,
+        contrastive_loss=session.contrastive_loss(method),
+        progress=progress,
+        description=run.run_id,
+    )
     if not context.is_main:
         return None
     atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
     encoder_module = unwrap(model).encoder
+    assert isinstance(encoder_module, torch.nn.Module)
     batch = protocol.eval.batch_size
     workers = protocol.train.num_workers
     normalization = protocol.train.augment
-    train_features = extract_features(encoder_module, train_set, device=device, batch_size=batch,
-                                      num_workers=workers, normalization=normalization, progress=progress,
-                                      description=f"{run.run_id} train features")
-    test_features = extract_features(encoder_module, test_set, device=device, batch_size=batch,
-                                     num_workers=workers, normalization=normalization, progress=progress,
-                                     description=f"{run.run_id} test features")
-    info = {**record, "encoder": protocol.encoder.arch, "group_names": getattr(test_set, "group_names", None)}
-    result = audit_features(train_features.features, train_features.targets, test_features.features,
-                            test_features.targets, test_features.sensitive, n_classes=n_classes,
-                            metrics="bias" if metric_kind(protocol.dataset) == "bias" else "group",
-                            probe_config=protocol.probe, n_boot=protocol.eval.n_boot,
-                            confidence=protocol.eval.confidence, seed=run.seed,
-                            projection_points=protocol.eval.projection_points, device=device, info=info)
+    train_features = extract_features(
+        encoder_module,
+        train_set,
+        device=device,
+        batch_size=batch,
+        num_workers=workers,
+        normalization=normalization,
+        progress=progress,
+        description=f"{run.run_id} train features",
+    )
+    test_features = extract_features(
+        encoder_module,
+        test_set,
+        device=device,
+        batch_size=batch,
+        num_workers=workers,
+        normalization=normalization,
+        progress=progress,
+        description=f"{run.run_id} test features",
+    )
+    info = {
+        **record,
+        "encoder": protocol.encoder.arch,
+        "group_names": getattr(test_set, "group_names", None),
+    }
+    result = audit_features(
+        train_features.features,
+        train_features.targets,
+        test_features.features,
+        test_features.targets,
+        test_features.sensitive,
+        n_classes=n_classes,
+        metrics="bias" if metric_kind(protocol.dataset) == "bias" else "group",
+        probe_config=protocol.probe,
+        n_boot=protocol.eval.n_boot,
+        confidence=protocol.eval.confidence,
+        seed=run.seed,
+        projection_points=protocol.eval.projection_points,
+        device=device,
+        info=info,
+    )
     result.write_run_files(run_dir)
     atomic_write_json(run_dir / "run.json", {**record, "status": "complete"})
     return result

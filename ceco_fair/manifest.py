@@ -12,8 +12,18 @@ from typing import Any
 
 import torch
 
-PACKAGES = ("ceco_fair", "torch", "torchvision", "numpy", "pandas", "scikit-learn", "fairlearn", "plotly",
-            "pyyaml", "mlxtend")
+PACKAGES = (
+    "ceco_fair",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "fairlearn",
+    "plotly",
+    "pyyaml",
+    "mlxtend",
+)
 
 
 def now() -> str:
@@ -36,10 +46,22 @@ def git_revision(folder: Path | None = None) -> str | None:
     """The commit of the git checkout holding ``folder`` (the package by default), with ``+dirty``."""
     folder = folder or Path(__file__).resolve().parent
     try:
-        revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-                                  timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{revision}+dirty" if dirty else revision

@@ -7,6 +7,7 @@ exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.m
 from __future__ import annotations
 
 import importlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ class SimpleConvNet(nn.Module):
         super().__init__()
         widths = [3, 16, 32, 64, feature_dim]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [
                 nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.BatchNorm2d(c_out),
@@ -60,7 +61,7 @@ class SmallConvNet(nn.Module):
         super().__init__()
         widths = [3, 16, 32, 64, feature_dim]
         layers: list[nn.Module] = []
-        for index, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+        for index, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
             layers += [
                 nn.Conv2d(c_in, c_out, 3, stride=1 if index == 0 else 2, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),
@@ -92,8 +93,8 @@ class ResNet18(nn.Module):
         net = resnet18(weights=None)
         if small_image_stem:
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-            net.maxpool = nn.Identity()  # type: ignore[assignment]
-        net.fc = nn.Identity()  # type: ignore[assignment]
+            net.maxpool = nn.Identity()
+        net.fc = nn.Identity()
         self.net = net
         self.feature_dim = 512
 
@@ -111,7 +112,9 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int = 128) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Project ``features [B, in_dim]`` to ``[B, out_dim]``."""
@@ -129,7 +132,9 @@ def _load_factory(spec: str) -> Callable[..., nn.Module]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise CecoFairError(f"encoder.arch {spec!r}: cannot import module {module_name!r} ({error})") from None
+        raise CecoFairError(
+            f"encoder.arch {spec!r}: cannot import module {module_name!r} ({error})"
+        ) from None
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise CecoFairError(f"encoder.arch {spec!r}: {module_name} has no callable {attribute!r}")
@@ -142,7 +147,9 @@ def check_encoder_spec(arch: str) -> None:
         _load_factory(arch)
 
 
-def infer_feature_dim(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, int, int]) -> int:
+def infer_feature_dim(
+    encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, int, int]
+) -> int:
     """Feature size of ``encoder`` from one forward pass on a zero image of ``image_shape`` (C, H, W)."""
     declared = getattr(encoder, "feature_dim", None)
     if isinstance(declared, int):
@@ -158,12 +165,20 @@ def infer_feature_dim(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor
         encoder.train(was_training)
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise CecoFairError(f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2")
+        raise CecoFairError(
+            f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2"
+        )
     return int(output.shape[1])
 
 
-def build_encoder(arch: str, *, feature_dim: int = 128, kernel_size: int = 7,
-                  small_image_stem: bool = False, **factory_kwargs: Any) -> nn.Module:
+def build_encoder(
+    arch: str,
+    *,
+    feature_dim: int = 128,
+    kernel_size: int = 7,
+    small_image_stem: bool = False,
+    **factory_kwargs: Any,
+) -> nn.Module:
     """Build an encoder by name.
 
     Args:
@@ -187,5 +202,7 @@ def build_encoder(arch: str, *, feature_dim: int = 128, kernel_size: int = 7,
         return ResNet18(small_image_stem=small_image_stem)
     model = _load_factory(arch)(**factory_kwargs)
     if not isinstance(model, nn.Module):
-        raise CecoFairError(f"encoder.arch {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        raise CecoFairError(
+            f"encoder.arch {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module"
+        )
     return model

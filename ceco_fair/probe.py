@@ -40,7 +40,9 @@ class ProbeConfig:
         if self.epochs < 1:
             raise CecoFairError(f"probe.epochs: expected a positive integer, got {self.epochs}")
         if self.batch_size < 1:
-            raise CecoFairError(f"probe.batch_size: expected a positive integer, got {self.batch_size}")
+            raise CecoFairError(
+                f"probe.batch_size: expected a positive integer, got {self.batch_size}"
+            )
         if not self.lr > 0:
             raise CecoFairError(f"probe.lr: expected a positive number, got {self.lr}")
 
@@ -55,9 +57,17 @@ class Features:
 
 
 @torch.no_grad()
-def extract_features(encoder: Encoder, dataset: Dataset[Any], *, device: torch.device, batch_size: int = 512,
-                     num_workers: int = 0, normalization: AugmentConfig | None = None,
-                     progress: bool = True, description: str = "features") -> Features:
+def extract_features(
+    encoder: Encoder,
+    dataset: Dataset[Any],
+    *,
+    device: torch.device,
+    batch_size: int = 512,
+    num_workers: int = 0,
+    normalization: AugmentConfig | None = None,
+    progress: bool = True,
+    description: str = "features",
+) -> Features:
     """Encode every image of ``dataset`` (no augmentation) and return the features on the CPU.
 
     Args:
@@ -86,14 +96,28 @@ def extract_features(encoder: Encoder, dataset: Dataset[Any], *, device: torch.d
     targets: list[torch.Tensor] = []
     sensitive: list[torch.Tensor] = []
     for images, batch_targets, batch_sensitive in tqdm(
-            iterate_batches(dataset, batches, num_workers=num_workers, pin_memory=device.type == "cuda"),
-            total=len(batches), desc=description, disable=not progress, leave=False, unit="batch"):
+        iterate_batches(
+            dataset, batches, num_workers=num_workers, pin_memory=device.type == "cuda"
+        ),
+        total=len(batches),
+        desc=description,
+        disable=not progress,
+        leave=False,
+        unit="batch",
+    ):
         inputs = normalize(images.to(device, non_blocking=True), normalization)
         output = encoder(inputs)
-        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != inputs.shape[0]:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        if (
+            not isinstance(output, torch.Tensor)
+            or output.ndim != 2
+            or output.shape[0] != inputs.shape[0]
+        ):
+            shape = (
+                tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            )
             raise CecoFairError(
-                f"encoder output: expected features [B, D] for a batch of {inputs.shape[0]}, got {shape}")
+                f"encoder output: expected features [B, D] for a batch of {inputs.shape[0]}, got {shape}"
+            )
         outputs.append(output.float().cpu())
         targets.append(batch_targets)
         sensitive.append(batch_sensitive)
@@ -107,25 +131,31 @@ class LinearProbe(nn.Module):
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, n_classes: int) -> None:
         super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
+        self.feature_mean: torch.Tensor
+        self.feature_std: torch.Tensor
+        self.register_buffer("feature_mean", mean)
+        self.register_buffer("feature_std", std)
         self.linear = nn.Linear(mean.numel(), n_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``[n, C]`` of features ``[n, D]``."""
-        logits: torch.Tensor = self.linear((features - self.mean) / self.std)
+        logits: torch.Tensor = self.linear((features - self.feature_mean) / self.feature_std)
         return logits
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         """Predicted classes ``[n]`` (int64, CPU)."""
-        device = self.mean.device  # type: ignore[union-attr]
-        parts = [self(chunk.to(device)).argmax(dim=1).cpu() for chunk in torch.split(features, batch_size)]
+        device = self.feature_mean.device
+        parts = [
+            self(chunk.to(device)).argmax(dim=1).cpu()
+            for chunk in torch.split(features, batch_size)
+        ]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
-def train_linear_probe(train: Features, n_classes: int, config: ProbeConfig, *, seed: int,
-                       device: torch.device) -> LinearProbe:
+def train_linear_probe(
+    train: Features, n_classes: int, config: ProbeConfig, *, seed: int, device: torch.device
+) -> LinearProbe:
     """Fit a linear classifier on frozen features with Adam and cross-entropy.
 
     Args:
@@ -145,14 +175,16 @@ def train_linear_probe(train: Features, n_classes: int, config: ProbeConfig, *, 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     probe = LinearProbe(mean, std, n_classes).to(device)
-    optimizer = torch.optim.Adam(probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     for _ in range(config.epochs):
         order = torch.randperm(len(features), generator=generator).to(device)
         for index in torch.split(order, config.batch_size):
             loss = F.cross_entropy(probe(features[index]), labels[index])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         scheduler.step()
     probe.eval()

@@ -18,7 +18,13 @@ from typing import Any, Literal
 import yaml
 
 from ceco_fair.config import check_keys, closest, coerce, from_mapping, to_plain
-from ceco_fair.data.registry import DATASETS, REQUIRED, dataset_option_types, dataset_options, preflight
+from ceco_fair.data.registry import (
+    DATASETS,
+    REQUIRED,
+    dataset_option_types,
+    dataset_options,
+    preflight,
+)
 from ceco_fair.errors import CecoFairError, ProtocolError
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models import check_encoder_spec
@@ -45,7 +51,9 @@ class EncoderConfig:
         check_encoder_spec(self.arch)
         for name in ("feature_dim", "kernel_size", "projection_dim"):
             if getattr(self, name) < 1:
-                raise CecoFairError(f"encoder.{name}: expected a positive integer, got {getattr(self, name)}")
+                raise CecoFairError(
+                    f"encoder.{name}: expected a positive integer, got {getattr(self, name)}"
+                )
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,13 @@ class EvalConfig:
         if self.n_boot < 0:
             raise CecoFairError(f"eval.n_boot: expected >= 0, got {self.n_boot}")
         if not 0 < self.confidence < 1:
-            raise CecoFairError(f"eval.confidence: expected a value in (0, 1), got {self.confidence}")
+            raise CecoFairError(
+                f"eval.confidence: expected a value in (0, 1), got {self.confidence}"
+            )
         if self.projection_points < 0:
-            raise CecoFairError(f"eval.projection_points: expected >= 0, got {self.projection_points}")
+            raise CecoFairError(
+                f"eval.projection_points: expected >= 0, got {self.projection_points}"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,8 @@ class Protocol:
         """
         runs: list[RunSpec] = []
         for rho, (target, sensitive), seed, method in itertools.product(
-                self.rhos, self.attributes, self.seeds, self.methods):
+            self.rhos, self.attributes, self.seeds, self.methods
+        ):
             parts = [method.label]
             if rho is not None:
                 parts.append(f"rho{rho:g}")
@@ -133,25 +146,53 @@ class Protocol:
             data["rho"] = list(self.rhos)
         elif self.attributes != [(None, None)]:
             data["attributes"] = [{"target": t, "sensitive": s} for t, s in self.attributes]
-        methods = [{"name": m.config.name, "label": m.label, "ce_weight": m.config.ce_weight,
-                    **dict(m.config.loss_kwargs)} for m in self.methods]
+        methods = [
+            {
+                "name": m.config.name,
+                "label": m.label,
+                "ce_weight": m.config.ce_weight,
+                **dict(m.config.loss_kwargs),
+            }
+            for m in self.methods
+        ]
         return {
-            "name": self.name, "description": self.description, "device": self.device, "seeds": self.seeds,
-            "data": to_plain(data), "encoder": to_plain(self.encoder), "methods": methods,
-            "train": to_plain(self.train), "probe": to_plain(self.probe), "eval": to_plain(self.eval),
+            "name": self.name,
+            "description": self.description,
+            "device": self.device,
+            "seeds": self.seeds,
+            "data": to_plain(data),
+            "encoder": to_plain(self.encoder),
+            "methods": methods,
+            "train": to_plain(self.train),
+            "probe": to_plain(self.probe),
+            "eval": to_plain(self.eval),
             "report": self.report,
         }
 
 
-TOP_LEVEL_KEYS = ("name", "description", "device", "seeds", "data", "encoder", "methods", "train", "probe",
-                  "eval", "report")
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "device",
+    "seeds",
+    "data",
+    "encoder",
+    "methods",
+    "train",
+    "probe",
+    "eval",
+    "report",
+)
 
 
 def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise ProtocolError(f"{path}: the list is empty, so the grid has no runs")
-    return [coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path) for i, item in enumerate(items)]
+    return [
+        coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path)
+        for i, item in enumerate(items)
+    ]
 
 
 def _parse_seeds(raw: Any) -> list[int]:
@@ -165,7 +206,9 @@ def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
     if "rho" not in data:
         return [None]
     if dataset not in MNIST_DATASETS:
-        raise ProtocolError(f"data.rho: only {' and '.join(MNIST_DATASETS)} take rho, not {dataset}")
+        raise ProtocolError(
+            f"data.rho: only {' and '.join(MNIST_DATASETS)} take rho, not {dataset}"
+        )
     rhos = _positive_list(data.pop("rho"), "data.rho", float)
     for index, rho in enumerate(rhos):
         if not (0 < rho <= 1) or math.isnan(rho):
@@ -173,19 +216,25 @@ def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
     return list(rhos)
 
 
-def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | None, str | list[str] | None]]:
+def _parse_attributes(
+    dataset: str, data: dict[str, Any]
+) -> list[tuple[str | None, str | list[str] | None]]:
     if "attributes" not in data:
         return [(data.pop("target", None), data.pop("sensitive", None))]
     if "target" in data or "sensitive" in data:
         raise ProtocolError("data.attributes: give either attributes or target/sensitive, not both")
     raw = data.pop("attributes")
     if not isinstance(raw, list) or not raw:
-        raise ProtocolError("data.attributes: expected a non-empty list of {target: ..., sensitive: ...}")
+        raise ProtocolError(
+            "data.attributes: expected a non-empty list of {target: ..., sensitive: ...}"
+        )
     pairs: list[tuple[str | None, str | list[str] | None]] = []
     for index, item in enumerate(raw):
         path = f"data.attributes[{index}]"
         if not isinstance(item, Mapping):
-            raise ProtocolError(f"{path}: expected a mapping with target and sensitive, got {item!r}")
+            raise ProtocolError(
+                f"{path}: expected a mapping with target and sensitive, got {item!r}"
+            )
         check_keys(item, ("target", "sensitive"), path)
         if "target" not in item or "sensitive" not in item:
             raise ProtocolError(f"{path}: both target and sensitive are required")
@@ -197,7 +246,9 @@ def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | No
 
 def _parse_methods(raw: Any) -> list[MethodSpec]:
     if not isinstance(raw, list) or not raw:
-        raise ProtocolError("methods: expected a non-empty list of methods such as [{name: contex}]")
+        raise ProtocolError(
+            "methods: expected a non-empty list of methods such as [{name: contex}]"
+        )
     specs: list[MethodSpec] = []
     for index, item in enumerate(raw):
         path = f"methods[{index}]"
@@ -207,7 +258,9 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
             raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
         name = item["name"]
         if name not in METHODS and name != "ceco":
-            raise ProtocolError(f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}")
+            raise ProtocolError(
+                f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}"
+            )
         loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
         if name == "ce":
             check_keys(loss_kwargs, (), path)
@@ -218,7 +271,9 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
                 build_loss(name, **loss_kwargs)
             except (ValueError, TypeError) as error:
                 raise ProtocolError(f"{path}: {error}") from None
-        ce_weight = coerce(item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight")
+        ce_weight = coerce(
+            item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight"
+        )
         if ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
         label = coerce(item.get("label", name), str, f"{path}.label")
@@ -226,7 +281,9 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
     labels = [s.label for s in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ProtocolError(f"methods: label {duplicates[0]!r} is used twice; give each method a distinct label")
+        raise ProtocolError(
+            f"methods: label {duplicates[0]!r} is used twice; give each method a distinct label"
+        )
     return specs
 
 
@@ -243,29 +300,41 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         DataError: a data file or folder is missing or incomplete.
     """
     if not isinstance(raw, Mapping):
-        raise ProtocolError(f"expected a mapping of protocol keys at the top level, got {type(raw).__name__}")
+        raise ProtocolError(
+            f"expected a mapping of protocol keys at the top level, got {type(raw).__name__}"
+        )
     check_keys(raw, TOP_LEVEL_KEYS, "")
     for key in ("name", "data", "methods"):
         if key not in raw:
             raise ProtocolError(f"{key}: required key is missing")
     name = coerce(raw["name"], str, "name")
     if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ProtocolError(f"name: expected a non-empty name usable as a folder name, got {name!r}")
+        raise ProtocolError(
+            f"name: expected a non-empty name usable as a folder name, got {name!r}"
+        )
     data_raw = raw["data"]
     if not isinstance(data_raw, Mapping) or "dataset" not in data_raw:
         raise ProtocolError("data.dataset: required key is missing")
     dataset = data_raw["dataset"]
     if dataset not in DATASETS:
-        raise ProtocolError(f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}")
+        raise ProtocolError(
+            f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}"
+        )
     data = {k: v for k, v in data_raw.items() if k != "dataset"}
     rhos = _parse_rhos(dataset, data)
     attributes = _parse_attributes(dataset, data)
     options = dataset_options(dataset)
     check_keys(data, set(options) - {"seed", "split", "target", "sensitive"}, "data")
     if attributes != [(None, None)] and "target" not in options:
-        raise ProtocolError(f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes")
+        raise ProtocolError(
+            f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes"
+        )
     for key, default in options.items():
-        if default is REQUIRED and key not in data and not (key in ("target", "sensitive") and attributes[0][0]):
+        if (
+            default is REQUIRED
+            and key not in data
+            and not (key in ("target", "sensitive") and attributes[0][0])
+        ):
             raise ProtocolError(f"data.{key}: required key is missing for dataset {dataset}")
     types = dataset_option_types(dataset)
     for key, value in data.items():
@@ -274,13 +343,18 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         data = _resolve_paths(data, source.parent)
     if check_data:
         for target, sensitive in attributes:
-            extra = {k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None}
+            extra = {
+                k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None
+            }
             preflight(dataset, **data, **extra)
     return Protocol(
         name=name,
         description=coerce(raw.get("description", ""), str, "description"),
         device=coerce(raw.get("device", "auto"), Literal["auto", "cpu", "cuda"], "device"),
-        dataset=dataset, data=data, rhos=rhos, attributes=attributes,
+        dataset=dataset,
+        data=data,
+        rhos=rhos,
+        attributes=attributes,
         seeds=_parse_seeds(raw.get("seeds")),
         encoder=from_mapping(EncoderConfig, raw.get("encoder") or {}, "encoder"),
         methods=_parse_methods(raw["methods"]),
@@ -300,8 +374,12 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             resolved[key] = str(_relative_to(Path(resolved[key]), base))
     source = resolved.get("source")
     if isinstance(source, Mapping):
-        resolved["source"] = {k: str(_relative_to(Path(v), base)) if k.endswith(("_dir", "_root")) and isinstance(v, str)
-                              else v for k, v in source.items()}
+        resolved["source"] = {
+            k: str(_relative_to(Path(v), base))
+            if k.endswith(("_dir", "_root")) and isinstance(v, str)
+            else v
+            for k, v in source.items()
+        }
     return resolved
 
 

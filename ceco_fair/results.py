@@ -28,7 +28,11 @@ def _cell(value: Any) -> Any:
 def tidy_results(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per run × metric (runs without metrics contribute no rows)."""
     rows = [
-        {**{column: _cell(run.get(column)) for column in RUN_COLUMNS}, "metric": metric, "value": value}
+        {
+            **{column: _cell(run.get(column)) for column in RUN_COLUMNS},
+            "metric": metric,
+            "value": value,
+        }
         for run in runs
         for metric, value in (run.get("metrics") or {}).items()
     ]

@@ -49,11 +49,15 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adam", "adamw"):
-            raise CecoFairError(f"train.optimizer.name: expected sgd, adam or adamw, got {self.name!r}")
+            raise CecoFairError(
+                f"train.optimizer.name: expected sgd, adam or adamw, got {self.name!r}"
+            )
         if not self.lr > 0:
             raise CecoFairError(f"train.optimizer.lr: expected a positive number, got {self.lr}")
         if self.weight_decay < 0:
-            raise CecoFairError(f"train.optimizer.weight_decay: expected >= 0, got {self.weight_decay}")
+            raise CecoFairError(
+                f"train.optimizer.weight_decay: expected >= 0, got {self.weight_decay}"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,17 @@ class TrainConfig:
         if self.batch_size < 2:
             raise CecoFairError(f"train.batch_size: expected at least 2, got {self.batch_size}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise CecoFairError(f"train.warmup_epochs: expected 0 <= warmup < epochs ({self.epochs}), got {self.warmup_epochs}")
+            raise CecoFairError(
+                f"train.warmup_epochs: expected 0 <= warmup < epochs ({self.epochs}), got {self.warmup_epochs}"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise CecoFairError(f"train.grad_clip: expected a positive number or null, got {self.grad_clip}")
+            raise CecoFairError(
+                f"train.grad_clip: expected a positive number or null, got {self.grad_clip}"
+            )
         if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
-            raise CecoFairError(f"train.max_batches_per_epoch: expected a positive integer or null, got {self.max_batches_per_epoch}")
+            raise CecoFairError(
+                f"train.max_batches_per_epoch: expected a positive integer or null, got {self.max_batches_per_epoch}"
+            )
         if self.num_workers < 0:
             raise CecoFairError(f"train.num_workers: expected >= 0, got {self.num_workers}")
 
@@ -121,9 +131,11 @@ class MethodModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, method: MethodConfig, n_classes: int) -> None:
         super().__init__()
-        feature_dim = int(getattr(encoder, "feature_dim"))
+        feature_dim = int(getattr(encoder, "feature_dim"))  # noqa: B009  (user encoders are plain Modules)
         self.encoder = encoder
-        self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
+        self.head = (
+            ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
+        )
         needs_classifier = not method.contrastive or method.ce_weight > 0
         self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
 
@@ -154,13 +166,17 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
     """The optimiser named by ``config`` over ``model``'s parameters."""
     params = model.parameters()
     if config.name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     if config.name == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+def epoch_generator(
+    seed: int, epoch: int, stream: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
     """A generator seeded by ``(seed, epoch, stream)``: the same draws whenever an epoch is replayed."""
     generator = torch.Generator(device=device)
     generator.manual_seed((seed * 1_000_003 + epoch) * 4 + stream)
@@ -173,15 +189,23 @@ ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 def local_contrastive_loss(loss_fn: nn.Module) -> ContrastiveLossFn:
     """A single-process contrastive loss: ``(features [N, V, P], labels [N], sensitive [N]) -> scalar``."""
 
-    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+    def compute(
+        features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor
+    ) -> torch.Tensor:
         value: torch.Tensor = loss_fn(features, labels, sensitive)
         return value
 
     return compute
 
 
-def training_loss(model: nn.Module, method: MethodConfig, contrastive_loss: ContrastiveLossFn | None,
-                  views: list[torch.Tensor], targets: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+def training_loss(
+    model: nn.Module,
+    method: MethodConfig,
+    contrastive_loss: ContrastiveLossFn | None,
+    views: list[torch.Tensor],
+    targets: torch.Tensor,
+    sensitive: torch.Tensor,
+) -> torch.Tensor:
     """The method's loss on one batch.
 
     Args:
@@ -226,10 +250,21 @@ def build_method_loss(method: MethodConfig) -> nn.Module | None:
     return build_loss(method.name, **dict(method.loss_kwargs)) if method.contrastive else None
 
 
-def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], config: TrainConfig, *,
-             seed: int, device: torch.device, checkpoint_path: Path | None = None, resume: bool = False,
-             contrastive_loss: ContrastiveLossFn | None = None, context: DistributedContext | None = None,
-             progress: bool = True, description: str = "") -> list[dict[str, float]]:
+def pretrain(
+    model: nn.Module,
+    method: MethodConfig,
+    dataset: Dataset[Any],
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    checkpoint_path: Path | None = None,
+    resume: bool = False,
+    contrastive_loss: ContrastiveLossFn | None = None,
+    context: DistributedContext | None = None,
+    progress: bool = True,
+    description: str = "",
+) -> list[dict[str, float]]:
     """Train ``model`` with ``method`` on ``dataset`` and return the per-epoch history.
 
     Each epoch's order and augmentation come from generators seeded by ``(seed, epoch)``. After every
@@ -266,10 +301,14 @@ def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], conf
     n_samples = len(dataset)  # type: ignore[arg-type]
     global_batch = config.batch_size
     if global_batch % context.world_size:
-        raise CecoFairError(f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes")
+        raise CecoFairError(
+            f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes"
+        )
     steps_per_epoch = n_samples // global_batch
     if steps_per_epoch < 1:
-        raise CecoFairError(f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)")
+        raise CecoFairError(
+            f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)"
+        )
     if config.max_batches_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
     total_steps = steps_per_epoch * config.epochs
@@ -291,17 +330,23 @@ def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], conf
         order = torch.randperm(n_samples, generator=epoch_generator(seed, epoch, 0))
         batches = chunk_indices(order, global_batch, drop_last=True)[:steps_per_epoch]
         local = global_batch // context.world_size
-        batches = [b[context.rank * local:(context.rank + 1) * local] for b in batches]
+        batches = [b[context.rank * local : (context.rank + 1) * local] for b in batches]
         aug_generator = epoch_generator(seed, epoch, 1 + context.rank, device)
         started = time.perf_counter()
         data_seconds = 0.0
         loss_sum = torch.zeros((), device=device)
-        bar = tqdm(total=len(batches), desc=f"{description} epoch {epoch + 1}/{config.epochs}",
-                   disable=not (progress and context.is_main), leave=False, unit="batch")
+        bar = tqdm(
+            total=len(batches),
+            desc=f"{description} epoch {epoch + 1}/{config.epochs}",
+            disable=not (progress and context.is_main),
+            leave=False,
+            unit="batch",
+        )
         step = epoch * steps_per_epoch
         data_started = time.perf_counter()
-        for images, targets, sensitive in iterate_batches(dataset, batches, num_workers=config.num_workers,
-                                                          pin_memory=device.type == "cuda"):
+        for images, targets, sensitive in iterate_batches(
+            dataset, batches, num_workers=config.num_workers, pin_memory=device.type == "cuda"
+        ):
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
             sensitive = sensitive.to(device, non_blocking=True)
@@ -315,7 +360,7 @@ def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], conf
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = training_loss(model, method, contrastive_loss, views, targets, sensitive)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -328,7 +373,8 @@ def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], conf
                     bar.close()
                     raise TrainingDiverged(
                         f"{description}: the loss became {current} at epoch {epoch + 1}, step {step}; "
-                        "the last good checkpoint is kept (try a lower train.optimizer.lr or train.grad_clip)")
+                        "the last good checkpoint is kept (try a lower train.optimizer.lr or train.grad_clip)"
+                    )
                 bar.set_postfix(loss=f"{current:.4f}", lr=f"{lr:.2e}")
             data_started = time.perf_counter()
         bar.close()
@@ -340,14 +386,36 @@ def pretrain(model: nn.Module, method: MethodConfig, dataset: Dataset[Any], conf
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(
                 f"{description}: the loss became {mean_loss} in epoch {epoch + 1}; the last good checkpoint is kept "
-                "(try a lower train.optimizer.lr or train.grad_clip)")
-        row = {"epoch": float(epoch + 1), "loss": mean_loss, "lr": lr, "seconds": seconds,
-               "images_per_s": len(batches) * global_batch / seconds, "data_seconds": data_seconds}
+                "(try a lower train.optimizer.lr or train.grad_clip)"
+            )
+        row = {
+            "epoch": float(epoch + 1),
+            "loss": mean_loss,
+            "lr": lr,
+            "seconds": seconds,
+            "images_per_s": len(batches) * global_batch / seconds,
+            "data_seconds": data_seconds,
+        }
         history.append(row)
-        logger.info("%s epoch %d/%d loss %.4f (%.0f images/s)", description, epoch + 1, config.epochs,
-                    mean_loss, row["images_per_s"])
+        logger.info(
+            "%s epoch %d/%d loss %.4f (%.0f images/s)",
+            description,
+            epoch + 1,
+            config.epochs,
+            mean_loss,
+            row["images_per_s"],
+        )
         if checkpoint_path is not None and context.is_main:
-            save_checkpoint(checkpoint_path, {
-                "version": CHECKPOINT_VERSION, "epoch": epoch + 1, "model": unwrap(model).state_dict(),
-                "optimizer": optimizer.state_dict(), "history": history, "method": method.name, "seed": seed})
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "epoch": epoch + 1,
+                    "model": unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "method": method.name,
+                    "seed": seed,
+                },
+            )
     return history

@@ -31,8 +31,12 @@ def tiny_protocol_dict(**overrides: Any) -> dict[str, Any]:
         "data": {"dataset": "biased_mnist", "source": "embedded", "rho": [0.99]},
         "encoder": {"arch": "small_conv", "feature_dim": 16, "projection_dim": 16},
         "methods": [{"name": "ce"}, {"name": "contex", "temperature": 0.1}],
-        "train": {"epochs": 2, "batch_size": 64, "max_batches_per_epoch": 3,
-                  "optimizer": {"name": "adam", "lr": 0.001}},
+        "train": {
+            "epochs": 2,
+            "batch_size": 64,
+            "max_batches_per_epoch": 3,
+            "optimizer": {"name": "adam", "lr": 0.001},
+        },
         "probe": {"epochs": 2, "batch_size": 512},
         "eval": {"n_boot": 0, "projection_points": 100},
         "report": False,
@@ -54,8 +58,10 @@ def write_protocol(tmp_path: Path) -> Callable[..., Path]:
         if isinstance(raw, str):
             path.write_text(raw, encoding="utf-8")
         else:
-            path.write_text(yaml.safe_dump(raw if raw is not None else tiny_protocol_dict(**overrides)),
-                            encoding="utf-8")
+            path.write_text(
+                yaml.safe_dump(raw if raw is not None else tiny_protocol_dict(**overrides)),
+                encoding="utf-8",
+            )
         return path
 
     return write

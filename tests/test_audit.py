@@ -17,24 +17,46 @@ from ceco_fair.errors import CecoFairError
 from ceco_fair.models import build_encoder
 from ceco_fair.probe import ProbeConfig
 
-GROUP_METRICS = {"accuracy", "worst_group_accuracy", "demographic_parity_difference", "equalized_odds_difference",
-                 "equal_opportunity_difference", "eo_fscl"}
+GROUP_METRICS = {
+    "accuracy",
+    "worst_group_accuracy",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "eo_fscl",
+}
 
 
 @pytest.fixture(scope="module")
 def colored() -> tuple[ColoredMNIST, ColoredMNIST]:
-    return ColoredMNIST(source="embedded", split="train", rho=0.9), ColoredMNIST(source="embedded", split="test")
+    return ColoredMNIST(source="embedded", split="train", rho=0.9), ColoredMNIST(
+        source="embedded", split="test"
+    )
 
 
-def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredMNIST], tmp_path: Path) -> None:
+def test_audit_end_to_end_on_colored_mnist(
+    colored: tuple[ColoredMNIST, ColoredMNIST], tmp_path: Path
+) -> None:
     torch.manual_seed(0)
     train, test = colored
-    result = audit(build_encoder("small_conv", feature_dim=16), train, test, device="cpu", n_boot=200,
-                   probe_config=ProbeConfig(epochs=3), progress=False, name="small_conv")
+    result = audit(
+        build_encoder("small_conv", feature_dim=16),
+        train,
+        test,
+        device="cpu",
+        n_boot=200,
+        probe_config=ProbeConfig(epochs=3),
+        progress=False,
+        name="small_conv",
+    )
     assert isinstance(result, AuditResult) and result.kind == "group"
     assert GROUP_METRICS <= set(result.metrics)
     for name in GROUP_METRICS:
-        low, value, high = (result.metrics[f"{name}_ci_low"], result.metrics[name], result.metrics[f"{name}_ci_high"])
+        low, value, high = (
+            result.metrics[f"{name}_ci_low"],
+            result.metrics[name],
+            result.metrics[f"{name}_ci_high"],
+        )
         assert low <= value + 1e-9 and value <= high + 1e-9, name
     assert len(result.predictions) == len(test)
     accuracy = float((result.predictions["prediction"] == result.predictions["target"]).mean())
@@ -48,13 +70,23 @@ def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredM
     assert (folder / "runs" / "small_conv" / "group_table.csv").exists()
 
 
-def test_torchvision_resnet18_works_out_of_the_box(colored: tuple[ColoredMNIST, ColoredMNIST]) -> None:
+def test_torchvision_resnet18_works_out_of_the_box(
+    colored: tuple[ColoredMNIST, ColoredMNIST],
+) -> None:
     from torchvision.models import resnet18
 
     train, test = colored
     torch.manual_seed(0)
-    result = audit(resnet18(weights=None), Subset(train, range(96)), Subset(test, range(64)), device="cpu",
-                   n_boot=0, probe_config=ProbeConfig(epochs=2), progress=False, metrics="group")
+    result = audit(
+        resnet18(weights=None),
+        Subset(train, range(96)),
+        Subset(test, range(64)),
+        device="cpu",
+        n_boot=0,
+        probe_config=ProbeConfig(epochs=2),
+        progress=False,
+        metrics="group",
+    )
     assert 0 <= result.metrics["accuracy"] <= 1 and len(result.predictions) == 64
 
 
@@ -63,8 +95,15 @@ def test_audit_features_from_numpy_matches_a_plain_probe_accuracy() -> None:
     targets = rng.integers(0, 2, 400)
     sensitive = rng.integers(0, 3, 400)
     features = rng.normal(size=(400, 5)) + targets[:, None] * 3.0
-    result = audit_features(features[:300], targets[:300], features[300:], targets[300:], sensitive[300:],
-                            n_boot=0, device="cpu")
+    result = audit_features(
+        features[:300],
+        targets[:300],
+        features[300:],
+        targets[300:],
+        sensitive[300:],
+        n_boot=0,
+        device="cpu",
+    )
     assert result.metrics["accuracy"] > 0.95
     assert result.group_table is not None and len(result.group_table) == 3
 
@@ -75,7 +114,11 @@ def test_bias_metrics_chosen_when_bias_indexes_the_classes() -> None:
     bias = rng.integers(0, 10, 500)
     features = np.eye(10)[targets] + rng.normal(scale=0.1, size=(500, 10))
     result = audit_features(features, targets, features, targets, bias, n_boot=0, device="cpu")
-    assert result.kind == "bias" and result.bias_matrix is not None and result.bias_matrix.shape == (10, 10)
+    assert (
+        result.kind == "bias"
+        and result.bias_matrix is not None
+        and result.bias_matrix.shape == (10, 10)
+    )
     assert "bias_conflicting_accuracy" in result.metrics
 
 
@@ -87,7 +130,9 @@ def test_audit_errors_are_clear() -> None:
     with pytest.raises(CecoFairError, match="only one group"):
         audit_features(features, labels, features, labels, np.zeros(10, dtype=int), device="cpu")
     with pytest.raises(CecoFairError, match="binary target"):
-        audit_features(features, labels, features, np.arange(10) % 3, labels, metrics="group", device="cpu")
+        audit_features(
+            features, labels, features, np.arange(10) % 3, labels, metrics="group", device="cpu"
+        )
     with pytest.raises(CecoFairError, match=r"\[n, D\]"):
         audit_features(np.zeros(10), labels, features, labels, labels, device="cpu")
 
@@ -95,4 +140,10 @@ def test_audit_errors_are_clear() -> None:
 def test_encoder_with_wrong_output_shape(colored: tuple[ColoredMNIST, ColoredMNIST]) -> None:
     train, test = colored
     with pytest.raises(CecoFairError, match="encoder output"):
-        audit(nn.Identity(), Subset(train, range(8)), Subset(test, range(8)), device="cpu", progress=False)
+        audit(
+            nn.Identity(),
+            Subset(train, range(8)),
+            Subset(test, range(8)),
+            device="cpu",
+            progress=False,
+        )

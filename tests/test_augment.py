@@ -10,7 +10,9 @@ from ceco_fair.errors import CecoFairError
 
 
 def images(batch: int = 6) -> torch.Tensor:
-    return torch.randint(0, 256, (batch, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return torch.randint(
+        0, 256, (batch, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_identity_configuration_returns_the_normalised_input() -> None:
@@ -40,8 +42,15 @@ def test_background_colour_survives_crop_and_rotation() -> None:
     torch.testing.assert_close(out[:, :, 0, 0], expected.expand(4, 3), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("bad", [{"crop_scale": (0.0, 1.0)}, {"rotation": -1.0}, {"color_jitter": 1.5},
-                                 {"grayscale_prob": 2.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"crop_scale": (0.0, 1.0)},
+        {"rotation": -1.0},
+        {"color_jitter": 1.5},
+        {"grayscale_prob": 2.0},
+    ],
+)
 def test_invalid_configuration(bad: dict[str, object]) -> None:
     with pytest.raises(CecoFairError, match=next(iter(bad))):
         AugmentConfig(**bad)  # type: ignore[arg-type]

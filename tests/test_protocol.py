@@ -9,42 +9,75 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ceco_fair.protocol import load_protocol
 from ceco_fair.run import main
 
 
-def run_cli(protocol: Path, output: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+def run_cli(
+    protocol: Path, output: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, str]:
     status = main([str(protocol), "--output", str(output), "--quiet", *extra])
     return status, capsys.readouterr().err
 
 
 BAD_PROTOCOLS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("unknown top-level key", {"methds": []}, ["methds", "did you mean 'methods'"]),
-    ("unknown nested key", {"train": {"optimizer": {"name": "adam", "lrr": 0.1}}}, ["train.optimizer.lrr", "'lr'"]),
+    (
+        "unknown nested key",
+        {"train": {"optimizer": {"name": "adam", "lrr": 0.1}}},
+        ["train.optimizer.lrr", "'lr'"],
+    ),
     ("wrong type", {"train": {"epochs": "ten"}}, ["train.epochs", "'ten'"]),
     ("bool is not an int", {"train": {"epochs": True}}, ["train.epochs"]),
     ("rho above one", {"data": {"rho": [0.99, 1.5]}}, ["data.rho[1]", "(0, 1]"]),
     ("rho zero", {"data": {"rho": 0.0}}, ["data.rho", "(0, 1]"]),
     ("unknown method", {"methods": [{"name": "supcn"}]}, ["methods[0].name", "'supcon'"]),
-    ("unknown loss option", {"methods": [{"name": "contex", "temprature": 0.1}]}, ["methods[0].temprature", "temperature"]),
-    ("bad temperature", {"methods": [{"name": "supcon", "temperature": -1}]}, ["methods[0]", "temperature"]),
+    (
+        "unknown loss option",
+        {"methods": [{"name": "contex", "temprature": 0.1}]},
+        ["methods[0].temprature", "temperature"],
+    ),
+    (
+        "bad temperature",
+        {"methods": [{"name": "supcon", "temperature": -1}]},
+        ["methods[0]", "temperature"],
+    ),
     ("unknown encoder", {"encoder": {"arch": "resnet99"}}, ["encoder.arch", "resnet99"]),
-    ("missing data path", {"data": {"source": {"idx_dir": "/nonexistent/mnist"}}},
-     ["/nonexistent/mnist", "t10k-images-idx3-ubyte"]),
+    (
+        "missing data path",
+        {"data": {"source": {"idx_dir": "/nonexistent/mnist"}}},
+        ["/nonexistent/mnist", "t10k-images-idx3-ubyte"],
+    ),
     ("empty seeds", {"seeds": []}, ["seeds", "empty"]),
     ("empty rho", {"data": {"rho": []}}, ["data.rho", "empty"]),
     ("unknown dataset", {"data": {"dataset": "biased_mnits"}}, ["data.dataset", "'biased_mnist'"]),
     ("unknown data key", {"data": {"rhoo": 0.9}}, ["data.rhoo"]),
-    ("duplicate labels", {"methods": [{"name": "supcon"}, {"name": "supcon"}]}, ["methods", "supcon"]),
+    (
+        "duplicate labels",
+        {"methods": [{"name": "supcon"}, {"name": "supcon"}]},
+        ["methods", "supcon"],
+    ),
     ("warm-up too long", {"train": {"warmup_epochs": 5}}, ["train.warmup_epochs"]),
-    ("unknown optimizer", {"train": {"optimizer": {"name": "lamb"}}}, ["train.optimizer.name", "lamb"]),
+    (
+        "unknown optimizer",
+        {"train": {"optimizer": {"name": "lamb"}}},
+        ["train.optimizer.name", "lamb"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "override", "expected"), BAD_PROTOCOLS, ids=[c[0] for c in BAD_PROTOCOLS])
+@pytest.mark.parametrize(
+    ("case", "override", "expected"), BAD_PROTOCOLS, ids=[c[0] for c in BAD_PROTOCOLS]
+)
 def test_bad_protocol_exits_2_with_one_line_naming_the_key(
-        case: str, override: dict[str, Any], expected: list[str], write_protocol: Callable[..., Path],
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case: str,
+    override: dict[str, Any],
+    expected: list[str],
+    write_protocol: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     protocol = write_protocol(**override)
     output = tmp_path / "out"
     status, err = run_cli(protocol, output, capsys)
@@ -58,8 +91,9 @@ def test_bad_protocol_exits_2_with_one_line_naming_the_key(
     assert not output.exists()
 
 
-def test_invalid_yaml_names_the_line(write_protocol: Callable[..., Path], tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_yaml_names_the_line(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     protocol = write_protocol("name: x\ndata: [unclosed\n")
     status, err = run_cli(protocol, tmp_path / "out", capsys)
     assert status == 2
@@ -71,8 +105,9 @@ def test_missing_protocol_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert status == 2 and "nope.yaml" in err
 
 
-def test_existing_output_is_never_overwritten(write_protocol: Callable[..., Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_output_is_never_overwritten(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "out"
     output.mkdir()
     (output / "results.csv").write_text("precious\n")
@@ -81,8 +116,9 @@ def test_existing_output_is_never_overwritten(write_protocol: Callable[..., Path
     assert (output / "results.csv").read_text() == "precious\n"
 
 
-def test_dry_run_prints_the_grid_and_writes_nothing(write_protocol: Callable[..., Path], tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_the_grid_and_writes_nothing(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     protocol = write_protocol(seeds=[0, 1], data={"rho": [0.99, 0.995]})
     output = tmp_path / "out"
     status = main([str(protocol), "--output", str(output), "--dry-run"])
@@ -110,10 +146,16 @@ def test_biascon_defaults_to_auxiliary_cross_entropy(write_protocol: Callable[..
     assert protocol.methods[1].config.ce_weight == 0.0
 
 
-def test_cli_subprocess_has_no_traceback(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
+def test_cli_subprocess_has_no_traceback(
+    write_protocol: Callable[..., Path], tmp_path: Path
+) -> None:
     protocol = write_protocol(train={"epochs": -3})
-    done = subprocess.run([sys.executable, "-m", "ceco_fair.run", str(protocol), "--output", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ceco_fair.run", str(protocol), "--output", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and "train.epochs" in done.stderr
     assert "Traceback" not in done.stderr
@@ -127,5 +169,9 @@ def test_shipped_protocols_are_valid() -> None:
         text = path.read_text(encoding="utf-8")
         for line in text.splitlines():
             stripped = line.strip()
-            if ":" in stripped and not stripped.startswith(("#", "-")) and not stripped.endswith(">-"):
+            if (
+                ":" in stripped
+                and not stripped.startswith(("#", "-"))
+                and not stripped.endswith(">-")
+            ):
                 assert "#" in line, f"{path.name}: key without a comment: {line!r}"

@@ -14,15 +14,31 @@ import torch
 import ceco_fair.train as train_module
 from ceco_fair.run import main
 
-BIAS_METRICS = {"accuracy", "unbiased_accuracy", "bias_aligned_accuracy", "bias_conflicting_accuracy"}
+BIAS_METRICS = {
+    "accuracy",
+    "unbiased_accuracy",
+    "bias_aligned_accuracy",
+    "bias_conflicting_accuracy",
+}
 
 
-def test_tiny_protocol_writes_the_results_layout(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
+def test_tiny_protocol_writes_the_results_layout(
+    write_protocol: Callable[..., Path], tmp_path: Path
+) -> None:
     output = tmp_path / "out"
     assert main([str(write_protocol()), "--output", str(output), "--quiet"]) == 0
     table = pd.read_csv(output / "results.csv")
-    assert list(table.columns)[:9] == ["run_id", "method", "dataset", "rho", "target", "sensitive", "seed",
-                                       "metric", "value"]
+    assert list(table.columns)[:9] == [
+        "run_id",
+        "method",
+        "dataset",
+        "rho",
+        "target",
+        "sensitive",
+        "seed",
+        "metric",
+        "value",
+    ]
     assert set(table["method"]) == {"ce", "contex"}
     assert set(table["metric"]) == BIAS_METRICS
     assert len(table) == 2 * len(BIAS_METRICS)
@@ -49,7 +65,8 @@ class Interrupt(Exception):
 
 
 def test_resume_ends_with_exactly_the_uninterrupted_metrics(
-        write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     protocol = write_protocol(methods=[{"name": "supcon"}], train={"epochs": 3})
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert main([str(protocol), "--output", str(whole), "--quiet"]) == 0
@@ -71,23 +88,30 @@ def test_resume_ends_with_exactly_the_uninterrupted_metrics(
     assert main([str(protocol), "--output", str(resumed), "--quiet", "--resume"]) == 0
 
     run = "runs/supcon-rho0.99-seed0"
-    assert json.loads((whole / run / "metrics.json").read_text()) == json.loads((resumed / run / "metrics.json").read_text())
+    assert json.loads((whole / run / "metrics.json").read_text()) == json.loads(
+        (resumed / run / "metrics.json").read_text()
+    )
     loss_whole = pd.read_csv(whole / run / "history.csv")["loss"].tolist()
     loss_resumed = pd.read_csv(resumed / run / "history.csv")["loss"].tolist()
     assert loss_whole == loss_resumed
 
 
-def test_resume_refuses_a_changed_protocol(write_protocol: Callable[..., Path], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_a_changed_protocol(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "out"
-    assert main([str(write_protocol(methods=[{"name": "ce"}])), "--output", str(output), "--quiet"]) == 0
+    assert (
+        main([str(write_protocol(methods=[{"name": "ce"}])), "--output", str(output), "--quiet"])
+        == 0
+    )
     changed = write_protocol(methods=[{"name": "ce"}], train={"epochs": 3})
     assert main([str(changed), "--output", str(output), "--quiet", "--resume"]) == 2
     assert "train" in capsys.readouterr().err
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
-        write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_loss = train_module.training_loss
     calls = {"n": 0}
 
@@ -98,10 +122,16 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(train_module, "training_loss", loss_that_explodes)
     output = tmp_path / "out"
-    status = main([str(write_protocol(methods=[{"name": "supcon"}])), "--output", str(output), "--quiet"])
+    status = main(
+        [str(write_protocol(methods=[{"name": "supcon"}])), "--output", str(output), "--quiet"]
+    )
     assert status == 1
-    checkpoint = torch.load(output / "runs" / "supcon-rho0.99-seed0" / "checkpoint.pt", weights_only=True)
+    checkpoint = torch.load(
+        output / "runs" / "supcon-rho0.99-seed0" / "checkpoint.pt", weights_only=True
+    )
     assert checkpoint["epoch"] == 1
-    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
+    assert all(
+        torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point()
+    )
     runs = json.loads((output / "results.json").read_text())["runs"]
     assert runs[0]["status"] == "failed" and "nan" in runs[0]["error"]

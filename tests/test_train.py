@@ -9,7 +9,14 @@ import torch
 
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.models import build_encoder
-from ceco_fair.train import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, cosine_lr, pretrain
+from ceco_fair.train import (
+    MethodConfig,
+    MethodModel,
+    OptimizerConfig,
+    TrainConfig,
+    cosine_lr,
+    pretrain,
+)
 
 
 def test_cosine_schedule_with_warmup() -> None:
@@ -38,11 +45,17 @@ class TinyImages(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
         return self.images[index], int(self.targets[index]), int(self.sensitive[index])
 
 
-def train_once(method: MethodConfig, epochs: int) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+def train_once(
+    method: MethodConfig, epochs: int
+) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
-    config = TrainConfig(epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig())
-    history = pretrain(model, method, TinyImages(), config, seed=0, device=torch.device("cpu"), progress=False)
+    config = TrainConfig(
+        epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig()
+    )
+    history = pretrain(
+        model, method, TinyImages(), config, seed=0, device=torch.device("cpu"), progress=False
+    )
     return history, model.state_dict()
 
 

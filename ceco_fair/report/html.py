@@ -305,13 +305,14 @@ def summary_table(results: Results) -> str | None:
     head += [f"<th>{_metric_header(name)}</th>" for name in columns]
     head += ["<th>seeds</th>", '<th class="text">interval</th>']
     several = len(results.conditions) > 1
+    by_key = {key: summary.iloc[position] for position, key in enumerate(summary.index)}
     rows = []
     for condition in results.conditions:
         found = {
             method: {
-                name: summary.loc[(condition, method, name)]
+                name: by_key[(condition, method, name)]
                 for name in columns
-                if (condition, method, name) in summary.index
+                if (condition, method, name) in by_key
             }
             for method in results.methods
         }

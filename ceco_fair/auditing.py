@@ -191,24 +191,9 @@ def evaluate_predictions(
         metrics = bias_metrics(targets, predictions, sensitive)
         return metrics, None, bias_accuracy_matrix(targets, predictions, sensitive)
     binary = set(np.unique(targets).tolist()) <= {0, 1}
-    metrics = group_metrics(
-        targets,
-        predictions,
-        sensitive,
-        n_boot=n_boot,
-        confidence=confidence,
-        seed=seed,
-        rates=binary,
-    )
-    table = group_table(
-        targets,
-        predictions,
-        sensitive,
-        n_boot=n_boot,
-        confidence=confidence,
-        seed=seed,
-        rates=binary,
-    )
+    boot = {"n_boot": n_boot, "seed": seed}
+    metrics = group_metrics(targets, predictions, sensitive, confidence=confidence, rates=binary, **boot)
+    table = group_table(targets, predictions, sensitive, confidence=confidence, rates=binary, **boot)
     if group_names is not None:
         names = list(group_names)
         table.insert(

@@ -134,28 +134,18 @@ def execute_run(
     atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
-    batch = protocol.eval.batch_size
-    workers = protocol.train.num_workers
-    normalization = protocol.train.augment
-    train_features = extract_features(
-        encoder_module,
-        train_set,
-        device=device,
-        batch_size=batch,
-        num_workers=workers,
-        normalization=normalization,
-        progress=progress,
-        description=f"{run.run_id} train features",
-    )
-    test_features = extract_features(
-        encoder_module,
-        test_set,
-        device=device,
-        batch_size=batch,
-        num_workers=workers,
-        normalization=normalization,
-        progress=progress,
-        description=f"{run.run_id} test features",
+    train_features, test_features = (
+        extract_features(
+            encoder_module,
+            dataset,
+            device=device,
+            batch_size=protocol.eval.batch_size,
+            num_workers=protocol.train.num_workers,
+            normalization=protocol.train.augment,
+            progress=progress,
+            description=f"{run.run_id} {split} features",
+        )
+        for split, dataset in ((TRAIN_SPLIT, train_set), (TEST_SPLIT, test_set))
     )
     info = {
         **record,

@@ -19,23 +19,24 @@ from ceco_fair.errors import CecoFairError
 ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
 
 
-class SimpleConvNet(nn.Module):
-    """ReBias' SimpleConvNet: 4 × [Conv k×k, BN, ReLU] with 16/32/64/128 channels, global pool.
+class ConvStack(nn.Module):
+    """Four [Conv, BN, ReLU] blocks with 16/32/64/``feature_dim`` channels, then a global average pool.
 
     Args:
-        kernel_size: convolution size (7 in ReBias).
+        kernel_size: convolution size.
+        strides: the four blocks' strides.
         feature_dim: width of the last block and of the output features.
 
     Shapes: ``[B, 3, H, W] -> [B, feature_dim]``.
     """
 
-    def __init__(self, kernel_size: int = 7, feature_dim: int = 128) -> None:
+    def __init__(self, kernel_size: int, strides: tuple[int, int, int, int], feature_dim: int) -> None:
         super().__init__()
         widths = [3, 16, 32, 64, feature_dim]
         layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(widths):
+        for (c_in, c_out), stride in zip(itertools.pairwise(widths), strides, strict=True):
             layers += [
-                nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+                nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
@@ -48,32 +49,24 @@ class SimpleConvNet(nn.Module):
         return torch.flatten(self.pool(self.body(images)), 1)
 
 
-class SmallConvNet(nn.Module):
-    """A CPU-friendly encoder: 3×3 convolutions that halve the resolution, ~100× cheaper.
+class SimpleConvNet(ConvStack):
+    """ReBias' SimpleConvNet: 4 × [Conv k×k (stride 1), BN, ReLU] with 16/32/64/128 channels, global pool.
 
-    Args:
-        feature_dim: output feature size.
+    Shapes: ``[B, 3, H, W] -> [B, feature_dim]``.
+    """
+
+    def __init__(self, kernel_size: int = 7, feature_dim: int = 128) -> None:
+        super().__init__(kernel_size, (1, 1, 1, 1), feature_dim)
+
+
+class SmallConvNet(ConvStack):
+    """A CPU-friendly encoder: 3×3 convolutions, the last three halving the resolution (~100× cheaper).
 
     Shapes: ``[B, 3, H, W] -> [B, feature_dim]``.
     """
 
     def __init__(self, feature_dim: int = 128) -> None:
-        super().__init__()
-        widths = [3, 16, 32, 64, feature_dim]
-        layers: list[nn.Module] = []
-        for index, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=1 if index == 0 else 2, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            ]
-        self.body = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.feature_dim = feature_dim
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Encode ``images [B, 3, H, W]`` into features ``[B, feature_dim]``."""
-        return torch.flatten(self.pool(self.body(images)), 1)
+        super().__init__(3, (1, 2, 2, 2), feature_dim)
 
 
 class ResNet18(nn.Module):

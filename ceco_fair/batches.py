@@ -39,31 +39,43 @@ def iterate_batches(
     dataset: Dataset[Any],
     batches: Sequence[torch.Tensor],
     *,
+    device: torch.device | None = None,
     num_workers: int = 0,
-    pin_memory: bool = False,
 ) -> Iterator[Batch]:
-    """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch, on the CPU.
+    """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch on ``device``.
+
+    In-memory datasets are copied to a CUDA device once and indexed there, so a training step makes no
+    host-to-device copy; datasets that decode from disk go through a ``DataLoader`` with pinned memory
+    and asynchronous copies.
 
     Args:
         dataset: a dataset yielding ``(image, target, sensitive)``.
         batches: index tensors, one per batch, in the order to yield.
+        device: where the batches go (default: the CPU).
         num_workers: ``DataLoader`` workers for datasets that decode from disk.
-        pin_memory: pin host memory so copies to the GPU can be asynchronous.
     """
+    device = device or torch.device("cpu")
     images = dataset_images(dataset)
     if images is not None:
-        targets = as_long(getattr(dataset, "targets"))  # noqa: B009  (not part of Dataset's type)
-        sensitive = as_long(getattr(dataset, "sensitive"))  # noqa: B009
+        tensors = (
+            images.to(device),
+            as_long(getattr(dataset, "targets")).to(device),  # noqa: B009  (not part of Dataset's type)
+            as_long(getattr(dataset, "sensitive")).to(device),  # noqa: B009
+        )
         for index in batches:
-            batch = (images[index], targets[index], sensitive[index])
-            yield tuple(t.pin_memory() for t in batch) if pin_memory else batch  # type: ignore[misc]
+            on_device = index.to(device, non_blocking=True)
+            yield tensors[0][on_device], tensors[1][on_device], tensors[2][on_device]
         return
     loader = DataLoader(
         dataset,
         batch_sampler=[b.tolist() for b in batches],
         num_workers=num_workers,
-        pin_memory=pin_memory,
+        pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
     for images_batch, targets_batch, sensitive_batch in loader:
-        yield images_batch, as_long(targets_batch), as_long(sensitive_batch)
+        yield (
+            images_batch.to(device, non_blocking=True),
+            as_long(targets_batch).to(device, non_blocking=True),
+            as_long(sensitive_batch).to(device, non_blocking=True),
+        )

@@ -44,9 +44,7 @@ def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def global_contrastive_loss(
-    loss: ContrastiveLoss, context: DistributedContext
-) -> ContrastiveLossFn:
+def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) -> ContrastiveLossFn:
     """A contrastive loss whose anchors on this process contrast against the global batch.
 
     Args:
@@ -58,9 +56,7 @@ def global_contrastive_loss(
         share of the global loss times the world size (see the module docstring).
     """
 
-    def compute(
-        features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor
-    ) -> torch.Tensor:
+    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
         n_local, views = features.shape[0], features.shape[1]
         all_features = gather_with_grad(features)
         all_labels, all_sensitive = gather_plain(labels), gather_plain(sensitive)
@@ -99,13 +95,18 @@ class DistributedSession:
         assert isinstance(loss, ContrastiveLoss)
         return global_contrastive_loss(loss, self.context)
 
-    def wrap_model(self, model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
-        """Wrap ``model`` in DistributedDataParallel (with SyncBatchNorm if asked) when active."""
-        if not self.active:
-            return model
-        if sync_batchnorm:
+    def prepare_model(self, model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
+        """Move ``model`` to ``device`` (channels-last on CUDA) and, when active, wrap it in DDP.
+
+        With ``sync_batchnorm`` the batch-norm layers share their statistics across processes.
+        """
+        if self.active and sync_batchnorm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         model.to(device)
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        if not self.active:
+            return model
         device_ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 

@@ -109,9 +109,7 @@ def execute_run(
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
     n_classes = int(getattr(train_set, "n_classes"))  # noqa: B009  (not part of Dataset's type)
     method = dataclasses.replace(run.method.config, projection_dim=encoder_config.projection_dim)
-    model = session.wrap_model(
-        MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm
-    )
+    model = session.prepare_model(MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "run.json", {**record, "status": "running"})

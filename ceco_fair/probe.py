@@ -40,9 +40,7 @@ class ProbeConfig:
         if self.epochs < 1:
             raise CecoFairError(f"probe.epochs: expected a positive integer, got {self.epochs}")
         if self.batch_size < 1:
-            raise CecoFairError(
-                f"probe.batch_size: expected a positive integer, got {self.batch_size}"
-            )
+            raise CecoFairError(f"probe.batch_size: expected a positive integer, got {self.batch_size}")
         if not self.lr > 0:
             raise CecoFairError(f"probe.lr: expected a positive number, got {self.lr}")
 
@@ -96,31 +94,23 @@ def extract_features(
     targets: list[torch.Tensor] = []
     sensitive: list[torch.Tensor] = []
     for images, batch_targets, batch_sensitive in tqdm(
-        iterate_batches(
-            dataset, batches, num_workers=num_workers, pin_memory=device.type == "cuda"
-        ),
+        iterate_batches(dataset, batches, device=device, num_workers=num_workers),
         total=len(batches),
         desc=description,
         disable=not progress,
         leave=False,
         unit="batch",
     ):
-        inputs = normalize(images.to(device, non_blocking=True), normalization)
+        inputs = normalize(images, normalization)
         output = encoder(inputs)
-        if (
-            not isinstance(output, torch.Tensor)
-            or output.ndim != 2
-            or output.shape[0] != inputs.shape[0]
-        ):
-            shape = (
-                tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            )
+        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != inputs.shape[0]:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise CecoFairError(
                 f"encoder output: expected features [B, D] for a batch of {inputs.shape[0]}, got {shape}"
             )
         outputs.append(output.float().cpu())
-        targets.append(batch_targets)
-        sensitive.append(batch_sensitive)
+        targets.append(batch_targets.cpu())
+        sensitive.append(batch_sensitive.cpu())
     if isinstance(encoder, nn.Module):
         encoder.train(was_training)
     return Features(torch.cat(outputs), torch.cat(targets), torch.cat(sensitive))
@@ -146,10 +136,7 @@ class LinearProbe(nn.Module):
     def predict(self, features: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         """Predicted classes ``[n]`` (int64, CPU)."""
         device = self.feature_mean.device
-        parts = [
-            self(chunk.to(device)).argmax(dim=1).cpu()
-            for chunk in torch.split(features, batch_size)
-        ]
+        parts = [self(chunk.to(device)).argmax(dim=1).cpu() for chunk in torch.split(features, batch_size)]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
@@ -175,9 +162,7 @@ def train_linear_probe(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     probe = LinearProbe(mean, std, n_classes).to(device)
-    optimizer = torch.optim.Adam(
-        probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.Adam(probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     for _ in range(config.epochs):
         order = torch.randperm(len(features), generator=generator).to(device)

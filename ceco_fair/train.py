@@ -49,15 +49,11 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adam", "adamw"):
-            raise CecoFairError(
-                f"train.optimizer.name: expected sgd, adam or adamw, got {self.name!r}"
-            )
+            raise CecoFairError(f"train.optimizer.name: expected sgd, adam or adamw, got {self.name!r}")
         if not self.lr > 0:
             raise CecoFairError(f"train.optimizer.lr: expected a positive number, got {self.lr}")
         if self.weight_decay < 0:
-            raise CecoFairError(
-                f"train.optimizer.weight_decay: expected >= 0, got {self.weight_decay}"
-            )
+            raise CecoFairError(f"train.optimizer.weight_decay: expected >= 0, got {self.weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -86,9 +82,7 @@ class TrainConfig:
                 f"train.warmup_epochs: expected 0 <= warmup < epochs ({self.epochs}), got {self.warmup_epochs}"
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise CecoFairError(
-                f"train.grad_clip: expected a positive number or null, got {self.grad_clip}"
-            )
+            raise CecoFairError(f"train.grad_clip: expected a positive number or null, got {self.grad_clip}")
         if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
             raise CecoFairError(
                 f"train.max_batches_per_epoch: expected a positive integer or null, got {self.max_batches_per_epoch}"
@@ -133,9 +127,7 @@ class MethodModel(nn.Module):
         super().__init__()
         feature_dim = int(getattr(encoder, "feature_dim"))  # noqa: B009  (user encoders are plain Modules)
         self.encoder = encoder
-        self.head = (
-            ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
-        )
+        self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
         needs_classifier = not method.contrastive or method.ce_weight > 0
         self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
 
@@ -166,17 +158,13 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
     """The optimiser named by ``config`` over ``model``'s parameters."""
     params = model.parameters()
     if config.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.name == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def epoch_generator(
-    seed: int, epoch: int, stream: int, device: torch.device | str = "cpu"
-) -> torch.Generator:
+def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator seeded by ``(seed, epoch, stream)``: the same draws whenever an epoch is replayed."""
     generator = torch.Generator(device=device)
     generator.manual_seed((seed * 1_000_003 + epoch) * 4 + stream)
@@ -189,9 +177,7 @@ ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 def local_contrastive_loss(loss_fn: nn.Module) -> ContrastiveLossFn:
     """A single-process contrastive loss: ``(features [N, V, P], labels [N], sensitive [N]) -> scalar``."""
 
-    def compute(
-        features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor
-    ) -> torch.Tensor:
+    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
         value: torch.Tensor = loss_fn(features, labels, sensitive)
         return value
 
@@ -301,14 +287,10 @@ def pretrain(
     n_samples = len(dataset)  # type: ignore[arg-type]
     global_batch = config.batch_size
     if global_batch % context.world_size:
-        raise CecoFairError(
-            f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes"
-        )
+        raise CecoFairError(f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes")
     steps_per_epoch = n_samples // global_batch
     if steps_per_epoch < 1:
-        raise CecoFairError(
-            f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)"
-        )
+        raise CecoFairError(f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)")
     if config.max_batches_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
     total_steps = steps_per_epoch * config.epochs
@@ -324,6 +306,7 @@ def pretrain(
         logger.info("resumed %s from epoch %d", checkpoint_path, start_epoch)
     augment = BatchAugment(config.augment)
     use_amp = config.amp and device.type == "cuda"
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     views_per_sample = 2 if method.contrastive else 1
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -345,14 +328,11 @@ def pretrain(
         step = epoch * steps_per_epoch
         data_started = time.perf_counter()
         for images, targets, sensitive in iterate_batches(
-            dataset, batches, num_workers=config.num_workers, pin_memory=device.type == "cuda"
+            dataset, batches, device=device, num_workers=config.num_workers
         ):
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            sensitive = sensitive.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            views = [augment(images, aug_generator) for _ in range(views_per_sample)]
+            views = [
+                augment(images, aug_generator).contiguous(memory_format=memory_format) for _ in range(views_per_sample)
+            ]
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
             for group in optimizer.param_groups:

@@ -325,6 +325,8 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
     attributes = _parse_attributes(dataset, data)
     options = dataset_options(dataset)
     check_keys(data, set(options) - {"seed", "split", "target", "sensitive"}, "data")
+    if attributes == [(None, None)] and "target" in options:
+        attributes = [(options["target"], options["sensitive"])]  # the dataset's defaults, named in results
     if attributes != [(None, None)] and "target" not in options:
         raise ProtocolError(
             f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes"

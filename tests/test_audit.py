@@ -64,10 +64,11 @@ def test_audit_end_to_end_on_colored_mnist(
     assert result.group_table is not None and len(result.group_table) == 2
     frame = result.to_frame()
     assert set(frame["metric"]) == set(result.metrics)
-    folder = result.save(tmp_path / "audit", report=False)
+    folder = result.save(tmp_path / "audit")
     saved = pd.read_csv(folder / "results.csv")
     assert set(saved["metric"]) == set(result.metrics) and (saved["method"] == "small_conv").all()
     assert (folder / "runs" / "small_conv" / "group_table.csv").exists()
+    assert "<html" in (folder / "report.html").read_text(encoding="utf-8")[:500].lower()
 
 
 def test_torchvision_resnet18_works_out_of_the_box(

@@ -1,0 +1,121 @@
+"""Data parallelism on CPU with two gloo processes: exact global-batch losses and the torchrun path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from ceco_fair.distributed import global_contrastive_loss
+from ceco_fair.losses import LOSSES, build_loss
+from ceco_fair.train import DistributedContext
+
+WORLD = 2
+N_PER_RANK, VIEWS, DIM = 6, 2, 5
+NAMES = ["simclr", "supcon", "contex", "fscl", "biascon"]
+OPTIONS: dict[str, dict[str, object]] = {"contex": {}, "fscl": {"group_norm": True}}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def global_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    n = WORLD * N_PER_RANK
+    features = torch.randn(n, VIEWS, DIM, generator=generator, dtype=torch.float64) * 3
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    sensitive = torch.randint(0, 2, (n,), generator=generator)
+    return features, labels, sensitive
+
+
+def _worker(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    features, labels, sensitive = global_batch()
+    rows = slice(rank * N_PER_RANK, (rank + 1) * N_PER_RANK)
+    for name in NAMES:
+        local = features[rows].clone().requires_grad_(True)
+        compute = global_contrastive_loss(build_loss(name, **OPTIONS.get(name, {})), DistributedContext(rank, WORLD))
+        value = compute(local, labels[rows], sensitive[rows])
+        value.backward()
+        torch.save({"value": value.detach(), "grad": local.grad}, Path(folder) / f"{name}-{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every loss's value and local gradients computed by two gloo processes (one spawn for all)."""
+    folder = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(free_port(), str(folder)), nprocs=WORLD, join=True)
+    return folder
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_process_loss_and_gradients_equal_one_process_on_the_global_batch(
+    name: str, two_process_results: Path
+) -> None:
+    parts = [torch.load(two_process_results / f"{name}-{rank}.pt", weights_only=True) for rank in range(WORLD)]
+    features, labels, sensitive = global_batch()
+    features.requires_grad_(True)
+    expected = build_loss(name, **OPTIONS.get(name, {}))(features, labels, sensitive)
+    expected.backward()
+    assert features.grad is not None
+    # Each process returns world_size × its share; their mean is the global loss, and gradients
+    # come back scaled by world_size, which DistributedDataParallel's averaging undoes.
+    value = sum(p["value"] for p in parts) / WORLD
+    torch.testing.assert_close(value, expected.detach(), rtol=0, atol=1e-5)
+    for rank, part in enumerate(parts):
+        rows = slice(rank * N_PER_RANK, (rank + 1) * N_PER_RANK)
+        torch.testing.assert_close(part["grad"] / WORLD, features.grad[rows], rtol=0, atol=1e-5)
+    assert name in LOSSES
+
+
+def test_tiny_protocol_under_torchrun_writes_the_results_layout(
+    write_protocol: Callable[..., Path], tmp_path: Path
+) -> None:
+    protocol = write_protocol(methods=[{"name": "ce"}, {"name": "supcon"}])
+    output = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(WORLD),
+            "--master_port",
+            str(free_port()),
+            "-m",
+            "ceco_fair.run",
+            str(protocol),
+            "--output",
+            str(output),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(output / "results.csv")
+    assert set(table["method"]) == {"ce", "supcon"} and len(table) == 8
+    assert table["value"].between(0, 1).all()
+    for run_id in table["run_id"].unique():
+        history = pd.read_csv(output / "runs" / run_id / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        assert (output / "runs" / run_id / "checkpoint.pt").exists()
+    manifest = pd.read_json(output / "manifest.json", typ="series")
+    assert manifest["world_size"] == WORLD

@@ -26,15 +26,31 @@ from ceco_fair.train import ContrastiveLossFn, DistributedContext, MethodConfig,
 logger = logging.getLogger(__name__)
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward sums the gradients of all processes and keeps this one's slice."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rows = tensor.shape[0]
+        return gather_plain(tensor)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total)
+        start = dist.get_rank() * ctx.rows
+        return total[start : start + ctx.rows]
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor [n, ...]`` of every process along dim 0, keeping the gradient.
 
-    The backward pass sums what every process computed for each slice and hands each process the
-    gradient of its own slice, so ``d(Σ_processes loss)/d(local tensor)`` is exact.
+    Every process must pass the same ``n``. The backward pass sums what every process computed for
+    each slice and hands each process the gradient of its own slice, so
+    ``d(Σ_processes loss)/d(local tensor)`` is exact.
     """
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)  # type: ignore[no-untyped-call]
+    gathered: torch.Tensor = _GatherWithGrad.apply(tensor)
+    return gathered
 
 
 def gather_plain(tensor: torch.Tensor) -> torch.Tensor:

@@ -232,8 +232,16 @@ class DistributedContext:
 
 
 def build_method_loss(method: MethodConfig) -> nn.Module | None:
-    """The contrastive loss module of a method, None for ``ce``."""
-    return build_loss(method.name, **dict(method.loss_kwargs)) if method.contrastive else None
+    """The contrastive loss module of a method for training, None for ``ce``.
+
+    Non-finite features give a non-finite loss instead of an input error, so that a diverging
+    run stops as :class:`TrainingDiverged` with its last good checkpoint kept.
+    """
+    if not method.contrastive:
+        return None
+    loss = build_loss(method.name, **dict(method.loss_kwargs))
+    loss.check_finite = False
+    return loss
 
 
 def pretrain(

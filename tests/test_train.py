@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from ceco_fair.train import (
     MethodModel,
     OptimizerConfig,
     TrainConfig,
+    TrainingDiverged,
+    build_method_loss,
     cosine_lr,
     pretrain,
 )
@@ -45,17 +48,11 @@ class TinyImages(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
         return self.images[index], int(self.targets[index]), int(self.sensitive[index])
 
 
-def train_once(
-    method: MethodConfig, epochs: int
-) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+def train_once(method: MethodConfig, epochs: int) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
-    config = TrainConfig(
-        epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig()
-    )
-    history = pretrain(
-        model, method, TinyImages(), config, seed=0, device=torch.device("cpu"), progress=False
-    )
+    config = TrainConfig(epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig())
+    history = pretrain(model, method, TinyImages(), config, seed=0, device=torch.device("cpu"), progress=False)
     return history, model.state_dict()
 
 
@@ -68,3 +65,43 @@ def test_every_method_trains_and_is_deterministic(name: str) -> None:
     assert all(math.isfinite(r["loss"]) for r in first) and len(first) == 2
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
+
+
+def test_training_loss_turns_non_finite_features_into_a_non_finite_loss() -> None:
+    loss = build_method_loss(MethodConfig("contex"))
+    assert loss is not None
+    features = torch.randn(4, 2, 8)
+    features[1, 0, 3] = float("nan")
+    value = loss(features, torch.tensor([0, 1, 0, 1]), torch.zeros(4, dtype=torch.long))
+    assert not torch.isfinite(value)
+
+
+def test_model_that_diverges_stops_with_training_diverged(tmp_path: Path) -> None:
+    method = MethodConfig("supcon", projection_dim=8)
+    torch.manual_seed(0)
+    model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
+    config = TrainConfig(epochs=3, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig())
+    checkpoint = tmp_path / "checkpoint.pt"
+    pretrain(
+        model,
+        method,
+        TinyImages(),
+        config,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+        checkpoint_path=checkpoint,
+    )
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("inf"))
+    with pytest.raises(TrainingDiverged, match=r"nan|inf"):
+        pretrain(
+            model,
+            method,
+            TinyImages(),
+            config,
+            seed=0,
+            device=torch.device("cpu"),
+            progress=False,
+            checkpoint_path=tmp_path / "other.pt",
+        )

@@ -115,6 +115,10 @@ class ContrastiveLoss(nn.Module, ABC):
         ):
             raise CecoFairError(_BLOCK_SIZE.format(value=block_size))
         self.block_size = block_size
+        self.check_finite = True
+        """Reject NaN/inf features with a CecoFairError. A training loop turns this off: there a
+        non-finite value means divergence, which it detects on the loss, and the check would cost a
+        host synchronisation per step on a GPU."""
 
     @abstractmethod
     def weighted_terms(self) -> tuple[tuple[Term, float], ...]:
@@ -209,7 +213,7 @@ class ContrastiveLoss(nn.Module, ABC):
             raise CecoFairError(
                 _FEATURES_VIEWS.format(views=shape[1], name=self.name, min_views=self.min_views, shape=shape)
             )
-        if not bool(torch.isfinite(features).all()):
+        if self.check_finite and not bool(torch.isfinite(features).all()):
             raise CecoFairError(_FEATURES_FINITE.format(name=self.name))
         return shape[0], shape[1], shape[2]
 

@@ -8,8 +8,10 @@ methods × ρ/attributes × seeds, writes every run's folder, the tidy ``results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,36 +35,24 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ceco_fair.run", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m ceco_fair.run", description=__doc__.splitlines()[0])
     parser.add_argument("protocol", type=Path, help="the protocol YAML file")
-    parser.add_argument(
-        "--output", type=Path, help="output folder (default: reports/<name>/<timestamp>/)"
-    )
+    parser.add_argument("--output", type=Path, help="output folder (default: reports/<name>/<timestamp>/)")
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted run in --output (default: the newest folder of this protocol)",
     )
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), help="overrides the protocol's device"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="validate and print the grid, train nothing"
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress bars; warnings and errors only"
-    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides the protocol's device")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the grid, train nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
     return parser.parse_args(argv)
 
 
 def choose_device(requested: str, local_rank: int | None = None) -> torch.device:
     """The one device of this process: ``auto`` picks CUDA when available."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise CecoFairError(
-            "device: cuda was requested but no CUDA device is available (use --device cpu)"
-        )
+        raise CecoFairError("device: cuda was requested but no CUDA device is available (use --device cpu)")
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda", local_rank or 0)
@@ -72,15 +62,9 @@ def default_output(protocol: Protocol, resume: bool) -> Path:
     """``reports/<name>/<timestamp>/`` for a new run; the newest existing folder with ``resume``."""
     base = Path("reports") / protocol.name
     if resume:
-        existing = (
-            sorted(p for p in base.glob("*") if (p / "protocol.yaml").exists())
-            if base.exists()
-            else []
-        )
+        existing = sorted(p for p in base.glob("*") if (p / "protocol.yaml").exists()) if base.exists() else []
         if not existing:
-            raise CecoFairError(
-                f"--resume: no earlier run of {protocol.name!r} under {base}/ (give --output)"
-            )
+            raise CecoFairError(f"--resume: no earlier run of {protocol.name!r} under {base}/ (give --output)")
         return existing[-1]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate, index = base / stamp, 1
@@ -97,17 +81,11 @@ def check_output(output: Path, protocol: Protocol, resume: bool) -> None:
             raise CecoFairError(f"--resume: {output} holds no earlier run (no protocol.yaml)")
         previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
         current = protocol.resolved()
-        changed = sorted(
-            k for k in set(previous) | set(current) if previous.get(k) != current.get(k)
-        )
+        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
         if changed:
-            raise CecoFairError(
-                f"--resume: the protocol differs from the one in {saved} in: {', '.join(changed)}"
-            )
+            raise CecoFairError(f"--resume: the protocol differs from the one in {saved} in: {', '.join(changed)}")
     elif output.exists() and any(output.iterdir()):
-        raise CecoFairError(
-            f"--output: {output} already holds results; choose another folder or add --resume"
-        )
+        raise CecoFairError(f"--output: {output} already holds results; choose another folder or add --resume")
 
 
 def print_grid(protocol: Protocol, output: Path, device: torch.device) -> None:
@@ -119,12 +97,29 @@ def print_grid(protocol: Protocol, output: Path, device: torch.device) -> None:
 
 
 def configure_logging(quiet: bool) -> None:
-    """Log lines on stderr (INFO, or WARNING with ``--quiet``)."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    """Log lines on stderr (INFO, or WARNING with ``--quiet``); ``run.log`` always gets INFO."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path | None) -> Iterator[None]:
+    """Copy every log record of the block into ``path`` (nothing when ``path`` is None)."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 def run_protocol(
@@ -142,13 +137,24 @@ def run_protocol(
     manifest = build_manifest(device, world_size=context.world_size, resumed=resume)
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            output / "protocol.yaml", yaml.safe_dump(protocol.resolved(), sort_keys=False)
-        )
+        atomic_write_text(output / "protocol.yaml", yaml.safe_dump(protocol.resolved(), sort_keys=False))
         atomic_write_json(output / "manifest.json", manifest)
-        log_file = logging.FileHandler(output / "run.log", encoding="utf-8")
-        log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(log_file)
+    with log_to_file(output / "run.log" if context.is_main else None):
+        return _run_grid(protocol, output, device, manifest, resume=resume, progress=progress, session=session)
+
+
+def _run_grid(
+    protocol: Protocol,
+    output: Path,
+    device: torch.device,
+    manifest: dict[str, Any],
+    *,
+    resume: bool,
+    progress: bool,
+    session: DistributedSession,
+) -> int:
+    """The grid loop of :func:`run_protocol`."""
+    context = session.context
     previous = {r["run_id"]: r for r in read_results(output)} if resume else {}
     records: dict[str, dict[str, Any]] = {}
     failed = 0
@@ -207,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         protocol = load_protocol(args.protocol)
         requested = args.device or protocol.device
-        session = start_distributed(
-            "cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu"
-        )
+        session = start_distributed("cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu")
         device = choose_device(requested, session.local_rank)
         if protocol.train.sync_batchnorm and session.active and device.type != "cuda":
             raise CecoFairError(
@@ -223,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             if session.context.is_main:
                 print_grid(protocol, output, device)
             return EXIT_OK
-        return run_protocol(
-            protocol, output, device, resume=args.resume, progress=not args.quiet, session=session
-        )
+        return run_protocol(protocol, output, device, resume=args.resume, progress=not args.quiet, session=session)
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USAGE

@@ -35,7 +35,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line's arguments."""
-    parser = argparse.ArgumentParser(prog="python -m ceco_fair.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ceco_fair.run",
+        description="Train and audit encoders as a protocol says: validate, run the grid, write results and a report.",
+    )
     parser.add_argument("protocol", type=Path, help="the protocol YAML file")
     parser.add_argument("--output", type=Path, help="output folder (default: reports/<name>/<timestamp>/)")
     parser.add_argument(

@@ -119,3 +119,62 @@ def test_tiny_protocol_under_torchrun_writes_the_results_layout(
         assert (output / "runs" / run_id / "checkpoint.pt").exists()
     manifest = pd.read_json(output / "manifest.json", typ="series")
     assert manifest["world_size"] == WORLD
+
+
+def torchrun(protocol: Path, output: Path, *extra: str, background: bool = False) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(WORLD),
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "ceco_fair.run",
+        str(protocol),
+        "--output",
+        str(output),
+        "--quiet",
+        *extra,
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if background else subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=background,
+    )
+
+
+def test_resume_under_torchrun_ends_with_the_uninterrupted_metrics(
+    write_protocol: Callable[..., Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    protocol = write_protocol(methods=[{"name": "supcon"}], train={"epochs": 3, "max_batches_per_epoch": 20})
+    run = Path("runs") / "supcon-rho0.99-seed0"
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    first = torchrun(protocol, whole)
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+
+    process = torchrun(protocol, resumed, background=True)
+    checkpoint = resumed / run / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=True)["epoch"] >= 1:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    assert not (resumed / run / "metrics.json").exists(), "the run ended before it could be interrupted"
+
+    finish = torchrun(protocol, resumed, "--resume")
+    _, errors = finish.communicate(timeout=600)
+    assert finish.returncode == 0, errors[-3000:]
+    assert (whole / run / "metrics.json").read_text() == (resumed / run / "metrics.json").read_text()
+    losses = [pd.read_csv(folder / run / "history.csv")["loss"].tolist() for folder in (whole, resumed)]
+    assert losses[0] == losses[1]

@@ -67,9 +67,7 @@ def reference_means(folder: Path, metric: str) -> dict[tuple[str, float], list[f
     with (folder / "results.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             if row["metric"] == metric:
-                values.setdefault((row["method"], float(row["rho"])), []).append(
-                    float(row["value"])
-                )
+                values.setdefault((row["method"], float(row["rho"])), []).append(float(row["value"]))
     return values
 
 
@@ -103,9 +101,7 @@ def test_seed_interval_is_the_t_interval_from_its_definition(n: int) -> None:
 def test_seed_interval_known_value() -> None:
     # t_{0.975, 2} = 4.302652729911275; s = 1, n = 3
     interval = seed_interval([1.0, 2.0, 3.0])
-    assert interval.high - interval.mean == pytest.approx(
-        4.302652729911275 / math.sqrt(3), rel=1e-9
-    )
+    assert interval.high - interval.mean == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)
 
 
 def test_seed_interval_few_seeds_and_nan() -> None:
@@ -170,8 +166,7 @@ def test_load_folds_confidence_intervals(group: Path) -> None:
     assert not metrics["metric"].str.endswith(("_ci_low", "_ci_high")).any()
     saved = json.loads((group / "runs/fscl-gender-race-seed0/metrics.json").read_text())
     row = metrics[
-        (metrics["run_id"] == "fscl-gender-race-seed0")
-        & (metrics["metric"] == "equalized_odds_difference")
+        (metrics["run_id"] == "fscl-gender-race-seed0") & (metrics["metric"] == "equalized_odds_difference")
     ].iloc[0]
     assert row["value"] == pytest.approx(saved["equalized_odds_difference"])
     assert row["ci_low"] == pytest.approx(saved["equalized_odds_difference_ci_low"])
@@ -235,9 +230,7 @@ def test_metrics_fall_back_to_run_folders(tmp_path: Path) -> None:
 
 
 def test_projection_is_subsampled(tmp_path: Path) -> None:
-    root = write_biased_mnist_folder(
-        tmp_path / "out", methods=("ce",), epochs=2, projection_points=2500
-    )
+    root = write_biased_mnist_folder(tmp_path / "out", methods=("ce",), epochs=2, projection_points=2500)
     original = pd.read_csv(root / "runs/ce-rho0.99-seed0/projection.csv")
     points = load_results(root).projections
     assert len(points) == MAX_PROJECTION_POINTS
@@ -262,9 +255,7 @@ def test_list_attributes_are_joined(tmp_path: Path) -> None:
             r"results\.csv lacks column\(s\) value",
         ),
         (
-            lambda r: (r / "results.csv").write_text(
-                "run_id,method,metric,value\nx,ce,accuracy,high\n"
-            ),
+            lambda r: (r / "results.csv").write_text("run_id,method,metric,value\nx,ce,accuracy,high\n"),
             r"column 'value' holds 'high', expected a number",
         ),
         (
@@ -272,9 +263,7 @@ def test_list_attributes_are_joined(tmp_path: Path) -> None:
             r"results\.json cannot be read: invalid JSON",
         ),
         (
-            lambda r: (r / "results.json").write_text(
-                '{"runs": [{"run_id": "x", "status": "done"}]}'
-            ),
+            lambda r: (r / "results.json").write_text('{"runs": [{"run_id": "x", "status": "done"}]}'),
             r"runs\[0\]\.status is 'done', expected complete or failed or incomplete",
         ),
         (
@@ -284,9 +273,7 @@ def test_list_attributes_are_joined(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_top_level_files_raise(tmp_path: Path, damage: Any, message: str) -> None:
-    root = write_biased_mnist_folder(
-        tmp_path / "out", methods=("ce",), epochs=2, projection_points=20
-    )
+    root = write_biased_mnist_folder(tmp_path / "out", methods=("ce",), epochs=2, projection_points=20)
     damage(root)
     with pytest.raises(DataError, match=message) as caught:
         load_results(root)
@@ -345,9 +332,7 @@ def test_bias_heatmaps_average_seeds_and_switch(biased: Path) -> None:
         for colour in range(10):
             cells = []
             for seed in range(3):
-                frame = pd.read_csv(
-                    biased / f"runs/contex-rho0.99-seed{seed}/bias_matrix.csv", index_col=0
-                )
+                frame = pd.read_csv(biased / f"runs/contex-rho0.99-seed{seed}/bias_matrix.csv", index_col=0)
                 value = float(frame.iloc[digit, colour])
                 if not math.isnan(value):
                     cells.append(value)
@@ -394,9 +379,7 @@ def test_group_figures_values(group: Path) -> None:
     tpr = next(t for t in traces if t.xaxis == "x2")
     assert list(tpr.x) == list(table["group_name"])
     assert list(tpr.y) == pytest.approx(list(100 * table["tpr"]), abs=0.006)
-    assert list(tpr.error_y.array) == pytest.approx(
-        list(100 * (table["tpr_ci_high"] - table["tpr"])), abs=0.011
-    )
+    assert list(tpr.error_y.array) == pytest.approx(list(100 * (table["tpr_ci_high"] - table["tpr"])), abs=0.011)
 
     scatter = F.fairness_accuracy_scatter(results)
     assert scatter is not None
@@ -527,8 +510,7 @@ def test_report_is_self_contained(biased: Path) -> None:
     assert len(specs) == 5 == page.count('class="plotly-graph-div figure"')
     assert page.count('"displaylogo": false') == 5
     assert [
-        f'id="{anchor}"' in page
-        for anchor in ("summary", "bias", "training", "projection", "fairness", "missing")
+        f'id="{anchor}"' in page for anchor in ("summary", "bias", "training", "projection", "fairness", "missing")
     ] == [True, True, True, True, False, False]
     expected = F.bias_heatmaps(load_results(biased))
     assert expected is not None
@@ -631,9 +613,7 @@ def test_quickstart_size_and_speed(tmp_path: Path) -> None:
     assert seconds <= 10.0
 
 
-def test_failed_render_leaves_the_old_report(
-    biased: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_failed_render_leaves_the_old_report(biased: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     target = tmp_path / "kept.html"
     target.write_text("old report")
 
@@ -686,3 +666,26 @@ def test_module_entry_point_missing_folder(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "results folder not found" in done.stderr
+
+
+def test_group_fairness_report_has_no_bias_section(tmp_path: Path) -> None:
+    """ColoredMNIST has ρ but no bias metrics: the bias section (and ConTeX's gain in it) stays out."""
+    folder = tmp_path / "colored"
+    table = [
+        {
+            "run_id": f"{m}-rho0.9-seed0",
+            "method": m,
+            "dataset": "colored_mnist",
+            "rho": 0.9,
+            "seed": 0,
+            "status": "complete",
+            "metrics": {"accuracy": a, "equalized_odds_difference": e},
+        }
+        for m, a, e in (("supcon", 0.84, 0.32), ("contex", 0.88, 0.22))
+    ]
+    folder.mkdir()
+    (folder / "protocol.yaml").write_text("name: colored\ndata: {dataset: colored_mnist}\n")
+    (folder / "results.json").write_text(json.dumps({"runs": table}))
+    html = (build_report(folder)).read_text(encoding="utf-8")
+    assert 'id="bias"' not in html and "gain over SupCon" not in html
+    assert 'id="fairness"' in html

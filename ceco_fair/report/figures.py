@@ -120,9 +120,7 @@ def bias_accuracy_by_rho(results: Results) -> go.Figure | None:
 
     """
     metrics = results.metrics
-    table = metrics[
-        metrics["metric"].isin([m for m, _ in ALIGNMENT_LINES]) & metrics["rho"].notna()
-    ]
+    table = metrics[metrics["metric"].isin([m for m, _ in ALIGNMENT_LINES]) & metrics["rho"].notna()]
     if table.empty:
         return None
     summary = summarize(table, ["method", "rho", "metric"])
@@ -144,8 +142,7 @@ def bias_accuracy_by_rho(results: Results) -> go.Figure | None:
                     name=f"{text(method)} · {METRIC_LABELS[metric]}",
                     legendgroup=text(method),
                     line={"color": colours[method], "dash": dash},
-                    hovertemplate="ρ = %{x}<br>%{y:.1f}% (%{customdata} seeds)"
-                    "<extra>%{fullData.name}</extra>",
+                    hovertemplate="ρ = %{x}<br>%{y:.1f}% (%{customdata} seeds)<extra>%{fullData.name}</extra>",
                 )
             )
     _layout(
@@ -236,11 +233,9 @@ def contex_gain(results: Results) -> go.Figure | None:
     """
     metrics = results.metrics
     table = metrics[
-        metrics["method"].isin([CONTEX, SUPCON])
-        & metrics["metric"].isin(GAIN_METRICS)
-        & metrics["rho"].notna()
+        metrics["method"].isin([CONTEX, SUPCON]) & metrics["metric"].isin(GAIN_METRICS) & metrics["rho"].notna()
     ]
-    if table.empty:
+    if not (table["metric"] == "bias_conflicting_accuracy").any():  # a group-fairness dataset: no bias metrics
         return None
     means = summarize(table, ["metric", "rho", "method"]).set_index(["metric", "rho", "method"])
     fig = make_subplots(
@@ -254,9 +249,7 @@ def contex_gain(results: Results) -> go.Figure | None:
         if rows.empty:
             continue
         x = [_rho_text(rho) for rho in rows["rho"]]
-        customdata = [
-            [c, s] for c, s in zip(_percent(rows["contex"]), _percent(rows["supcon"]), strict=True)
-        ]
+        customdata = [[c, s] for c, s in zip(_percent(rows["contex"]), _percent(rows["supcon"]), strict=True)]
         colours = [GAIN_COLOURS[0] if gain >= 0 else GAIN_COLOURS[1] for gain in rows["points"]]
         first = len(fig.data)
         for col, column, unit in ((1, "points", "points"), (2, "relative", "% of SupCon")):
@@ -312,9 +305,7 @@ def gain_table(means: pd.Series, metric: str) -> pd.DataFrame:
             continue
         relative = PERCENT * (contex - supcon) / supcon if supcon != 0 else math.nan
         rows.append([rho, contex, supcon, PERCENT * (contex - supcon), relative])
-    table: pd.DataFrame = pd.DataFrame(
-        rows, columns=["rho", "contex", "supcon", "points", "relative"]
-    )
+    table: pd.DataFrame = pd.DataFrame(rows, columns=["rho", "contex", "supcon", "points", "relative"])
     return table
 
 
@@ -350,9 +341,7 @@ def group_rates(results: Results) -> go.Figure | None:
         for method in results.methods:
             for col, rate in enumerate(rates, start=1):
                 rows = summary[
-                    (summary["condition"] == condition)
-                    & (summary["method"] == method)
-                    & (summary["metric"] == rate)
+                    (summary["condition"] == condition) & (summary["method"] == method) & (summary["metric"] == rate)
                 ]
                 if rows.empty:
                     continue
@@ -406,9 +395,7 @@ def fairness_accuracy_scatter(results: Results) -> go.Figure | None:
     if not (metrics["metric"] == "equalized_odds_difference").any():
         return None
     table = metrics[metrics["metric"].isin(["equalized_odds_difference", "accuracy"])]
-    summary = summarize(table, ["condition", "method", "metric"]).set_index(
-        ["condition", "method", "metric"]
-    )
+    summary = summarize(table, ["condition", "method", "metric"]).set_index(["condition", "method", "metric"])
     colours = method_colours(results.methods)
     fig = go.Figure()
     options: list[_Option] = []
@@ -432,8 +419,7 @@ def fairness_accuracy_scatter(results: Results) -> go.Figure | None:
                     textposition="top center",
                     name=text(method),
                     marker={"color": colours[method], "size": 13},
-                    hovertemplate="EO difference %{x:.1f}%<br>accuracy %{y:.1f}%"
-                    "<extra>%{fullData.name}</extra>",
+                    hovertemplate="EO difference %{x:.1f}%<br>accuracy %{y:.1f}%<extra>%{fullData.name}</extra>",
                 )
             )
         if len(fig.data) > first:
@@ -599,9 +585,7 @@ def projections(results: Results) -> go.Figure | None:
     points = results.projections
     if points.empty:
         return None
-    fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("by target", "by attribute")
-    )
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("by target", "by attribute"))
     several_conditions = len(results.conditions) > 1
     options: list[_Option] = []
     shown: set[tuple[str, str]] = set()
@@ -632,8 +616,7 @@ def projections(results: Results) -> go.Figure | None:
                         marker={"size": 4, "opacity": 0.7, "color": palette[index % len(palette)]},
                         name=text(category),
                         legend="legend" if col == 1 else "legend2",
-                        hovertemplate=f"{text(name)} "
-                        + "%{fullData.name}<br>(%{x}, %{y})<extra></extra>",
+                        hovertemplate=f"{text(name)} " + "%{fullData.name}<br>(%{x}, %{y})<extra></extra>",
                     ),
                     row=1,
                     col=col,
@@ -749,9 +732,7 @@ def _add_selector(fig: go.Figure, options: Sequence[_Option]) -> None:
     )
 
 
-def _layout(
-    fig: go.Figure, *, title: str, height: int = HEIGHT, bottom: int = MARGIN_BOTTOM, **layout: Any
-) -> None:
+def _layout(fig: go.Figure, *, title: str, height: int = HEIGHT, bottom: int = MARGIN_BOTTOM, **layout: Any) -> None:
     """Apply the common look: light template, system fonts, title and menu above the plot."""
     fig.update_layout(
         template="plotly_white",

@@ -87,29 +87,9 @@ def test_tiny_protocol_under_torchrun_writes_the_results_layout(
 ) -> None:
     protocol = write_protocol(methods=[{"name": "ce"}, {"name": "supcon"}])
     output = tmp_path / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(WORLD),
-            "--master_port",
-            str(free_port()),
-            "-m",
-            "ceco_fair.run",
-            str(protocol),
-            "--output",
-            str(output),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(protocol, output)
+    _, errors = done.communicate(timeout=600)
+    assert done.returncode == 0, errors[-3000:]
     table = pd.read_csv(output / "results.csv")
     assert set(table["method"]) == {"ce", "supcon"} and len(table) == 8
     assert table["value"].between(0, 1).all()

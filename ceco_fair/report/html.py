@@ -272,7 +272,7 @@ def script_json(text: str) -> str:
         text: JSON text.
 
     Returns:
-        The same JSON value with ``<``, ``>``, ``&``, U+2028 and U+2029 written as ``\uXXXX``
+        The same JSON value with ``<``, ``>``, ``&``, U+2028 and U+2029 written as ``\u003c``-style
         escapes, so the text can contain neither ``</script>`` nor ``<!--``.
 
     """

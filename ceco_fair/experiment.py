@@ -15,7 +15,7 @@ from ceco_fair.auditing import AuditResult, audit_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
 from ceco_fair.distributed import DistributedSession
-from ceco_fair.models import build_encoder
+from ceco_fair.models import build_encoder, infer_feature_dim
 from ceco_fair.probe import extract_features
 from ceco_fair.protocol import Protocol, RunSpec
 from ceco_fair.train import MethodModel, pretrain, unwrap
@@ -103,8 +103,6 @@ def execute_run(
         **dict(encoder_config.kwargs),
     )
     if not isinstance(getattr(encoder, "feature_dim", None), int):
-        from ceco_fair.models import infer_feature_dim
-
         image = train_set[0][0]
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
     n_classes = int(getattr(train_set, "n_classes"))  # noqa: B009  (not part of Dataset's type)

@@ -22,9 +22,7 @@ BIAS_METRICS = {
 }
 
 
-def test_tiny_protocol_writes_the_results_layout(
-    write_protocol: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_tiny_protocol_writes_the_results_layout(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
     output = tmp_path / "out"
     assert main([str(write_protocol()), "--output", str(output), "--quiet"]) == 0
     table = pd.read_csv(output / "results.csv")
@@ -100,10 +98,7 @@ def test_resume_refuses_a_changed_protocol(
     write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "out"
-    assert (
-        main([str(write_protocol(methods=[{"name": "ce"}])), "--output", str(output), "--quiet"])
-        == 0
-    )
+    assert main([str(write_protocol(methods=[{"name": "ce"}])), "--output", str(output), "--quiet"]) == 0
     changed = write_protocol(methods=[{"name": "ce"}], train={"epochs": 3})
     assert main([str(changed), "--output", str(output), "--quiet", "--resume"]) == 2
     assert "train" in capsys.readouterr().err
@@ -122,16 +117,20 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(train_module, "training_loss", loss_that_explodes)
     output = tmp_path / "out"
-    status = main(
-        [str(write_protocol(methods=[{"name": "supcon"}])), "--output", str(output), "--quiet"]
-    )
+    status = main([str(write_protocol(methods=[{"name": "supcon"}])), "--output", str(output), "--quiet"])
     assert status == 1
-    checkpoint = torch.load(
-        output / "runs" / "supcon-rho0.99-seed0" / "checkpoint.pt", weights_only=True
-    )
+    checkpoint = torch.load(output / "runs" / "supcon-rho0.99-seed0" / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1
-    assert all(
-        torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point()
-    )
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
     runs = json.loads((output / "results.json").read_text())["runs"]
     assert runs[0]["status"] == "failed" and "nan" in runs[0]["error"]
+
+
+def test_user_encoder_factory_runs_through_the_protocol(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
+    protocol = write_protocol(
+        methods=[{"name": "contex"}], encoder={"arch": "tiny_encoder:make", "kwargs": {"width": 6}}
+    )
+    output = tmp_path / "out"
+    assert main([str(protocol), "--output", str(output), "--quiet"]) == 0
+    table = pd.read_csv(output / "results.csv")
+    assert set(table["metric"]) == BIAS_METRICS and (table["method"] == "contex").all()

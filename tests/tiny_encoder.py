@@ -1,0 +1,10 @@
+"""A user-style encoder factory, loaded by protocols as ``tiny_encoder:make``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def make(width: int = 8) -> nn.Module:
+    """A two-layer convolutional encoder without a ``feature_dim`` attribute: ``[B, 3, H, W] -> [B, width]``."""
+    return nn.Sequential(nn.Conv2d(3, width, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())

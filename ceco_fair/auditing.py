@@ -59,24 +59,18 @@ class AuditResult:
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
-        return pd.DataFrame(
-            {"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]}
-        )
+        return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
 
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "metrics.json", self.metrics)
         atomic_write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
-        atomic_write_text(
-            folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g")
-        )
+        atomic_write_text(folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g"))
         if self.group_table is not None:
             atomic_write_text(folder / "group_table.csv", self.group_table.to_csv(index=False))
         if self.bias_matrix is not None:
-            frame = pd.DataFrame(
-                self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target")
-            )
+            frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
             atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
@@ -104,9 +98,7 @@ class AuditResult:
         }
         run_dir = folder / "runs" / name
         self.write_run_files(run_dir)
-        atomic_write_json(
-            run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}}
-        )
+        atomic_write_json(run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}})
         protocol = {
             "name": f"audit of {name}",
             "data": {"dataset": run["dataset"]},
@@ -124,18 +116,14 @@ class AuditResult:
 
 
 def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
-    array = (
-        values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    )
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     if array.ndim != 1:
         raise CecoFairError(f"{name}: expected a 1-D array, got shape {tuple(array.shape)}")
     return array
 
 
 def _features(values: ArrayLike, name: str) -> torch.Tensor:
-    tensor = torch.as_tensor(
-        values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values)
-    )
+    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
     if tensor.ndim != 2:
         raise CecoFairError(f"{name}: expected features of shape [n, D], got {tuple(tensor.shape)}")
     if not torch.isfinite(tensor).all():
@@ -143,9 +131,7 @@ def _features(values: ArrayLike, name: str) -> torch.Tensor:
     return tensor.float()
 
 
-def choose_kind(
-    kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray
-) -> Literal["bias", "group"]:
+def choose_kind(kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray) -> Literal["bias", "group"]:
     """``bias`` when the bias values index the target classes (BiasedMNIST), else ``group``."""
     if kind != "auto":
         return kind
@@ -155,9 +141,7 @@ def choose_kind(
     return "group"
 
 
-def project(
-    features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int
-) -> pd.DataFrame:
+def project(features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int) -> pd.DataFrame:
     """2-D PCA of at most ``points`` randomly chosen rows of ``features [n, D]``."""
     n = len(features)
     chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(points, n), replace=False))
@@ -310,6 +294,35 @@ def audit_features(
     )
 
 
+def split_features(
+    encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    train: Dataset[Any],
+    test: Dataset[Any],
+    *,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    normalization: AugmentConfig | None,
+    progress: bool,
+    label: str = "",
+) -> tuple[Features, Features]:
+    """Frozen features of the training and test datasets, each ``[n, D]`` with targets and sensitive values."""
+
+    def features_of(dataset: Dataset[Any], split: str) -> Features:
+        return extract_features(
+            encoder,
+            dataset,
+            device=device,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            normalization=normalization,
+            progress=progress,
+            description=f"{label} {split} features".strip(),
+        )
+
+    return features_of(train, "train"), features_of(test, "test")
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -360,32 +373,20 @@ def audit(
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
     """
     if not callable(encoder):
-        raise CecoFairError(
-            f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}"
-        )
+        raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
     chosen_device = torch.device(device) if device is not None else default_device()
     if isinstance(encoder, nn.Module):
         encoder = encoder.to(chosen_device)
     started = now()
-    train_features = extract_features(
+    train_features, test_features = split_features(
         encoder,
         train,
-        device=chosen_device,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        normalization=normalization,
-        progress=progress,
-        description="train features",
-    )
-    test_features = extract_features(
-        encoder,
         test,
         device=chosen_device,
         batch_size=batch_size,
         num_workers=num_workers,
         normalization=normalization,
         progress=progress,
-        description="test features",
     )
     name = name or type(encoder).__name__
     info = {

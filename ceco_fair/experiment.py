@@ -11,12 +11,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.auditing import AuditResult, audit_features
+from ceco_fair.auditing import AuditResult, audit_features, split_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
 from ceco_fair.distributed import DistributedSession
 from ceco_fair.models import build_encoder, infer_feature_dim
-from ceco_fair.probe import extract_features
 from ceco_fair.protocol import Protocol, RunSpec
 from ceco_fair.train import MethodModel, pretrain, unwrap
 
@@ -130,18 +129,16 @@ def execute_run(
     atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
-    train_features, test_features = (
-        extract_features(
-            encoder_module,
-            dataset,
-            device=device,
-            batch_size=protocol.eval.batch_size,
-            num_workers=protocol.train.num_workers,
-            normalization=protocol.train.augment,
-            progress=progress,
-            description=f"{run.run_id} {split} features",
-        )
-        for split, dataset in ((TRAIN_SPLIT, train_set), (TEST_SPLIT, test_set))
+    train_features, test_features = split_features(
+        encoder_module,
+        train_set,
+        test_set,
+        device=device,
+        batch_size=protocol.eval.batch_size,
+        num_workers=protocol.train.num_workers,
+        normalization=protocol.train.augment,
+        progress=progress,
+        label=run.run_id,
     )
     info = {
         **record,

@@ -42,26 +42,18 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def _git(folder: Path, *args: str) -> str:
+    """The stripped output of ``git ARGS`` run in ``folder``."""
+    done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5, check=True)
+    return done.stdout.strip()
+
+
 def git_revision(folder: Path | None = None) -> str | None:
     """The commit of the git checkout holding ``folder`` (the package by default), with ``+dirty``."""
     folder = folder or Path(__file__).resolve().parent
     try:
-        revision = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        revision = _git(folder, "rev-parse", "HEAD")
+        dirty = _git(folder, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{revision}+dirty" if dirty else revision

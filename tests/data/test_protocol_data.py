@@ -10,16 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from ceco_fair.metrics import METRIC_NAMES
 from ceco_fair.run import main
 
-GROUP_METRICS = {
-    "accuracy",
-    "worst_group_accuracy",
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "eo_fscl",
-}
+GROUP_METRICS = set(METRIC_NAMES)
 
 
 def protocol_file(tmp_path: Path, data: dict[str, Any], **extra: Any) -> Path:

@@ -174,16 +174,6 @@ def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | s
 ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def local_contrastive_loss(loss_fn: nn.Module) -> ContrastiveLossFn:
-    """A single-process contrastive loss: ``(features [N, V, P], labels [N], sensitive [N]) -> scalar``."""
-
-    def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
-        value: torch.Tensor = loss_fn(features, labels, sensitive)
-        return value
-
-    return compute
-
-
 def training_loss(
     model: nn.Module,
     method: MethodConfig,
@@ -287,10 +277,8 @@ def pretrain(
     """
     context = context or DistributedContext()
     model.to(device)
-    if contrastive_loss is None and method.contrastive:
-        loss_module = build_method_loss(method)
-        assert loss_module is not None
-        contrastive_loss = local_contrastive_loss(loss_module)
+    if contrastive_loss is None:
+        contrastive_loss = build_method_loss(method)  # the module itself: (features, labels, sensitive) -> scalar
     optimizer = build_optimizer(model, config.optimizer)
     n_samples = len(dataset)  # type: ignore[arg-type]
     global_batch = config.batch_size

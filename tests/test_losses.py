@@ -176,6 +176,62 @@ def test_arbitrary_label_values() -> None:
     assert_close(shifted, build_loss("fscl")(x, y, s), rtol=1e-12, atol=1e-12)
 
 
+VARIANTS = [(name, {}) for name in NAMES] + [("contex", {"clamp": True}), ("fscl", {"group_norm": True})]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), VARIANTS)
+@pytest.mark.parametrize(("n_classes", "n_groups"), [(8, 2), (8, 5), (600, 3)])
+@pytest.mark.parametrize("temperature", [0.1, 0.002])
+def test_known_id_ranges_match_reference(
+    name: str, kwargs: dict[str, bool], n_classes: int, n_groups: int, temperature: float
+) -> None:
+    """Ids used as indices of fixed-size tables: empty classes and groups count 0.
+
+    The batch has labels {0, 1, 2, 3, 7} and groups {0, 1}: with (8, 5) classes 4-6 and groups 2-4
+    are empty cells of the grid; 600 x 3 pairs exceed the grid bound and only present pairs get a cell.
+    """
+    x, y, s = batch(12, 2, seed=21)
+    leaf = x.clone().requires_grad_()
+    ours = build_loss(name, temperature=temperature, block_size=5, **kwargs)(
+        leaf, y, s, n_classes=n_classes, n_groups=n_groups
+    )
+    (grad,) = torch.autograd.grad(ours, leaf)
+    ref, ref_grad = reference_value_and_grad(name, x, y, s, temperature=temperature, **kwargs)
+    assert_close(ours.detach(), ref, rtol=1e-10, atol=1e-10)
+    assert_close(grad, ref_grad, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), VARIANTS)
+@pytest.mark.parametrize("temperature", [0.1, 0.002])
+def test_known_id_ranges_read_nothing_back(name: str, kwargs: dict[str, bool], temperature: float) -> None:
+    """With known ranges and value checks off, forward and backward run on the meta device.
+
+    Meta tensors hold no values: any op that reads data back to the host (``torch.unique``,
+    ``.item()``, ``bincount``, a data-dependent branch) fails there, and on a GPU each of those would
+    be a host synchronisation per training step. Every kernel path is covered: symmetric tiles,
+    row blocks (slice and index anchors), the shifted pass of a tiny temperature, clamping.
+    """
+    loss = build_loss(name, temperature=temperature, block_size=8, **kwargs)
+    loss.check_values = False
+    features = torch.empty(24, 2, 16, device="meta", requires_grad=True)
+    labels = torch.empty(24, dtype=torch.int64, device="meta")
+    sensitive = torch.empty(24, dtype=torch.int64, device="meta")
+    for anchor_rows in (None, slice(16, 32), torch.arange(10, 20, device="meta")):
+        sums = loss.partial_sums(features, labels, sensitive, anchor_rows=anchor_rows, n_classes=10, n_groups=10)
+        value = loss.combine(sums)
+        (grad,) = torch.autograd.grad(value, features)
+        assert value.shape == () and grad.shape == features.shape
+
+
+def test_meta_device_detects_reads_back() -> None:
+    """The check above can fail: unknown ranges compact ids with ``torch.unique``, which meta refuses."""
+    loss = build_loss("supcon")
+    loss.check_values = False
+    features = torch.empty(8, 2, 4, device="meta")
+    with pytest.raises(NotImplementedError, match="unique"):
+        loss(features, torch.empty(8, dtype=torch.int64, device="meta"))
+
+
 def test_masked_logsumexp_gradcheck() -> None:
     """The custom autograd function against finite differences, every path at once."""
     gen = torch.Generator().manual_seed(0)
@@ -186,6 +242,7 @@ def test_masked_logsumexp_gradcheck() -> None:
     for inv_tau, block in ((2.0, 2), (400.0, 4)):
         problem = BlockProblem(
             anchor_pos=anchors,
+            anchors_are_keys=False,
             anchor_cell=cell[anchors],
             key_cell=cell,
             n_cells=3,
@@ -220,6 +277,7 @@ def test_tiles_gradcheck() -> None:
     other = Denominator(differ=torch.tensor([0, 1, 1]), same=torch.tensor([0, 0, 1]))
     problem = BlockProblem(
         anchor_pos=torch.arange(7),
+        anchors_are_keys=True,
         anchor_cell=cell,
         key_cell=cell,
         n_cells=3,
@@ -529,6 +587,16 @@ def test_bad_inputs_raise_one_line_value_errors() -> None:
             lambda: build_loss("supcon").partial_sums(x, y, instance_ids=torch.arange(3)),
             "instance_ids must be an integer tensor",
         ),
+        (
+            lambda: build_loss("supcon")(x, y, n_classes=int(y.max())),
+            rf"labels must lie in \[0, {int(y.max())}\) \(the given range\), found values in \[0, {int(y.max())}\]",
+        ),
+        (
+            lambda: build_loss("fscl")(x, y, s - 1, n_groups=2),
+            r"sensitive must lie in \[0, 2\) \(the given range\), found values in \[-1, 0\]",
+        ),
+        (lambda: build_loss("supcon")(x, y, n_classes=0), "n_classes must be an integer >= 1 or None, got 0"),
+        (lambda: build_loss("fscl")(x, y, s, n_groups=2.0), "n_groups must be an integer >= 1 or None, got 2.0"),
     ]
     for call, match in cases:
         with raises(match) as info:

@@ -6,7 +6,7 @@ Example:
     >>> value = loss_fn(features, labels)  # features [N, V, D], labels [N]
 """
 
-from ceco_fair.losses.engine import Term, TermSum, infonce_terms
+from ceco_fair.losses.engine import IdRanges, Term, TermSum, infonce_terms
 from ceco_fair.losses.named import (
     BiasConLoss,
     ConTeXLoss,
@@ -23,6 +23,7 @@ __all__ = [
     "ConTeXLoss",
     "ContrastiveLoss",
     "FSCLLoss",
+    "IdRanges",
     "SimCLRLoss",
     "SupConLoss",
     "Term",

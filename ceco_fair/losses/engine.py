@@ -17,10 +17,16 @@ The log-sum-exp terms are computed block by block (:mod:`ceco_fair.losses.blockw
 Distributed use: pass every embedding of the global batch as ``keys`` and only this process's
 rows as ``anchor_rows``; each :class:`TermSum` holds the sum of the per-anchor losses of those
 anchors and their number, so that a caller all-reduces the counts and divides.
+
+Host synchronisation: with ``id_ranges`` (the number of images, labels and sensitive values) and
+``validate=False`` nothing in the forward or backward pass reads a value back to the host, so a
+GPU step runs without waiting. Without a range, the ids are compacted with ``torch.unique``, whose
+output size depends on the data (one synchronisation each).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +52,11 @@ DENOMINATOR_RULES: tuple[DenominatorRule, ...] = (
     "other_label_same_sensitive",
 )
 
+CELL_GRID_MAX = 1024
+"""Up to this many (sensitive, label) pairs (or the number of keys, if larger) every pair gets a
+cell of a fixed grid; beyond, only the pairs present do (compacted with ``torch.unique``). The
+per-block cell tables are ``[block, cells]``, so the grid is bounded to stay cheap."""
+
 FSCL_GROUP_NORM_DIVISOR = 8.0
 """FSCL+ scales each anchor by ``C/(n + 1)`` with ``C = M / 8`` (Park et al. 2022)."""
 
@@ -59,6 +70,8 @@ _ANCHOR_ROWS = "anchor_rows must be a slice or a 1-D integer tensor of distinct 
 _TERM_RULE = "term {index}: {field} must be one of {valid}, got {value!r}"
 _GROUP_NORM_RULE = "term {index}: group_norm needs positives 'label', got {value!r}"
 _NO_TERMS = "terms must hold at least one Term"
+_ID_RANGE = "id_ranges.{name} must be an integer >= 1 or None, got {value!r}"
+_IDS_OUT_OF_RANGE = "{name} must lie in [0, {n}) (the given range), found values in [{low}, {high}]"
 
 
 @dataclass(frozen=True)
@@ -108,18 +121,44 @@ class TermSum(NamedTuple):
     n_valid: Tensor
 
 
+@dataclass(frozen=True)
+class IdRanges:
+    """Known ranges of the integer ids: each id of a kind lies in ``[0, n)``.
+
+    A given range lets the engine index its group tables by the ids themselves, with tables of a
+    size known in advance: no ``torch.unique`` and no host synchronisation. ``None`` means
+    arbitrary integers, compacted with ``torch.unique``.
+
+    Attributes:
+        instances: number of images (``instance_ids`` in ``[0, instances)``).
+        labels: number of classes (``labels`` in ``[0, labels)``).
+        sensitive: number of sensitive values (``sensitive`` in ``[0, sensitive)``).
+    """
+
+    instances: int | None = None
+    labels: int | None = None
+    sensitive: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("instances", "labels", "sensitive"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise CecoFairError(_ID_RANGE.format(name=name, value=value))
+
+
 class _Groups(NamedTuple):
-    """Compact group indices of the keys and their per-group counts."""
+    """Group indices of the keys and their per-group counts (groups may be empty)."""
 
     instance: Tensor  # [M] image index of each key
     instance_count: Tensor  # [n_images]
     label: Tensor  # [M] label index (zeros when labels are not used)
     label_count: Tensor  # [n_labels]
-    cell: Tensor  # [M] (sensitive, label) cell index, or label index without sensitive
+    sensitive: Tensor  # [M] sensitive index (zeros without sensitive)
+    sensitive_count: Tensor  # [n_sensitive]
+    cell: Tensor  # [M] (sensitive, label) cell index: sensitive · n_labels + label
     cell_count: Tensor  # [G]
     cell_label: Tensor  # [G] label index of each cell
     cell_sensitive: Tensor  # [G] sensitive index of each cell (zeros without sensitive)
-    sensitive: Tensor  # [M] sensitive index (zeros without sensitive)
 
 
 def infonce_terms(
@@ -132,6 +171,8 @@ def infonce_terms(
     sensitive: Tensor | None = None,
     anchor_rows: slice | Tensor | None = None,
     block_size: int | None = None,
+    id_ranges: IdRanges | None = None,
+    validate: bool = True,
 ) -> tuple[TermSum, ...]:
     """Sums of per-anchor InfoNCE losses for several terms, from one pass over the similarities.
 
@@ -151,6 +192,10 @@ def infonce_terms(
             tiles when every row is an anchor (default:
             :func:`ceco_fair.losses.problem.default_block_size` /
             :func:`~ceco_fair.losses.problem.default_tile_size`).
+        id_ranges: the known ranges of the ids (see :class:`IdRanges`); None: all unknown.
+        validate: check the values of ``anchor_rows`` and that ids lie in their given ranges.
+            Each check reads values back to the host; a training loop whose ids come from a
+            validated dataset turns them off.
 
     Returns:
         One :class:`TermSum` per term, in order; ``loss_sum`` has the compute dtype.
@@ -176,14 +221,25 @@ def infonce_terms(
         raise CecoFairError(_BLOCK_SIZE.format(value=block_size))
     label_ids = _check_ids("labels", labels, n_keys, keys.device) if needs_labels else None
     sens_ids = _check_ids("sensitive", sensitive, n_keys, keys.device) if needs_sensitive else None
-    rows = _anchor_indices(anchor_rows, n_keys, keys.device)
+    ranges = id_ranges or IdRanges()
+    if validate:
+        for name, ids, n in (
+            ("instance_ids", instance_ids, ranges.instances),
+            ("labels", label_ids, ranges.labels),
+            ("sensitive", sens_ids, ranges.sensitive),
+        ):
+            _check_range(name, ids, n)
+    rows = _anchor_indices(anchor_rows, n_keys, keys.device, validate)
+    anchors_are_keys = anchor_rows is None or (
+        isinstance(anchor_rows, slice) and range(*anchor_rows.indices(n_keys)) == range(n_keys)
+    )
 
-    with torch.autocast(device_type=keys.device.type, enabled=False):
+    with _autocast_off(keys.device):
         compute_dtype = torch.float64 if keys.dtype == torch.float64 else torch.float32
         z = F.normalize(keys.to(compute_dtype), dim=1)
-        groups = _group_ids(instance_ids, label_ids, sens_ids)
+        groups = _group_ids(instance_ids, label_ids, sens_ids, ranges)
         inv_tau = 1.0 / float(temperature)
-        lse, clamp_excess = _logsumexp_terms(z, terms, groups, rows, inv_tau, block_size)
+        lse, clamp_excess = _logsumexp_terms(z, terms, groups, rows, anchors_are_keys, inv_tau, block_size)
         results = []
         for index, term in enumerate(terms):
             pos_count, pos_dot = _positive_sums(z, term, groups, rows)
@@ -203,6 +259,13 @@ def infonce_terms(
                 )
             )
     return tuple(results)
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """Autocast disabled on ``device`` (a no-op on device types without autocast, such as meta)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_terms(terms: Sequence[Term]) -> None:
@@ -243,7 +306,15 @@ def _check_ids(name: str, ids: Tensor | None, n_keys: int, device: torch.device)
     return ids.to(device=device, dtype=torch.int64)
 
 
-def _anchor_indices(anchor_rows: slice | Tensor | None, n_keys: int, device: torch.device) -> Tensor:
+def _check_range(name: str, ids: Tensor | None, n: int | None) -> None:
+    if ids is None or n is None:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= n:
+        raise CecoFairError(_IDS_OUT_OF_RANGE.format(name=name, n=n, low=low, high=high))
+
+
+def _anchor_indices(anchor_rows: slice | Tensor | None, n_keys: int, device: torch.device, validate: bool) -> Tensor:
     all_rows = torch.arange(n_keys, device=device)
     if anchor_rows is None:
         return all_rows
@@ -256,7 +327,7 @@ def _anchor_indices(anchor_rows: slice | Tensor | None, n_keys: int, device: tor
         and anchor_rows.dtype != torch.bool
     ):
         rows = anchor_rows.to(device=device, dtype=torch.int64)
-        if rows.numel() == 0:
+        if rows.numel() == 0 or not validate:
             return rows
         low, high = int(rows.min()), int(rows.max())
         if low >= 0 and high < n_keys and torch.unique(rows).numel() == rows.numel():
@@ -269,30 +340,52 @@ def _anchor_indices(anchor_rows: slice | Tensor | None, n_keys: int, device: tor
     raise CecoFairError(_ANCHOR_ROWS.format(m=n_keys, value=value))
 
 
-def _compact(ids: Tensor) -> tuple[Tensor, Tensor]:
-    """Map arbitrary integer ids to ``0..n-1``: (index per row, count per id)."""
-    _, index, counts = torch.unique(ids, return_inverse=True, return_counts=True)
-    return index, counts
+def _index_and_counts(ids: Tensor, size: int | None) -> tuple[Tensor, Tensor]:
+    """Group index of each row and the row count of each group: ``([M], [n_groups])`` int64.
+
+    With a known ``size`` the ids are the indices and the counts a scatter into ``size`` slots
+    (empty groups count 0; no host synchronisation); otherwise the ids are compacted to
+    ``0..n-1`` by ``torch.unique``.
+    """
+    if size is None:
+        _, index, counts = torch.unique(ids, return_inverse=True, return_counts=True)
+        return index, counts
+    return ids, _counts(ids, size)
 
 
-def _group_ids(instance_ids: Tensor, labels: Tensor | None, sensitive: Tensor | None) -> _Groups:
-    instance, instance_count = _compact(instance_ids)
+def _counts(index: Tensor, size: int) -> Tensor:
+    """``[size]`` int64 number of rows per index value (``bincount`` would read the maximum back)."""
+    return torch.zeros(size, dtype=torch.int64, device=index.device).scatter_add_(0, index, torch.ones_like(index))
+
+
+def _group_ids(instance_ids: Tensor, labels: Tensor | None, sensitive: Tensor | None, ranges: IdRanges) -> _Groups:
+    n_keys = instance_ids.numel()
+    instance, instance_count = _index_and_counts(instance_ids, ranges.instances)
     zeros = torch.zeros_like(instance)
-    label, label_count = _compact(labels if labels is not None else zeros)
-    sens = _compact(sensitive)[0] if sensitive is not None else zeros
-    n_labels = label_count.numel()
-    # Cells are the (sensitive, label) pairs present in the batch.
-    cell_code, cell, cell_count = torch.unique(sens * n_labels + label, return_inverse=True, return_counts=True)
+    label, label_count = _index_and_counts(labels, ranges.labels) if labels is not None else (zeros, _counts(zeros, 1))
+    sens, sens_count = (
+        _index_and_counts(sensitive, ranges.sensitive) if sensitive is not None else (zeros, _counts(zeros, 1))
+    )
+    n_labels, n_sensitive = label_count.numel(), sens_count.numel()
+    code = sens * n_labels + label
+    if n_labels * n_sensitive <= max(n_keys, CELL_GRID_MAX):
+        # Every (sensitive, label) pair gets a cell, present in the batch or not: a fixed-size grid.
+        cell, cell_code = code, torch.arange(n_labels * n_sensitive, device=code.device)
+        cell_count = _counts(cell, n_labels * n_sensitive)
+    else:
+        # More pairs than keys (many labels and groups): only the pairs present get a cell.
+        cell_code, cell, cell_count = torch.unique(code, return_inverse=True, return_counts=True)
     return _Groups(
         instance=instance,
         instance_count=instance_count,
         label=label,
         label_count=label_count,
+        sensitive=sens,
+        sensitive_count=sens_count,
         cell=cell,
         cell_count=cell_count,
         cell_label=cell_code % n_labels,
         cell_sensitive=cell_code // n_labels,
-        sensitive=sens,
     )
 
 
@@ -313,7 +406,7 @@ def _denominator_count(rule: DenominatorRule, groups: _Groups, rows: Tensor) -> 
     label_count = groups.label_count[groups.label[rows]]
     if rule == "other_label":
         return n_keys - label_count
-    same_sensitive = torch.bincount(groups.sensitive)[groups.sensitive[rows]]
+    same_sensitive = groups.sensitive_count[groups.sensitive[rows]]
     return same_sensitive - groups.cell_count[groups.cell[rows]]
 
 
@@ -331,6 +424,7 @@ def _logsumexp_terms(
     terms: Sequence[Term],
     groups: _Groups,
     rows: Tensor,
+    anchors_are_keys: bool,
     inv_tau: float,
     block_size: int | None,
 ) -> tuple[dict[DenominatorRule, Tensor], dict[int, Tensor]]:
@@ -339,6 +433,7 @@ def _logsumexp_terms(
     clamped_index = [i for i, term in enumerate(terms) if term.clamp]
     problem = BlockProblem(
         anchor_pos=rows,
+        anchors_are_keys=anchors_are_keys,
         anchor_cell=groups.cell[rows],
         key_cell=groups.cell,
         n_cells=groups.cell_count.numel(),

@@ -9,6 +9,10 @@ The loss is ``(τ/τ_base) · Σ_t λ_t · L_t`` where each term ``L_t`` is the 
 losses over its own valid anchors (a differentiable zero when none is valid); see
 :mod:`ceco_fair.losses.engine` for the per-anchor definition.
 
+Pass ``n_classes`` / ``n_groups`` when labels / sensitive values are known to lie in
+``[0, n_classes)`` / ``[0, n_groups)`` (as a dataset's are) and set ``check_values = False`` in a
+training loop: the loss then reads nothing back to the host, so a GPU step never waits on it.
+
 Distributed data parallelism: gather the features (and labels, sensitive values) of all
 processes, call :meth:`ContrastiveLoss.partial_sums` with ``anchor_rows`` set to this
 process's rows, all-reduce every ``n_valid``, and pass the sums with the global counts to
@@ -26,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.losses.engine import Term, TermSum, infonce_terms
+from ceco_fair.losses.engine import IdRanges, Term, TermSum, infonce_terms
 
 _FEATURES_TYPE = "features must be a floating-point tensor of shape [N, V, D], got {value}"
 _FEATURES_SHAPE = "features must have shape [N, V, D] with N, V, D >= 1, got shape {shape}"
@@ -38,6 +42,7 @@ _POSITIVE = "{arg} must be a finite number > 0, got {value!r}"
 _NON_NEGATIVE = "{arg} must be a finite number >= 0, got {value!r}"
 _FLAG = "{arg} must be True or False, got {value!r}"
 _BLOCK_SIZE = "block_size must be an integer >= 1 or None, got {value!r}"
+_COUNT = "{arg} must be an integer >= 1 or None, got {value!r}"
 
 
 def _describe(value: object) -> str:
@@ -54,6 +59,12 @@ def _finite_number(arg: str, value: object, *, allow_zero: bool) -> float:
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         raise CecoFairError(template.format(arg=arg, value=value))
     return number
+
+
+def _optional_count(arg: str, value: object) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise CecoFairError(_COUNT.format(arg=arg, value=value))
+    return value
 
 
 def _flag(arg: str, value: object) -> bool:
@@ -115,10 +126,12 @@ class ContrastiveLoss(nn.Module, ABC):
         ):
             raise CecoFairError(_BLOCK_SIZE.format(value=block_size))
         self.block_size = block_size
-        self.check_finite = True
-        """Reject NaN/inf features with a CecoFairError. A training loop turns this off: there a
-        non-finite value means divergence, which it detects on the loss, and the check would cost a
-        host synchronisation per step on a GPU."""
+        self.check_values = True
+        """Check the values of the inputs: finite features, labels and sensitive values within
+        ``n_classes`` / ``n_groups``, distinct anchor rows (a CecoFairError otherwise). Each check
+        reads values back to the host, a synchronisation per step on a GPU; a training loop whose
+        batches come from a validated dataset turns them off (a non-finite value then means
+        divergence, which the loop detects on the loss)."""
 
     @abstractmethod
     def weighted_terms(self) -> tuple[tuple[Term, float], ...]:
@@ -128,13 +141,24 @@ class ContrastiveLoss(nn.Module, ABC):
         """Hyper-parameters shown by ``repr``."""
         return f"temperature={self.temperature}, base_temperature={self.base_temperature}"
 
-    def forward(self, features: Tensor, labels: Tensor | None = None, sensitive: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        features: Tensor,
+        labels: Tensor | None = None,
+        sensitive: Tensor | None = None,
+        *,
+        n_classes: int | None = None,
+        n_groups: int | None = None,
+    ) -> Tensor:
         """Compute the loss of one batch.
 
         Args:
             features: ``[N, V, D]`` embeddings (any float dtype, any scale).
             labels: ``[N]`` integer labels (ignored when the loss needs none).
             sensitive: ``[N]`` integer sensitive / bias values (ignored when not needed).
+            n_classes: labels lie in ``[0, n_classes)``; None: any integers (compacted with
+                ``torch.unique``, a host synchronisation on accelerators).
+            n_groups: sensitive values lie in ``[0, n_groups)``; None: any integers.
 
         Returns:
             0-dim float32 tensor (float64 for float64 features).
@@ -142,7 +166,7 @@ class ContrastiveLoss(nn.Module, ABC):
         Raises:
             CecoFairError: on a wrong shape, missing labels/sensitive, too few views, NaN/inf.
         """
-        return self.combine(self.partial_sums(features, labels, sensitive))
+        return self.combine(self.partial_sums(features, labels, sensitive, n_classes=n_classes, n_groups=n_groups))
 
     def partial_sums(
         self,
@@ -152,6 +176,8 @@ class ContrastiveLoss(nn.Module, ABC):
         *,
         instance_ids: Tensor | None = None,
         anchor_rows: slice | Tensor | None = None,
+        n_classes: int | None = None,
+        n_groups: int | None = None,
     ) -> tuple[TermSum, ...]:
         """Per-term loss sums and valid-anchor counts, optionally for a subset of anchors.
 
@@ -162,6 +188,8 @@ class ContrastiveLoss(nn.Module, ABC):
             instance_ids: ``[N]`` integer image ids (default ``arange(N)``).
             anchor_rows: rows of the sample-major flattened ``[N·V, D]`` features to use as
                 anchors (a slice or 1-D index tensor); None means all rows.
+            n_classes: labels lie in ``[0, n_classes)`` (see :meth:`forward`).
+            n_groups: sensitive values lie in ``[0, n_groups)``.
 
         Returns:
             One :class:`TermSum` per term of :meth:`weighted_terms`.
@@ -172,8 +200,9 @@ class ContrastiveLoss(nn.Module, ABC):
         n, v, d = self._check_features(features)
         row_labels = self._row_ids("labels", labels, n, v, features, self.needs_labels)
         row_sensitive = self._row_ids("sensitive", sensitive, n, v, features, self.needs_sensitive)
+        n_instances = None
         if instance_ids is None:
-            instance_ids = torch.arange(n, device=features.device)
+            instance_ids, n_instances = torch.arange(n, device=features.device), n
         row_instances = self._row_ids("instance_ids", instance_ids, n, v, features, True)
         assert row_instances is not None
         return infonce_terms(
@@ -185,6 +214,12 @@ class ContrastiveLoss(nn.Module, ABC):
             sensitive=row_sensitive,
             anchor_rows=anchor_rows,
             block_size=self.block_size,
+            id_ranges=IdRanges(
+                instances=n_instances,
+                labels=_optional_count("n_classes", n_classes),
+                sensitive=_optional_count("n_groups", n_groups),
+            ),
+            validate=self.check_values,
         )
 
     def combine(self, sums: Sequence[TermSum]) -> Tensor:
@@ -213,7 +248,7 @@ class ContrastiveLoss(nn.Module, ABC):
             raise CecoFairError(
                 _FEATURES_VIEWS.format(views=shape[1], name=self.name, min_views=self.min_views, shape=shape)
             )
-        if self.check_finite and not bool(torch.isfinite(features).all()):
+        if self.check_values and not bool(torch.isfinite(features).all()):
             raise CecoFairError(_FEATURES_FINITE.format(name=self.name))
         return shape[0], shape[1], shape[2]
 

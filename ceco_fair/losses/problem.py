@@ -180,6 +180,8 @@ class BlockProblem:
 
     Attributes:
         anchor_pos: ``[A]`` int64 row of each anchor among the keys.
+        anchors_are_keys: whether the anchors are every key in order (``anchor_pos = arange(M)``),
+            known to the caller without reading ``anchor_pos`` back.
         anchor_cell: ``[A]`` int64 cell of each anchor.
         key_cell: ``[M]`` int64 cell of each key, in ``range(n_cells)``.
         n_cells: number of cells G.
@@ -191,6 +193,7 @@ class BlockProblem:
     """
 
     anchor_pos: Tensor
+    anchors_are_keys: bool
     anchor_cell: Tensor
     key_cell: Tensor
     n_cells: int

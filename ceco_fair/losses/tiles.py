@@ -42,13 +42,7 @@ def tiles_apply(keys: Tensor, problem: BlockProblem) -> bool:
         True when the anchors are the keys in order, no term is clamped and ``1/τ`` is
         within the unshifted range.
     """
-    n_keys = keys.shape[0]
-    return (
-        not problem.clamped
-        and problem.inv_temperature <= unshifted_limit(keys.dtype)
-        and problem.anchor_pos.numel() == n_keys
-        and torch.equal(problem.anchor_pos, torch.arange(n_keys, device=keys.device))
-    )
+    return not problem.clamped and problem.inv_temperature <= unshifted_limit(keys.dtype) and problem.anchors_are_keys
 
 
 def _tiles(keys: Tensor, problem: BlockProblem) -> list[slice]:

@@ -1,7 +1,7 @@
 """Iterating a dataset in batches of a fixed index order, fast for in-memory tensors.
 
 Datasets that hold their images as one tensor (``.images``, as BiasedMNIST and ColoredMNIST do)
-are sliced directly; any other dataset yielding ``(image, target, sensitive)`` goes through a
+are moved to the device once and sliced there; any other dataset yielding ``(image, target, sensitive)`` goes through a
 ``DataLoader`` with the given batches, workers and pinned memory.
 """
 
@@ -35,6 +35,64 @@ def chunk_indices(order: torch.Tensor, batch_size: int, drop_last: bool) -> list
     return chunks
 
 
+class BatchSource:
+    """Batches of one dataset on one device, epoch after epoch.
+
+    An in-memory dataset is copied to the device once, when the source is made, and each epoch's
+    batches are gathered there from one copy of that epoch's indices: a training step makes no
+    host-to-device copy. A dataset that decodes from disk goes through a ``DataLoader`` with pinned
+    memory and asynchronous copies.
+
+    Args:
+        dataset: a dataset yielding ``(image, target, sensitive)``.
+        device: where the batches go (default: the CPU).
+        num_workers: ``DataLoader`` workers for datasets that decode from disk.
+    """
+
+    def __init__(self, dataset: Dataset[Any], device: torch.device | None = None, num_workers: int = 0) -> None:
+        self.dataset = dataset
+        self.device = device or torch.device("cpu")
+        self.num_workers = num_workers
+        images = dataset_images(dataset)
+        self.tensors: Batch | None = None
+        if images is not None:
+            self.tensors = (
+                images.to(self.device),
+                as_long(getattr(dataset, "targets")).to(self.device),  # noqa: B009  (not part of Dataset's type)
+                as_long(getattr(dataset, "sensitive")).to(self.device),  # noqa: B009
+            )
+
+    def __call__(self, batches: Sequence[torch.Tensor]) -> Iterator[Batch]:
+        """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch, in order.
+
+        Args:
+            batches: index tensors ``[B]`` into the dataset, one per batch.
+        """
+        if self.tensors is not None:
+            yield from self._gather(self.tensors, batches)
+            return
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=[b.tolist() for b in batches],
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        for images_batch, targets_batch, sensitive_batch in loader:
+            yield (
+                images_batch.to(self.device, non_blocking=True),
+                as_long(targets_batch).to(self.device, non_blocking=True),
+                as_long(sensitive_batch).to(self.device, non_blocking=True),
+            )
+
+    def _gather(self, tensors: Batch, batches: Sequence[torch.Tensor]) -> Iterator[Batch]:
+        if not batches:
+            return
+        indices = torch.split(torch.cat(list(batches)).to(self.device), [len(index) for index in batches])
+        for index in indices:
+            yield tensors[0][index], tensors[1][index], tensors[2][index]
+
+
 def iterate_batches(
     dataset: Dataset[Any],
     batches: Sequence[torch.Tensor],
@@ -44,9 +102,7 @@ def iterate_batches(
 ) -> Iterator[Batch]:
     """Yield ``(images [B, C, H, W], targets [B], sensitive [B])`` for each index batch on ``device``.
 
-    In-memory datasets are copied to a CUDA device once and indexed there, so a training step makes no
-    host-to-device copy; datasets that decode from disk go through a ``DataLoader`` with pinned memory
-    and asynchronous copies.
+    One pass; see :class:`BatchSource` for several epochs over one dataset.
 
     Args:
         dataset: a dataset yielding ``(image, target, sensitive)``.
@@ -54,28 +110,4 @@ def iterate_batches(
         device: where the batches go (default: the CPU).
         num_workers: ``DataLoader`` workers for datasets that decode from disk.
     """
-    device = device or torch.device("cpu")
-    images = dataset_images(dataset)
-    if images is not None:
-        tensors = (
-            images.to(device),
-            as_long(getattr(dataset, "targets")).to(device),  # noqa: B009  (not part of Dataset's type)
-            as_long(getattr(dataset, "sensitive")).to(device),  # noqa: B009
-        )
-        for index in batches:
-            on_device = index.to(device, non_blocking=True)
-            yield tensors[0][on_device], tensors[1][on_device], tensors[2][on_device]
-        return
-    loader = DataLoader(
-        dataset,
-        batch_sampler=[b.tolist() for b in batches],
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-    for images_batch, targets_batch, sensitive_batch in loader:
-        yield (
-            images_batch.to(device, non_blocking=True),
-            as_long(targets_batch).to(device, non_blocking=True),
-            as_long(sensitive_batch).to(device, non_blocking=True),
-        )
+    return BatchSource(dataset, device, num_workers)(batches)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ceco_fair.losses import ContrastiveLoss, TermSum
-from ceco_fair.train import ContrastiveLossFn, DistributedContext, MethodConfig, build_method_loss
+from ceco_fair.train import ContrastiveLossFn, DistributedContext, MethodConfig, method_loss_module
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,20 @@ def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) -> ContrastiveLossFn:
+def global_contrastive_loss(
+    loss: ContrastiveLoss,
+    context: DistributedContext,
+    *,
+    n_classes: int | None = None,
+    n_groups: int | None = None,
+) -> ContrastiveLossFn:
     """A contrastive loss whose anchors on this process contrast against the global batch.
 
     Args:
         loss: the named loss module.
         context: this process's rank and the world size.
+        n_classes: labels lie in ``[0, n_classes)`` (None: any integers; see the loss's ``forward``).
+        n_groups: sensitive values lie in ``[0, n_groups)``.
 
     Returns:
         ``(features [n_local, V, P], labels [n_local], sensitive [n_local]) -> scalar``: this process's
@@ -82,6 +90,8 @@ def global_contrastive_loss(loss: ContrastiveLoss, context: DistributedContext) 
             all_labels,
             all_sensitive,
             anchor_rows=slice(start, start + n_local * views),
+            n_classes=n_classes,
+            n_groups=n_groups,
         )
         counts = torch.stack([part.n_valid for part in sums])
         dist.all_reduce(counts)
@@ -103,13 +113,17 @@ class DistributedSession:
         """Whether a process group of more than one process is running."""
         return self.context.world_size > 1
 
-    def contrastive_loss(self, method: MethodConfig) -> ContrastiveLossFn | None:
-        """The gathered loss of a contrastive method under data parallelism, else None (local loss)."""
-        if not self.active or not method.contrastive:
+    def contrastive_loss(
+        self, method: MethodConfig, *, n_classes: int | None = None, n_groups: int | None = None
+    ) -> ContrastiveLossFn | None:
+        """The gathered loss of a contrastive method under data parallelism, else None (local loss).
+
+        ``n_classes`` / ``n_groups`` are the dataset's sizes (see :func:`global_contrastive_loss`).
+        """
+        loss = method_loss_module(method) if self.active else None
+        if loss is None:
             return None
-        loss = build_method_loss(method)
-        assert isinstance(loss, ContrastiveLoss)
-        return global_contrastive_loss(loss, self.context)
+        return global_contrastive_loss(loss, self.context, n_classes=n_classes, n_groups=n_groups)
 
     def prepare_model(self, model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
         """Move ``model`` to ``device`` (channels-last on CUDA) and, when active, wrap it in DDP.

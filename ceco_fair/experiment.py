@@ -120,7 +120,11 @@ def execute_run(
         checkpoint_path=run_dir / "checkpoint.pt",
         resume=resume,
         context=context,
-        contrastive_loss=session.contrastive_loss(method),
+        contrastive_loss=session.contrastive_loss(
+            method,
+            n_classes=n_classes,
+            n_groups=int(getattr(train_set, "n_groups")),  # noqa: B009
+        ),
         progress=progress,
         description=run.run_id,
     )

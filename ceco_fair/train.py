@@ -7,6 +7,8 @@ that a resumed run on CPU ends with exactly the state of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import time
@@ -21,11 +23,11 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ceco_fair.batches import chunk_indices, iterate_batches
+from ceco_fair.batches import BatchSource, chunk_indices
 from ceco_fair.checkpoint import load_checkpoint, save_checkpoint
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.errors import CecoFairError
-from ceco_fair.losses import LOSSES, build_loss
+from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models import ProjectionHead
 
 logger = logging.getLogger(__name__)
@@ -221,17 +223,93 @@ class DistributedContext:
         return self.rank == 0
 
 
-def build_method_loss(method: MethodConfig) -> nn.Module | None:
-    """The contrastive loss module of a method for training, None for ``ce``.
+def method_loss_module(method: MethodConfig) -> ContrastiveLoss | None:
+    """The contrastive loss module of a method for training (input value checks off), None for ``ce``.
 
-    Non-finite features give a non-finite loss instead of an input error, so that a diverging
-    run stops as :class:`TrainingDiverged` with its last good checkpoint kept.
+    Without the checks the loss reads nothing back to the host. Non-finite features give a
+    non-finite loss instead of an input error, so that a diverging run stops as
+    :class:`TrainingDiverged` with its last good checkpoint kept.
     """
     if not method.contrastive:
         return None
     loss = build_loss(method.name, **dict(method.loss_kwargs))
-    loss.check_finite = False
+    loss.check_values = False
     return loss
+
+
+def build_method_loss(
+    method: MethodConfig, *, n_classes: int | None = None, n_groups: int | None = None
+) -> ContrastiveLossFn | None:
+    """The contrastive loss of a method for one-process training, None for ``ce``.
+
+    Args:
+        method: the training method.
+        n_classes: the dataset's number of classes (labels in ``[0, n_classes)``).
+        n_groups: the dataset's number of sensitive groups.
+
+    Returns:
+        ``(features [B, V, P], labels [B], sensitive [B]) -> scalar``; with both sizes it indexes
+        fixed-size tables by the ids and makes no host synchronisation.
+    """
+    loss = method_loss_module(method)
+    return None if loss is None else functools.partial(loss, n_classes=n_classes, n_groups=n_groups)
+
+
+class TrainingStep:
+    """One optimisation step, split into the data part (views) and the model part (update).
+
+    Neither part reads a value back to the host: on a GPU the Python loop runs ahead of the device
+    and only the caller's logging at intervals waits for it.
+
+    Args:
+        model: a :class:`MethodModel`, possibly wrapped in ``DistributedDataParallel``.
+        method: the training method (two views for contrastive methods, one for ``ce``).
+        contrastive_loss: the contrastive loss on projected features, None for ``ce``.
+        optimizer: the optimiser of ``model``'s parameters.
+        config: the training settings (augmentation, gradient clipping, bf16 autocast).
+        device: where the step runs; autocast and channels-last apply on CUDA only.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: MethodConfig,
+        contrastive_loss: ContrastiveLossFn | None,
+        optimizer: torch.optim.Optimizer,
+        config: TrainConfig,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.method = method
+        self.contrastive_loss = contrastive_loss
+        self.optimizer = optimizer
+        self.augment = BatchAugment(config.augment)
+        self.grad_clip = config.grad_clip
+        self.use_amp = config.amp and device.type == "cuda"
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.n_views = 2 if method.contrastive else 1
+
+    def views(self, images: torch.Tensor, generator: torch.Generator | None) -> list[torch.Tensor]:
+        """Augmented views of a uint8 batch ``[B, 3, H, W]``: ``n_views`` float tensors of that shape."""
+        return [
+            self.augment(images, generator).contiguous(memory_format=self.memory_format) for _ in range(self.n_views)
+        ]
+
+    def update(
+        self, views: list[torch.Tensor], targets: torch.Tensor, sensitive: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        """Forward, backward and optimiser step at learning rate ``lr``; returns the detached loss (0-dim)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
+        with autocast:
+            loss = training_loss(self.model, self.method, self.contrastive_loss, views, targets, sensitive)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
 
 
 def pretrain(
@@ -278,7 +356,9 @@ def pretrain(
     context = context or DistributedContext()
     model.to(device)
     if contrastive_loss is None:
-        contrastive_loss = build_method_loss(method)  # the module itself: (features, labels, sensitive) -> scalar
+        contrastive_loss = build_method_loss(
+            method, n_classes=getattr(dataset, "n_classes", None), n_groups=getattr(dataset, "n_groups", None)
+        )
     optimizer = build_optimizer(model, config.optimizer)
     n_samples = len(dataset)  # type: ignore[arg-type]
     global_batch = config.batch_size
@@ -300,10 +380,8 @@ def pretrain(
         history = [dict(row) for row in state["history"]]
         start_epoch = int(state["epoch"])
         logger.info("resumed %s from epoch %d", checkpoint_path, start_epoch)
-    augment = BatchAugment(config.augment)
-    use_amp = config.amp and device.type == "cuda"
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    views_per_sample = 2 if method.contrastive else 1
+    train_step = TrainingStep(model, method, contrastive_loss, optimizer, config, device)
+    source = BatchSource(dataset, device, config.num_workers)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         order = torch.randperm(n_samples, generator=epoch_generator(seed, epoch, 0))
@@ -323,28 +401,16 @@ def pretrain(
         )
         step = epoch * steps_per_epoch
         data_started = time.perf_counter()
-        for images, targets, sensitive in iterate_batches(
-            dataset, batches, device=device, num_workers=config.num_workers
-        ):
-            views = [
-                augment(images, aug_generator).contiguous(memory_format=memory_format) for _ in range(views_per_sample)
-            ]
+        for images, targets, sensitive in source(batches):
+            views = train_step.views(images, aug_generator)
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = training_loss(model, method, contrastive_loss, views, targets, sensitive)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            loss_sum += loss.detach()
+            loss = train_step.update(views, targets, sensitive, lr)
+            loss_sum += loss
             step += 1
             bar.update(1)
             if step % config.log_every == 0 or device.type == "cpu":
-                current = float(loss.detach())
+                current = float(loss)
                 if not math.isfinite(current):
                     bar.close()
                     raise TrainingDiverged(
@@ -354,11 +420,11 @@ def pretrain(
                 bar.set_postfix(loss=f"{current:.4f}", lr=f"{lr:.2e}")
             data_started = time.perf_counter()
         bar.close()
-        seconds = time.perf_counter() - started
         if context.world_size > 1:
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= context.world_size
-        mean_loss = float(loss_sum) / max(1, len(batches))
+        mean_loss = float(loss_sum) / max(1, len(batches))  # waits for the device: the epoch's work is done
+        seconds = time.perf_counter() - started
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(
                 f"{description}: the loss became {mean_loss} in epoch {epoch + 1}; the last good checkpoint is kept "

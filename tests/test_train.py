@@ -15,7 +15,9 @@ from ceco_fair.train import (
     OptimizerConfig,
     TrainConfig,
     TrainingDiverged,
+    TrainingStep,
     build_method_loss,
+    build_optimizer,
     cosine_lr,
     pretrain,
 )
@@ -39,6 +41,7 @@ class TinyImages(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
         self.targets = torch.arange(64) % 4
         self.sensitive = torch.arange(64) % 2
         self.n_classes = 4
+        self.n_groups = 2
 
     def __len__(self) -> int:
         return 64
@@ -89,3 +92,50 @@ def test_model_that_diverges_stops_with_training_diverged() -> None:
         next(model.parameters()).fill_(float("inf"))
     with pytest.raises(TrainingDiverged, match=r"nan|inf"):
         train()
+
+
+@pytest.mark.parametrize(
+    ("name", "optimizer"), [("ce", "sgd"), ("contex", "adam"), ("fscl", "adamw"), ("biascon", "sgd")]
+)
+def test_training_step_reads_nothing_back_to_the_host(name: str, optimizer: str) -> None:
+    """Augmentation, forward, loss, backward, clipping and the optimiser step run on the meta device.
+
+    Meta tensors hold no values, so any read back to the host (``.item()``, ``float()``, a
+    data-dependent branch or shape, ``torch.unique``) fails there; on a GPU each would stall the
+    step. The loss's own check of this can fail (see ``test_meta_device_detects_reads_back``).
+    """
+    method = MethodConfig(name, ce_weight=0.01 if name == "biascon" else 0.0, projection_dim=8)
+    model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=10).to("meta")
+    config = TrainConfig(grad_clip=1.0, optimizer=OptimizerConfig(name=optimizer), augment=AugmentConfig(hflip=True))
+    loss = build_method_loss(method, n_classes=10, n_groups=10)
+    step = TrainingStep(model, method, loss, build_optimizer(model, config.optimizer), config, torch.device("meta"))
+    images = torch.empty(16, 3, 28, 28, dtype=torch.uint8, device="meta")
+    ids = torch.empty(16, dtype=torch.int64, device="meta")
+    views = step.views(images, None)
+    value = step.update(views, ids, ids, lr=1e-3)
+    assert len(views) == (1 if name == "ce" else 2)
+    assert value.device.type == "meta" and value.shape == () and not value.requires_grad
+
+
+def test_known_dataset_sizes_train_like_compacted_ids() -> None:
+    """pretrain hands the dataset's n_classes / n_groups to the loss; the history matches unknown sizes."""
+    method = MethodConfig("fscl", projection_dim=8)
+    histories = []
+    for loss in (None, build_method_loss(method)):
+        torch.manual_seed(0)
+        model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
+        config = TrainConfig(epochs=2, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig())
+        histories.append(
+            pretrain(
+                model,
+                method,
+                TinyImages(),
+                config,
+                seed=0,
+                device=torch.device("cpu"),
+                contrastive_loss=loss,
+                progress=False,
+            )
+        )
+    sized, compacted = ([row["loss"] for row in history] for history in histories)
+    assert sized == pytest.approx(compacted, rel=1e-5)

@@ -5,8 +5,9 @@ Run: ``python benchmarks/loss_speed.py [--sizes 256 1024 4096] [--device cpu] [-
 For every batch size N (V views of D-dim features, M = N·V rows) and every loss, it measures one
 forward + backward pass of:
 
-* ``ours``: :func:`ceco_fair.losses.build_loss` (block-wise engine, recomputing backward; with
-  every row an anchor it runs the symmetric tile kernel);
+* ``ours``: :func:`ceco_fair.losses.build_loss` as training runs it: the labels' and groups'
+  ranges given, input value checks off (block-wise engine, recomputing backward; with every row an
+  anchor it runs the symmetric tile kernel);
 * ``ours-rows`` (contex only): the same loss forced onto the row-block kernel (the kernel used
   for an anchor subset, as in distributed training);
 * ``dense``: the same equation written the way the papers' code does it: view-major features,
@@ -17,6 +18,9 @@ forward + backward pass of:
   ``ours-rows``);
 * ``pml`` (supcon only): pytorch-metric-learning's ``SupConLoss``;
 * ``floor``: forward + backward of the similarity matmul alone, ``(z @ z.T).sum()``.
+
+On CUDA it also reports, per loss, the host synchronisations of one ``ours`` forward + backward
+(see ``host_sync.py``; the target is none).
 
 Time: median (and minimum) over ``--repeats`` runs after one warm-up, the variants interleaved
 round-robin so that load from other processes affects them alike; ratios use the medians. Peak extra memory: on CUDA,
@@ -30,6 +34,7 @@ call allocates: activations, saved tensors, masks and gradients.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import statistics
 import time
@@ -39,6 +44,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from host_sync import host_syncs
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.checkpoint import checkpoint
@@ -48,6 +54,7 @@ from ceco_fair.losses import build_loss
 logger = logging.getLogger("loss_speed")
 
 LOSS_NAMES = ("simclr", "supcon", "contex", "fscl", "biascon")
+N_GROUPS = 2
 TAU_BASE = {"biascon": (0.07, 0.07)}
 
 
@@ -165,20 +172,22 @@ class Variant:
     fn: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
-def _variants(loss_names: list[str], block: int) -> list[Variant]:
+def _variants(loss_names: list[str], block: int, n_labels: int) -> list[Variant]:
     from pytorch_metric_learning.losses import SupConLoss as PMLSupConLoss
 
     variants = []
     for name in loss_names:
         tau, base = TAU_BASE.get(name, (0.1, 0.07))
         ours = build_loss(name)
-        variants.append(Variant(name, "ours", ours))
+        ours.check_values = False
+        sizes = {"n_classes": n_labels, "n_groups": N_GROUPS}
+        variants.append(Variant(name, "ours", functools.partial(ours, **sizes)))
         if name == "contex":
 
-            def rows_fn(x: Tensor, y: Tensor, s: Tensor, loss: Any = ours) -> Tensor:
+            def rows_fn(x: Tensor, y: Tensor, s: Tensor, loss: Any = ours, sizes: dict[str, int] = sizes) -> Tensor:
                 # Any anchor order other than the identity selects the row-block kernel.
                 order = torch.arange(x.shape[0] * x.shape[1], device=x.device).flip(0)
-                value: Tensor = loss.combine(loss.partial_sums(x, y, s, anchor_rows=order))
+                value: Tensor = loss.combine(loss.partial_sums(x, y, s, anchor_rows=order, **sizes))
                 return value
 
             variants.append(Variant(name, "ours-rows", rows_fn))
@@ -267,6 +276,13 @@ def _peak_memory(variant: Variant, x: Tensor, y: Tensor, s: Tensor) -> float:
     return float(peak)
 
 
+def _report_host_syncs(device: torch.device, variants: list[Variant], x: Tensor, y: Tensor, s: Tensor) -> None:
+    for variant in variants:
+        if variant.impl == "ours":
+            outcome = host_syncs(device, functools.partial(_run_once, variant, x, y, s))
+            print(f"host synchronisations, {variant.loss} forward + backward: {outcome}")
+
+
 @torch.no_grad()
 def _check_equal(loss_names: list[str], x: Tensor, y: Tensor, s: Tensor) -> None:
     for name in loss_names:
@@ -304,13 +320,14 @@ def main() -> None:
         f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
         f"D={args.dim} V={args.views} labels={args.labels} repeats={args.repeats} fp32"
     )
-    variants = _variants(args.losses, args.checkpoint_block)
+    variants = _variants(args.losses, args.checkpoint_block, args.labels)
     for index, n in enumerate(args.sizes):
         x = torch.randn(n, args.views, args.dim, device=device).requires_grad_()
         y = torch.randint(0, args.labels, (n,), device=device)
-        s = torch.randint(0, 2, (n,), device=device)
+        s = torch.randint(0, N_GROUPS, (n,), device=device)
         if index == 0:
             _check_equal(args.losses, x, y, s)
+            _report_host_syncs(device, variants, x, y, s)
         times, best = _time(variants, x, y, s, args.repeats)
         memory = {i: (float("nan") if args.skip_memory else _peak_memory(v, x, y, s)) for i, v in enumerate(variants)}
         floor_i = len(variants) - 1

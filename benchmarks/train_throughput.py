@@ -6,7 +6,9 @@ For each encoder, side by side in one run:
   * the time of the data path alone (batch gathering, host-to-device copy, two batched
     augmentations), measured over the same batches, as a share of the full step time;
   * with --nproc K > 1, the same training under K data-parallel processes (gloo on CPU, one
-    thread each) and the scaling ratio against one process.
+    thread each) and the scaling ratio against one process;
+  * on CUDA, the host synchronisations inside one training step (augmentation, bf16 forward,
+    loss, backward, optimiser step), found with torch.cuda.set_sync_debug_mode; the target is none.
 
 Run: python benchmarks/train_throughput.py [--device cpu|cuda] [--nproc 1 2] [--steps 12]
 """
@@ -21,13 +23,23 @@ import time
 
 import torch
 import torch.multiprocessing as mp
+from host_sync import host_syncs
 
 from ceco_fair.batches import chunk_indices, iterate_batches
 from ceco_fair.data import BiasedMNIST
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.models import build_encoder
-from ceco_fair.train import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.train import (
+    MethodConfig,
+    MethodModel,
+    OptimizerConfig,
+    TrainConfig,
+    TrainingStep,
+    build_method_loss,
+    build_optimizer,
+    pretrain,
+)
 
 
 def config(batch_size: int, steps: int) -> TrainConfig:
@@ -60,7 +72,7 @@ def train_images_per_s(
         seed=0,
         device=device,
         progress=False,
-        contrastive_loss=session.contrastive_loss(method),
+        contrastive_loss=session.contrastive_loss(method, n_classes=dataset.n_classes, n_groups=dataset.n_groups),
         context=session.context,
     )
     return history[-1]["images_per_s"]
@@ -83,6 +95,18 @@ def data_seconds_per_step(dataset: BiasedMNIST, cfg: TrainConfig, device: torch.
             torch.cuda.synchronize()
         timings.append((time.perf_counter() - started) / len(batches))
     return statistics.median(timings)
+
+
+def step_host_syncs(arch: str, dataset: BiasedMNIST, cfg: TrainConfig, device: torch.device) -> str:
+    """Host synchronisations of one two-view ConTeX training step on ``device`` ("none" is the target)."""
+    method = MethodConfig("contex", {"temperature": 0.1})
+    model = DistributedSession().prepare_model(MethodModel(build_encoder(arch), method, n_classes=10), device, False)
+    loss = build_method_loss(method, n_classes=dataset.n_classes, n_groups=dataset.n_groups)
+    step = TrainingStep(model, method, loss, build_optimizer(model, cfg.optimizer), cfg, device)
+    batches = chunk_indices(torch.arange(len(dataset)), cfg.batch_size, drop_last=True)[:1]
+    images, targets, sensitive = next(iterate_batches(dataset, batches, device=device))
+    generator = torch.Generator(device=device).manual_seed(0)
+    return host_syncs(device, lambda: step.update(step.views(images, generator), targets, sensitive, lr=1e-3))
 
 
 def _worker(rank: int, world: int, port: int, arch: str, cfg: TrainConfig, results: dict[str, float]) -> None:
@@ -131,6 +155,9 @@ def main() -> None:
         step = args.batch_size / ips
         data = data_seconds_per_step(dataset, cfg, device)
         print(f"{arch:<12} {ips:>10.0f} {step * 1e3:>9.1f} {data * 1e3:>12.2f} {data / step:>10.1%}")
+    if device.type == "cuda":
+        for arch in args.archs:
+            print(f"host synchronisations in one {arch} training step: {step_host_syncs(arch, dataset, cfg, device)}")
     if device.type == "cpu" and any(k > 1 for k in args.nproc):
         print(f"\ndata-parallel scaling on CPU (gloo, global batch {args.batch_size}, cores {os.cpu_count()})")
         print(f"{'encoder':<12} " + " ".join(f"{f'{k} proc img/s':>14}" for k in args.nproc) + f" {'ratio':>7}")

@@ -22,6 +22,10 @@ WORLD = 2
 N_PER_RANK, VIEWS, DIM = 6, 2, 5
 NAMES = ["simclr", "supcon", "contex", "fscl", "biascon"]
 OPTIONS: dict[str, dict[str, object]] = {"contex": {}, "fscl": {"group_norm": True}}
+SIZES: dict[str, dict[str, int]] = {
+    "any-ids": {},
+    "known-ranges": {"n_classes": 5, "n_groups": 3},  # as in training; labels 3-4 and group 2 are empty
+}
 
 
 def free_port() -> int:
@@ -46,11 +50,13 @@ def _worker(rank: int, port: int, folder: str) -> None:
     features, labels, sensitive = global_batch()
     rows = slice(rank * N_PER_RANK, (rank + 1) * N_PER_RANK)
     for name in NAMES:
-        local = features[rows].clone().requires_grad_(True)
-        compute = global_contrastive_loss(build_loss(name, **OPTIONS.get(name, {})), DistributedContext(rank, WORLD))
-        value = compute(local, labels[rows], sensitive[rows])
-        value.backward()
-        torch.save({"value": value.detach(), "grad": local.grad}, Path(folder) / f"{name}-{rank}.pt")
+        for sizes_name, sizes in SIZES.items():
+            local = features[rows].clone().requires_grad_(True)
+            loss = build_loss(name, **OPTIONS.get(name, {}))
+            compute = global_contrastive_loss(loss, DistributedContext(rank, WORLD), **sizes)
+            value = compute(local, labels[rows], sensitive[rows])
+            value.backward()
+            torch.save({"value": value.detach(), "grad": local.grad}, Path(folder) / f"{name}-{sizes_name}-{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -62,11 +68,12 @@ def two_process_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("sizes", list(SIZES))
 @pytest.mark.parametrize("name", NAMES)
 def test_two_process_loss_and_gradients_equal_one_process_on_the_global_batch(
-    name: str, two_process_results: Path
+    name: str, sizes: str, two_process_results: Path
 ) -> None:
-    parts = [torch.load(two_process_results / f"{name}-{rank}.pt", weights_only=True) for rank in range(WORLD)]
+    parts = [torch.load(two_process_results / f"{name}-{sizes}-{rank}.pt", weights_only=True) for rank in range(WORLD)]
     features, labels, sensitive = global_batch()
     features.requires_grad_(True)
     expected = build_loss(name, **OPTIONS.get(name, {}))(features, labels, sensitive)

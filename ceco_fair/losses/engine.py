@@ -70,7 +70,7 @@ _ANCHOR_ROWS = "anchor_rows must be a slice or a 1-D integer tensor of distinct 
 _TERM_RULE = "term {index}: {field} must be one of {valid}, got {value!r}"
 _GROUP_NORM_RULE = "term {index}: group_norm needs positives 'label', got {value!r}"
 _NO_TERMS = "terms must hold at least one Term"
-_ID_RANGE = "id_ranges.{name} must be an integer >= 1 or None, got {value!r}"
+_ID_RANGE = "{arg} must be an integer >= 1 or None, got {value!r}"
 _IDS_OUT_OF_RANGE = "{name} must lie in [0, {n}) (the given range), found values in [{low}, {high}]"
 
 
@@ -141,9 +141,18 @@ class IdRanges:
 
     def __post_init__(self) -> None:
         for name in ("instances", "labels", "sensitive"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise CecoFairError(_ID_RANGE.format(name=name, value=value))
+            check_id_range(f"id_ranges.{name}", getattr(self, name))
+
+
+def check_id_range(arg: str, value: object) -> int | None:
+    """Return ``value`` if it is a valid id range (an integer >= 1) or None.
+
+    Raises:
+        CecoFairError: naming ``arg``, otherwise.
+    """
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise CecoFairError(_ID_RANGE.format(arg=arg, value=value))
+    return value
 
 
 class _Groups(NamedTuple):

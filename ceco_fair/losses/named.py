@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.losses.engine import IdRanges, Term, TermSum, infonce_terms
+from ceco_fair.losses.engine import IdRanges, Term, TermSum, check_id_range, infonce_terms
 
 _FEATURES_TYPE = "features must be a floating-point tensor of shape [N, V, D], got {value}"
 _FEATURES_SHAPE = "features must have shape [N, V, D] with N, V, D >= 1, got shape {shape}"
@@ -42,7 +42,6 @@ _POSITIVE = "{arg} must be a finite number > 0, got {value!r}"
 _NON_NEGATIVE = "{arg} must be a finite number >= 0, got {value!r}"
 _FLAG = "{arg} must be True or False, got {value!r}"
 _BLOCK_SIZE = "block_size must be an integer >= 1 or None, got {value!r}"
-_COUNT = "{arg} must be an integer >= 1 or None, got {value!r}"
 
 
 def _describe(value: object) -> str:
@@ -59,12 +58,6 @@ def _finite_number(arg: str, value: object, *, allow_zero: bool) -> float:
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         raise CecoFairError(template.format(arg=arg, value=value))
     return number
-
-
-def _optional_count(arg: str, value: object) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise CecoFairError(_COUNT.format(arg=arg, value=value))
-    return value
 
 
 def _flag(arg: str, value: object) -> bool:
@@ -216,8 +209,8 @@ class ContrastiveLoss(nn.Module, ABC):
             block_size=self.block_size,
             id_ranges=IdRanges(
                 instances=n_instances,
-                labels=_optional_count("n_classes", n_classes),
-                sensitive=_optional_count("n_groups", n_groups),
+                labels=check_id_range("n_classes", n_classes),
+                sensitive=check_id_range("n_groups", n_groups),
             ),
             validate=self.check_values,
         )

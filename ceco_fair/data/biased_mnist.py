@@ -241,6 +241,7 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
         sensitive: The same tensor as ``bias``.
         digits: ``int64`` tensor ``[n]`` of the original digit labels.
         source_rows: ``[n]`` row of each sample in the source's train or test split.
+        palette: ``uint8`` tensor ``[k, 3]`` of the background colours.
         split: The split name.
         rho: The ρ used for this split.
         seed: The seed.
@@ -266,6 +267,8 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
         seed: int,
     ) -> None:
         self.images = colourise(digits, colours, palette)
+        self.palette = palette
+        self._digit_pixels = digits
         self.targets = targets
         self.bias = colours
         self.sensitive = self.bias
@@ -279,6 +282,31 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
     def aligned(self) -> Tensor:
         """Return the mask ``[n]`` of bias-aligned samples (colour index equals target)."""
         return self.targets == self.bias
+
+    @property
+    def n_colours(self) -> int:
+        """Return the number of background colours (the palette's size)."""
+        return int(self.palette.shape[0])
+
+    def render_on(self, colour: int, indices: Tensor | None = None) -> Tensor:
+        """Render the digits again, all on one background colour.
+
+        Args:
+            colour: Palette index in ``[0, n_colours)``.
+            indices: Optional ``[m]`` sample positions (default: every sample).
+
+        Returns:
+            ``uint8`` tensor ``[m, 3, 28, 28]``, the same pixels as ``images`` but the background.
+
+        Raises:
+            CecoFairError: If ``colour`` is not a palette index.
+
+        """
+        if isinstance(colour, bool) or not isinstance(colour, int) or not 0 <= colour < self.n_colours:
+            raise CecoFairError(f"colour must be an integer in [0, {self.n_colours}), got {colour!r}")
+        digits = self._digit_pixels if indices is None else self._digit_pixels[indices]
+        colours = torch.full((digits.shape[0],), colour, dtype=torch.int64)
+        return colourise(digits, colours, self.palette)
 
     def __len__(self) -> int:
         """Return the number of samples."""

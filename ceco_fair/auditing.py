@@ -7,6 +7,7 @@ to features. ``audit_features`` starts from features computed elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ from torch.utils.data import Dataset
 from ceco_fair.batches import as_long
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.diagnostics import (
+    Views,
+    colour_strip,
+    counterfactual_diagnostics,
+    dataset_counterfactuals,
+    feature_diagnostics,
+    view_features,
+)
 from ceco_fair.errors import CecoFairError
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
@@ -32,6 +41,10 @@ from ceco_fair.probe import Features, ProbeConfig, extract_features, train_linea
 logger = logging.getLogger(__name__)
 
 MetricKind = Literal["auto", "bias", "group"]
+
+AUDIT_VIEW_AUGMENT = AugmentConfig(crop_scale=(0.6, 1.0), rotation=10.0)
+"""The default augmentation of an audit's two views: a random resized crop (60–100% of the area, aspect
+3/4–4/3) and a rotation of up to ±10°, no colour change (the quickstart's training augmentation)."""
 ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
 
 
@@ -47,6 +60,10 @@ class AuditResult:
         group_table: per-group counts, accuracy, TPR, FPR, selection rate (group metrics only).
         bias_matrix: accuracy per (class, bias value) cell, ``[n_classes, n_bias]`` (bias metrics only).
         info: names and settings (encoder, dataset, target, sensitive, group names).
+        counterfactual: the probe's prediction for every test image on every background colour, one row
+            per (image, colour): ``index``, ``target``, ``sensitive``, ``colour``, ``prediction``
+            (recolourable datasets only).
+        strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
     """
 
     metrics: dict[str, float]
@@ -56,6 +73,8 @@ class AuditResult:
     group_table: pd.DataFrame | None = None
     bias_matrix: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    counterfactual: pd.DataFrame | None = None
+    strip: dict[str, Any] | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
@@ -72,6 +91,10 @@ class AuditResult:
         if self.bias_matrix is not None:
             frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
             atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
+        if self.counterfactual is not None:
+            atomic_write_text(folder / "counterfactual.csv", self.counterfactual.to_csv(index=False))
+        if self.strip is not None:
+            atomic_write_json(folder / "counterfactual_strip.json", self.strip)
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
         """Save the audit as a one-run results folder (the layout of a protocol run) and its report.
@@ -205,8 +228,15 @@ def audit_features(
     projection_points: int = 2000,
     device: torch.device | str | None = None,
     info: dict[str, Any] | None = None,
+    diagnostics: bool = True,
+    views: tuple[ArrayLike, ArrayLike] | None = None,
+    counterfactual: ArrayLike | None = None,
 ) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
+
+    With ``diagnostics`` the representation diagnostics of :mod:`ceco_fair.diagnostics` are added to
+    the metrics: those that the test features allow (variance ratio, uniformity, leakage), retrieval and
+    alignment when ``views`` are given, and colour sensitivity when ``counterfactual`` is given.
 
     Args:
         train_features: ``[n_train, D]`` (numpy or torch).
@@ -224,6 +254,9 @@ def audit_features(
         projection_points: test points kept in the 2-D projection.
         device: where to fit the probe (default: CUDA if available).
         info: names recorded with the result (encoder, dataset, target, sensitive, group_names).
+        diagnostics: add the representation diagnostics to the metrics.
+        views: features ``[n_test, D]`` of two augmentations of the test images, in test order.
+        counterfactual: features ``[n_test, K, D]`` of every test image on each of K background colours.
 
     Raises:
         CecoFairError: mismatched lengths, a single sensitive group, a non-binary target where the group
@@ -283,6 +316,20 @@ def audit_features(
         group_names=info.get("group_names"),
     )
     frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
+    recoloured: pd.DataFrame | None = None
+    if diagnostics:
+        view_pair = None
+        if views is not None:
+            view_pair = Views(_features(views[0], "views[0]"), _features(views[1], "views[1]"))
+            for name, tensor in (("views[0]", view_pair.first), ("views[1]", view_pair.second)):
+                if tensor.shape != test_x.shape:
+                    raise CecoFairError(f"{name}: expected {tuple(test_x.shape)} like test_features, got {tuple(tensor.shape)}")
+        scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
+        if counterfactual is not None:
+            counterfactual_x = _counterfactual(counterfactual, test_x.shape)
+            found, under_colour = counterfactual_diagnostics(counterfactual_x, predictions, fitted.predict)
+            scores.update(found)
+            recoloured = counterfactual_table(test_y, test_s, under_colour)
     return AuditResult(
         scores,
         kind,
@@ -291,6 +338,30 @@ def audit_features(
         table,
         matrix,
         info,
+        recoloured,
+    )
+
+
+def _counterfactual(values: ArrayLike, test_shape: torch.Size) -> torch.Tensor:
+    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
+    if tensor.ndim != 3 or tensor.shape[0] != test_shape[0] or tensor.shape[2] != test_shape[1]:
+        raise CecoFairError(
+            f"counterfactual: expected features [{test_shape[0]}, K, {test_shape[1]}], got {tuple(tensor.shape)}"
+        )
+    return tensor.float()
+
+
+def counterfactual_table(targets: np.ndarray, sensitive: np.ndarray, under_colour: np.ndarray) -> pd.DataFrame:
+    """One row per (test image, colour): ``index, target, sensitive, colour, prediction`` from ``[n, K]`` predictions."""
+    n, k = under_colour.shape
+    return pd.DataFrame(
+        {
+            "index": np.repeat(np.arange(n), k),
+            "target": np.repeat(targets, k),
+            "sensitive": np.repeat(sensitive, k),
+            "colour": np.tile(np.arange(k), n),
+            "prediction": under_colour.reshape(-1),
+        }
     )
 
 
@@ -347,8 +418,14 @@ def audit(
     num_workers: int = 0,
     name: str | None = None,
     progress: bool = True,
+    diagnostics: bool = True,
+    view_augment: AugmentConfig | None = None,
 ) -> AuditResult:
     """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
+
+    With ``diagnostics``, the representation diagnostics are measured on ``test`` too: two views of every
+    test image made with ``view_augment`` (default :data:`AUDIT_VIEW_AUGMENT`, seeded by ``seed``) and,
+    for coloured digits, every test image re-rendered on each background colour.
 
     Args:
         encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
@@ -368,6 +445,8 @@ def audit(
         num_workers: loader workers for datasets that decode from disk.
         name: the encoder's name in the results (default: its class name).
         progress: show progress bars.
+        diagnostics: measure the representation diagnostics.
+        view_augment: the augmentation of the two views (its mean / std replace ``normalization``'s).
 
     Returns:
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
@@ -397,7 +476,19 @@ def audit(
         "group_names": getattr(test, "group_names", None),
         "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
     }
-    return audit_features(
+    views, counterfactual = None, None
+    if diagnostics:
+        augment = view_augment or dataclasses.replace(
+            AUDIT_VIEW_AUGMENT, **_normalization_of(normalization or AugmentConfig())
+        )
+        views = view_features(
+            encoder, test, augment, seed=seed, device=chosen_device, batch_size=batch_size,
+            num_workers=num_workers, progress=progress,
+        )
+        counterfactual = dataset_counterfactuals(
+            encoder, test, device=chosen_device, batch_size=batch_size, normalization=normalization
+        )
+    result = audit_features(
         train_features.features,
         as_long(train_features.targets),
         test_features.features,
@@ -412,4 +503,22 @@ def audit(
         seed=seed,
         device=chosen_device,
         info=info,
+        diagnostics=diagnostics,
+        views=(views.first, views.second) if views is not None else None,
+        counterfactual=counterfactual,
     )
+    attach_strip(result, test)
+    return result
+
+
+def attach_strip(result: AuditResult, test: Dataset[Any]) -> None:
+    """Add the report's colour strip of the first test digit when the audit measured colour sensitivity."""
+    if result.counterfactual is None:
+        return
+    frame = result.counterfactual
+    under_colour = frame["prediction"].to_numpy().reshape(-1, int(frame["colour"].max()) + 1)
+    result.strip = colour_strip(test, under_colour)
+
+
+def _normalization_of(config: AugmentConfig) -> dict[str, tuple[float, float, float]]:
+    return {"mean": config.mean, "std": config.std}

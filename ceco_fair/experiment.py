@@ -11,12 +11,14 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.auditing import AuditResult, audit_features, split_features
+from ceco_fair.auditing import AuditResult, attach_strip, audit_features, split_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
+from ceco_fair.diagnostics import dataset_counterfactuals, view_features
 from ceco_fair.distributed import DistributedSession
 from ceco_fair.models import build_encoder, infer_feature_dim
 from ceco_fair.protocol import Protocol, RunSpec
+from ceco_fair.tracking import CURVE_COLUMNS, EpochTracker
 from ceco_fair.train import MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,17 @@ def data_key(run: RunSpec) -> tuple[Any, ...]:
     """Runs with equal keys share their datasets."""
     sensitive = tuple(run.sensitive) if isinstance(run.sensitive, list) else run.sensitive
     return (run.rho, run.target, sensitive, run.seed)
+
+
+def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """``history.csv`` (training statistics per epoch) and, for tracked runs, ``curves.csv``."""
+    frame = pd.DataFrame(history)
+    tracked = [column for column in frame.columns if column in CURVE_COLUMNS]
+    atomic_write_text(run_dir / "history.csv", frame.drop(columns=tracked).to_csv(index=False))
+    if tracked:
+        curves = frame.dropna(subset=tracked, how="all")[["epoch", *tracked]]
+        curves = curves.astype({"epoch": int})
+        atomic_write_text(run_dir / "curves.csv", curves.to_csv(index=False))
 
 
 def metric_kind(dataset: str) -> str:
@@ -127,10 +140,23 @@ def execute_run(
         ),
         progress=progress,
         description=run.run_id,
+        track=EpochTracker(
+            train_set,
+            test_set,
+            kind=metric_kind(protocol.dataset),
+            augment=protocol.train.augment,
+            seed=run.seed,
+            device=device,
+            points=protocol.eval.track_points,
+            batch_size=protocol.eval.batch_size,
+        )
+        if protocol.eval.track_every
+        else None,
+        track_every=protocol.eval.track_every,
     )
     if not context.is_main:
         return None
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    write_history(run_dir, history)
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
     train_features, test_features = split_features(
@@ -143,6 +169,24 @@ def execute_run(
         normalization=protocol.train.augment,
         progress=progress,
         label=run.run_id,
+    )
+    views = view_features(
+        encoder_module,
+        test_set,
+        protocol.train.augment,
+        seed=run.seed,
+        device=device,
+        batch_size=protocol.eval.batch_size,
+        num_workers=protocol.train.num_workers,
+        progress=progress,
+        description=f"{run.run_id} test",
+    )
+    counterfactual = dataset_counterfactuals(
+        encoder_module,
+        test_set,
+        device=device,
+        batch_size=protocol.eval.batch_size,
+        normalization=protocol.train.augment,
     )
     info = {
         **record,
@@ -164,7 +208,10 @@ def execute_run(
         projection_points=protocol.eval.projection_points,
         device=device,
         info=info,
+        views=(views.first, views.second),
+        counterfactual=counterfactual,
     )
+    attach_strip(result, test_set)
     result.write_run_files(run_dir)
     atomic_write_json(run_dir / "run.json", {**record, "status": "complete"})
     return result

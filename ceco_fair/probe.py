@@ -29,7 +29,7 @@ Encoder = nn.Module | Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Settings of the linear probe (Adam on standardised features, cosine-free, full epochs)."""
+    """Settings of the linear probe (Adam on standardised features, cosine learning-rate decay, full epochs)."""
 
     epochs: int = 20
     batch_size: int = 256
@@ -65,8 +65,13 @@ def extract_features(
     normalization: AugmentConfig | None = None,
     progress: bool = True,
     description: str = "features",
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    indices: torch.Tensor | None = None,
 ) -> Features:
-    """Encode every image of ``dataset`` (no augmentation) and return the features on the CPU.
+    """Encode every image of ``dataset`` and return the features on the CPU.
+
+    Images are normalised without augmentation, unless ``transform`` is given: it then maps each uint8
+    batch ``[B, 3, H, W]`` to the encoder's normalised float input (e.g. a seeded :class:`BatchAugment`).
 
     Args:
         encoder: module or callable mapping ``[B, 3, H, W]`` floats to ``[B, D]``.
@@ -77,6 +82,8 @@ def extract_features(
         normalization: mean / std applied to the images (the training normalisation).
         progress: show a progress bar.
         description: the progress bar's label.
+        transform: replaces the plain normalisation (batches are visited in dataset order).
+        indices: encode only these rows ``[m]``, in this order (default: every row).
 
     Returns:
         Features ``[n, D]`` (float32, CPU) with the targets and sensitive values ``[n]``.
@@ -88,8 +95,8 @@ def extract_features(
     was_training = isinstance(encoder, nn.Module) and encoder.training
     if isinstance(encoder, nn.Module):
         encoder.eval()
-    n = len(dataset)  # type: ignore[arg-type]
-    batches = chunk_indices(torch.arange(n), batch_size, drop_last=False)
+    order = indices if indices is not None else torch.arange(len(dataset))  # type: ignore[arg-type]
+    batches = chunk_indices(order, batch_size, drop_last=False)
     outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     sensitive: list[torch.Tensor] = []
@@ -101,7 +108,7 @@ def extract_features(
         leave=False,
         unit="batch",
     ):
-        inputs = normalize(images, normalization)
+        inputs = transform(images) if transform is not None else normalize(images, normalization)
         output = encoder(inputs)
         if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != inputs.shape[0]:
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__

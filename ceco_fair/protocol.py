@@ -64,6 +64,9 @@ class EvalConfig:
     confidence: float = 0.95
     projection_points: int = 2000
     batch_size: int = 512
+    track_every: int = 0
+    track_points: int = 1000
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_boot < 0:
@@ -72,6 +75,10 @@ class EvalConfig:
             raise CecoFairError(
                 f"eval.confidence: expected a value in (0, 1), got {self.confidence}"
             )
+        if self.track_every < 0:
+            raise CecoFairError(f"eval.track_every: expected epochs >= 0 (0: no curves), got {self.track_every}")
+        if self.track_points < 1:
+            raise CecoFairError(f"eval.track_points: expected a positive integer, got {self.track_points}")
         if self.projection_points < 0:
             raise CecoFairError(
                 f"eval.projection_points: expected >= 0, got {self.projection_points}"
@@ -349,6 +356,13 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
                 k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None
             }
             preflight(dataset, **data, **extra)
+    methods = _parse_methods(raw["methods"])
+    evaluation = from_mapping(EvalConfig, raw.get("eval") or {}, "eval")
+    labels = [method.label for method in methods]
+    if evaluation.baseline is not None and evaluation.baseline not in labels:
+        raise ProtocolError(
+            f"eval.baseline: {evaluation.baseline!r} is not a method label; expected one of {', '.join(labels)}"
+        )
     return Protocol(
         name=name,
         description=coerce(raw.get("description", ""), str, "description"),
@@ -359,10 +373,10 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         attributes=attributes,
         seeds=_parse_seeds(raw.get("seeds")),
         encoder=from_mapping(EncoderConfig, raw.get("encoder") or {}, "encoder"),
-        methods=_parse_methods(raw["methods"]),
+        methods=methods,
         train=from_mapping(TrainConfig, raw.get("train") or {}, "train"),
         probe=from_mapping(ProbeConfig, raw.get("probe") or {}, "probe"),
-        eval=from_mapping(EvalConfig, raw.get("eval") or {}, "eval"),
+        eval=evaluation,
         report=coerce(raw.get("report", True), bool, "report"),
         source=source,
     )

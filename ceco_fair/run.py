@@ -22,7 +22,8 @@ import yaml
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.errors import CecoFairError
-from ceco_fair.experiment import build_split, data_key, execute_run, run_record
+from ceco_fair.comparisons import write_comparisons
+from ceco_fair.experiment import build_split, data_key, execute_run, metric_kind, run_record
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.protocol import Protocol, load_protocol
 from ceco_fair.results import read_results, write_results
@@ -197,6 +198,13 @@ def _run_grid(
         records[run.run_id] = record
         if context.is_main:
             write_results(output, list(records.values()))
+            write_comparisons(
+                output,
+                records.values(),
+                kind=metric_kind(protocol.dataset),
+                baseline=protocol.eval.baseline,
+                confidence=protocol.eval.confidence,
+            )
     if context.is_main:
         atomic_write_json(output / "manifest.json", {**manifest, "finished": now()})
         if protocol.report:

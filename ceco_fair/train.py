@@ -326,6 +326,8 @@ def pretrain(
     context: DistributedContext | None = None,
     progress: bool = True,
     description: str = "",
+    track: Callable[[nn.Module], dict[str, float]] | None = None,
+    track_every: int = 0,
 ) -> list[dict[str, float]]:
     """Train ``model`` with ``method`` on ``dataset`` and return the per-epoch history.
 
@@ -346,9 +348,13 @@ def pretrain(
         context: this process's rank and world size.
         progress: show a progress bar per epoch.
         description: the progress bar's label.
+        track: measures the encoder after an epoch (e.g. :class:`ceco_fair.tracking.EpochTracker`); its
+            values join that epoch's history row (rank 0 only), with ``track_seconds``.
+        track_every: call ``track`` after every ``track_every``-th epoch and after the last (0: never).
 
     Returns:
-        One dict per epoch: ``epoch``, ``loss``, ``lr``, ``seconds``, ``images_per_s``, ``data_seconds``.
+        One dict per epoch: ``epoch``, ``loss``, ``lr``, ``seconds``, ``images_per_s``, ``data_seconds``
+        (and the tracked values on tracked epochs).
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the last checkpoint is the last good epoch).
@@ -438,6 +444,11 @@ def pretrain(
             "images_per_s": len(batches) * global_batch / seconds,
             "data_seconds": data_seconds,
         }
+        last = epoch + 1 == config.epochs
+        if track is not None and track_every > 0 and context.is_main and ((epoch + 1) % track_every == 0 or last):
+            tracked_from = time.perf_counter()
+            row.update(track(unwrap(model).encoder))
+            row["track_seconds"] = time.perf_counter() - tracked_from
         history.append(row)
         logger.info(
             "%s epoch %d/%d loss %.4f (%.0f images/s)",

@@ -1,0 +1,149 @@
+"""Paired comparisons of methods against a baseline: ``comparisons.csv``.
+
+A comparison pairs two methods' runs that share a seed and a condition (ρ, or a target/sensitive
+pair), hence the same data colouring, split and initialisation. For each method other than the
+baseline, each condition and each headline metric, the differences ``d_s = method_s − baseline_s``
+over the n paired seeds give
+
+    mean_difference = d̄,   interval = d̄ ± t_{(1+c)/2, n−1} · s_d / √n
+
+(Student's t at confidence c, s_d the sample standard deviation of the differences). With one pair
+the interval is empty (NaN): one run decides nothing. Failed runs, seeds that only one of the two
+methods completed and non-finite values are left out of the pairs.
+
+Torch-free: the report rebuilds comparisons from ``results.json`` without training anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ceco_fair.checkpoint import atomic_write_text
+
+COMPARISON_COLUMNS = (
+    "method",
+    "baseline",
+    "condition",
+    "metric",
+    "n_seeds",
+    "mean_difference",
+    "ci_low",
+    "ci_high",
+)
+
+HEADLINE_METRICS: Mapping[str, tuple[str, ...]] = {
+    "bias": (
+        "unbiased_accuracy",
+        "bias_conflicting_accuracy",
+        "instance_retrieval_within_cell",
+        "bias_sensitivity",
+    ),
+    "group": (
+        "accuracy",
+        "worst_group_accuracy",
+        "equalized_odds_difference",
+        "demographic_parity_difference",
+        "leakage_within_class",
+    ),
+}
+"""The metrics compared per dataset kind."""
+
+DEFAULT_BASELINE_LOSS = "supcon"
+
+
+def paired_interval(differences: Sequence[float], confidence: float) -> tuple[float, float, float]:
+    """Mean of paired differences and its Student-t interval ``(mean, low, high)``; NaN bounds for n < 2."""
+    values = np.asarray(differences, dtype=np.float64)
+    n = values.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def condition_of(run: Mapping[str, Any]) -> str:
+    """The grid condition of a run record: ``rho=0.9``, ``Attractive-vs-Male``, both, or ``all``."""
+    parts = []
+    if run.get("rho") is not None:
+        parts.append(f"rho={float(run['rho']):g}")
+    if run.get("target") is not None:
+        sensitive = run.get("sensitive")
+        groups = "+".join(str(s) for s in sensitive) if isinstance(sensitive, list | tuple) else sensitive
+        parts.append(f"{run['target']}-vs-{groups}")
+    return ", ".join(parts) or "all"
+
+
+def default_baseline(runs: Iterable[Mapping[str, Any]]) -> str | None:
+    """The label of the first method trained with SupCon, else the first method's label (None: no runs)."""
+    runs = list(runs)
+    for run in runs:
+        if run.get("loss") == DEFAULT_BASELINE_LOSS:
+            return str(run["method"])
+    return str(runs[0]["method"]) if runs else None
+
+
+def paired_comparisons(
+    runs: Iterable[Mapping[str, Any]],
+    *,
+    kind: str,
+    baseline: str | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Every method against ``baseline``, paired by seed, per condition and headline metric.
+
+    Args:
+        runs: run records (``method``, ``loss``, ``seed``, ``rho``, ``target``, ``sensitive``, ``status``,
+            ``metrics``), as in ``results.json``.
+        kind: ``bias`` or ``group``: which headline metrics are compared.
+        baseline: the baseline method's label (default: :func:`default_baseline`).
+        confidence: the intervals' confidence level.
+
+    Returns:
+        One row per (method, condition, metric) with at least one pair, columns :data:`COMPARISON_COLUMNS`.
+    """
+    complete = [run for run in runs if run.get("status", "complete") == "complete" and run.get("metrics")]
+    baseline = baseline or default_baseline(complete)
+    values: dict[tuple[str, str, str], dict[Any, float]] = {}
+    order: list[str] = []
+    for run in complete:
+        method = str(run["method"])
+        if method not in order:
+            order.append(method)
+        for metric in HEADLINE_METRICS[kind]:
+            value = run["metrics"].get(metric)
+            if value is not None and math.isfinite(float(value)):
+                values.setdefault((method, condition_of(run), metric), {})[run["seed"]] = float(value)
+    conditions = list(dict.fromkeys(condition_of(run) for run in complete))
+    rows = []
+    for method in order:
+        if method == baseline:
+            continue
+        for condition in conditions:
+            for metric in HEADLINE_METRICS[kind]:
+                mine = values.get((method, condition, metric), {})
+                theirs = values.get((str(baseline), condition, metric), {})
+                seeds = sorted(set(mine) & set(theirs))
+                if not seeds:
+                    continue
+                mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
+                rows.append([method, baseline, condition, metric, len(seeds), mean, low, high])
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def write_comparisons(
+    folder: Path, runs: Iterable[Mapping[str, Any]], *, kind: str, baseline: str | None, confidence: float
+) -> pd.DataFrame:
+    """Write ``folder/comparisons.csv`` atomically (see :func:`paired_comparisons`) and return the table."""
+    table = paired_comparisons(runs, kind=kind, baseline=baseline, confidence=confidence)
+    atomic_write_text(folder / "comparisons.csv", table.to_csv(index=False))
+    return table

@@ -1,0 +1,230 @@
+"""The representation diagnostics of a run or an audit: how an encoder distorts its input.
+
+The functions of :mod:`ceco_fair.metrics.representation` take features; this module makes the
+features they need from an encoder and a dataset (two augmented views of every test image, the
+counterfactual re-colourings of coloured digits) and gathers the diagnostics under the names that
+``results.csv`` uses:
+
+- ``instance_retrieval``: share of test images whose second view is the nearest (cosine) of all
+  second views to their first view;
+- ``instance_retrieval_within_cell``: the same with candidates restricted to the image's own
+  (target, sensitive) cell, so neither the label nor the bias attribute can do the retrieving;
+- ``alignment`` and ``uniformity`` (Wang & Isola 2020) of the views and of the plain features;
+- ``variance_ratio``: the share of the feature variance left inside the target classes;
+- ``leakage`` and ``leakage_within_class``: balanced accuracy of a cross-validated linear probe of
+  the sensitive value, unconditionally and within each target class;
+- for coloured digits, ``bias_sensitivity`` (share of the feature variance due to the background
+  colour alone) and ``counterfactual_flip_rate`` (share of (image, colour) pairs whose probe
+  prediction differs from the prediction on the image as given).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ceco_fair.data.augment import AugmentConfig, BatchAugment
+from ceco_fair.metrics.counterfactual import counterfactual_features
+from ceco_fair.metrics.representation import (
+    alignment,
+    bias_sensitivity,
+    instance_retrieval,
+    leakage,
+    uniformity,
+    variance_ratio,
+)
+from ceco_fair.probe import Encoder, extract_features
+
+logger = logging.getLogger(__name__)
+
+VIEW_SEED_OFFSET = 7919
+"""Seeds the views' augmentation apart from training's streams: view ``v`` uses ``seed · 7919 + v``."""
+
+UNIFORMITY_POINTS = 20_000
+"""Uniformity is exact up to this many points; larger test sets are subsampled (fixed seed)."""
+
+
+@dataclass
+class Views:
+    """Features of two augmented views of the same images: ``first``, ``second`` ``[n, D]``."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+
+
+def cell_ids(targets: np.ndarray, sensitive: np.ndarray) -> np.ndarray:
+    """One integer per (target, sensitive) pair ``[n]``: the retrieval cells."""
+    _, ids = np.unique(np.stack([targets, sensitive], axis=1), axis=0, return_inverse=True)
+    return np.asarray(ids).reshape(-1)
+
+
+def view_features(
+    encoder: Encoder,
+    dataset: Dataset[Any],
+    augment: AugmentConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    batch_size: int = 512,
+    num_workers: int = 0,
+    progress: bool = False,
+    description: str = "views",
+    indices: torch.Tensor | None = None,
+) -> Views:
+    """Features of two augmentations of every image of ``dataset``, reproducible for a given ``seed``.
+
+    Args:
+        encoder: maps normalised images ``[B, 3, H, W]`` to features ``[B, D]``.
+        dataset: yields ``(image uint8 [3, H, W], target, sensitive)``.
+        augment: the augmentation (a protocol's ``train.augment``; audits use a documented default).
+        seed: seeds both views' augmentation (view ``v`` from ``seed · 7919 + v``).
+        device: where the encoder runs.
+        batch_size: images per forward pass.
+        num_workers: loader workers for datasets that decode from disk.
+        progress: show progress bars.
+        description: the progress bars' label.
+        indices: only these rows ``[m]`` of ``dataset`` (default: all).
+
+    Returns:
+        The two views' features, each ``[n, D]`` float32 on the CPU, rows in dataset (or ``indices``) order.
+    """
+    augmenter = BatchAugment(augment)
+
+    def one_view(view: int) -> torch.Tensor:
+        generator = torch.Generator(device=device).manual_seed(seed * VIEW_SEED_OFFSET + view)
+
+        def transform(images: torch.Tensor) -> torch.Tensor:
+            return augmenter(images, generator)
+
+        return extract_features(
+            encoder,
+            dataset,
+            device=device,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            normalization=augment,
+            progress=progress,
+            description=f"{description} view {view + 1}",
+            transform=transform,
+            indices=indices,
+        ).features
+
+    return Views(one_view(0), one_view(1))
+
+
+def feature_diagnostics(
+    features: torch.Tensor,
+    targets: np.ndarray,
+    sensitive: np.ndarray,
+    *,
+    seed: int,
+    views: Views | None = None,
+) -> dict[str, float]:
+    """The diagnostics that features (and, if given, two views' features) allow.
+
+    Args:
+        features: plain (un-augmented) test features ``[n, D]``.
+        targets: ``[n]`` integer targets.
+        sensitive: ``[n]`` integer sensitive / bias values.
+        seed: seeds the leakage probe's folds and the uniformity subsample.
+        views: features of two augmentations of the same ``n`` images, for retrieval and alignment.
+
+    Returns:
+        ``variance_ratio``, ``uniformity``, ``leakage``, ``leakage_within_class`` and, with views,
+        ``instance_retrieval``, ``instance_retrieval_within_cell``, ``alignment``.
+    """
+    n = len(features)
+    chosen = np.arange(n)
+    if n > UNIFORMITY_POINTS:
+        chosen = np.sort(np.random.default_rng(seed).choice(n, size=UNIFORMITY_POINTS, replace=False))
+    scores = {
+        "variance_ratio": variance_ratio(features, targets),
+        "uniformity": uniformity(features[torch.from_numpy(chosen)]),
+        "leakage": leakage(features, sensitive, seed=seed),
+        "leakage_within_class": leakage(features, sensitive, targets, seed=seed),
+    }
+    if views is not None:
+        scores["instance_retrieval"] = instance_retrieval(views.first, views.second)
+        scores["instance_retrieval_within_cell"] = instance_retrieval(
+            views.first, views.second, cell_ids(targets, sensitive)
+        )
+        scores["alignment"] = alignment(views.first, views.second)
+    return scores
+
+
+def counterfactual_diagnostics(
+    counterfactual: torch.Tensor,
+    predictions: np.ndarray,
+    predict: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[dict[str, float], np.ndarray]:
+    """Colour sensitivity of features and of the probe's predictions.
+
+    Args:
+        counterfactual: features of every test image on each of K colours ``[n, K, D]``.
+        predictions: the probe's predictions on the images as given ``[n]``.
+        predict: the fitted probe: features ``[m, D]`` -> classes ``[m]``.
+
+    Returns:
+        ``{"bias_sensitivity", "counterfactual_flip_rate"}`` and the predictions under every colour ``[n, K]``.
+    """
+    n, k, d = counterfactual.shape
+    recoloured = predict(counterfactual.reshape(n * k, d)).numpy().reshape(n, k)
+    flips = recoloured != np.asarray(predictions).reshape(n, 1)
+    scores = {
+        "bias_sensitivity": bias_sensitivity(counterfactual),
+        "counterfactual_flip_rate": float(flips.mean()) if flips.size else 0.0,
+    }
+    return scores, recoloured
+
+
+def recolourable(dataset: Dataset[Any]) -> bool:
+    """Whether ``dataset`` can re-render its images on each of its background colours."""
+    return callable(getattr(dataset, "render_on", None))
+
+
+def dataset_counterfactuals(
+    encoder: Encoder,
+    dataset: Dataset[Any],
+    *,
+    device: torch.device,
+    batch_size: int,
+    normalization: AugmentConfig | None,
+) -> torch.Tensor | None:
+    """``[n, K, D]`` counterfactual features for a recolourable dataset, else None."""
+    if not recolourable(dataset):
+        return None
+    return counterfactual_features(
+        encoder, dataset, batch_size=batch_size, device=device, normalization=normalization
+    )
+
+
+def colour_strip(dataset: Dataset[Any], under_colour: np.ndarray, index: int = 0) -> dict[str, Any]:
+    """One test digit rendered on every background colour, with the probe's prediction under each.
+
+    Args:
+        dataset: a recolourable dataset (see :func:`recolourable`).
+        under_colour: the probe's predictions ``[n, K]`` for every image on every colour.
+        index: the digit shown (default: the first test image, an unselected example).
+
+    Returns:
+        ``{"index", "target", "colour", "images": K nested lists [H][W][3] of 0–255, "predictions": [K]}``.
+    """
+    render = dataset.render_on  # type: ignore[attr-defined]
+    _, target, colour = dataset[index]
+    images = [
+        render(k, torch.tensor([index]))[0].permute(1, 2, 0).to(torch.uint8).tolist()
+        for k in range(under_colour.shape[1])
+    ]
+    return {
+        "index": index,
+        "target": int(target),
+        "colour": int(colour),
+        "images": images,
+        "predictions": [int(p) for p in under_colour[index]],
+    }

@@ -1,0 +1,147 @@
+"""Per-epoch curves of a run: how fast the representation becomes useful, and how it distorts.
+
+With ``eval.track_every: K`` the encoder is measured after every K-th epoch (and the last) on a
+fixed subsample of ``eval.track_points`` training images (the kNN bank) and test images (the
+queries), and each measured epoch becomes one row of ``curves.csv``:
+
+- ``knn_accuracy``: accuracy of a k = 20 cosine nearest-neighbour vote over the bank's features
+  (one vote per neighbour; ties go to the smaller class index);
+- ``knn_bias_conflicting_accuracy`` (bias datasets) or ``knn_worst_group_accuracy`` (group
+  datasets): the same predictions measured as :mod:`ceco_fair.metrics` defines those metrics;
+- ``instance_retrieval_within_cell`` and ``variance_ratio`` of the test subsample, as in
+  :mod:`ceco_fair.diagnostics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.diagnostics import cell_ids, view_features
+from ceco_fair.metrics import bias_metrics, group_metrics
+from ceco_fair.metrics.representation import instance_retrieval, variance_ratio
+from ceco_fair.probe import Encoder, extract_features
+
+KNN_NEIGHBOURS = 20
+
+CURVE_COLUMNS = (
+    "knn_accuracy",
+    "knn_bias_conflicting_accuracy",
+    "knn_worst_group_accuracy",
+    "instance_retrieval_within_cell",
+    "variance_ratio",
+)
+"""The tracked values of a history row (``curves.csv`` holds ``epoch`` and these; ``track_seconds``, the
+time the tracking took, stays in ``history.csv``)."""
+
+
+def knn_predict(
+    bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, k: int = KNN_NEIGHBOURS
+) -> torch.Tensor:
+    """Majority vote of the ``k`` most cosine-similar bank rows for every query.
+
+    Args:
+        bank: ``[m, D]`` reference features.
+        bank_labels: ``[m]`` their integer classes (non-negative).
+        queries: ``[q, D]`` features to classify.
+        k: neighbours per query (at most ``m``).
+
+    Returns:
+        ``[q]`` int64 predicted classes; a tie goes to the smaller class index.
+    """
+    bank_n = F.normalize(bank.double(), dim=1)
+    queries_n = F.normalize(queries.double(), dim=1)
+    k = min(k, len(bank))
+    neighbours = (queries_n @ bank_n.T).topk(k, dim=1).indices
+    n_classes = int(bank_labels.max()) + 1
+    votes = torch.zeros(len(queries), n_classes, dtype=torch.float64)
+    votes.scatter_add_(1, bank_labels.long()[neighbours], torch.ones_like(neighbours, dtype=torch.float64))
+    return votes.argmax(dim=1)
+
+
+class EpochTracker:
+    """Measures an encoder on fixed subsamples of the training and test sets (one ``curves.csv`` row).
+
+    Args:
+        train_set: the training split (the kNN bank is drawn from it).
+        test_set: the test split (the queries).
+        kind: ``bias`` or ``group``: which worst-case accuracy the curve reports.
+        augment: the training augmentation (the test subsample's two views).
+        seed: seeds the subsamples and the views.
+        device: where the encoder runs.
+        points: images drawn from each split (all of a smaller split).
+        batch_size: images per forward pass.
+    """
+
+    def __init__(
+        self,
+        train_set: Dataset[Any],
+        test_set: Dataset[Any],
+        *,
+        kind: str,
+        augment: AugmentConfig,
+        seed: int,
+        device: torch.device,
+        points: int,
+        batch_size: int,
+    ) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.train_set, self.test_set = train_set, test_set
+        self.bank_rows = self._subsample(len(train_set), points, generator)  # type: ignore[arg-type]
+        self.query_rows = self._subsample(len(test_set), points, generator)  # type: ignore[arg-type]
+        self.kind = kind
+        self.augment = augment
+        self.seed = seed
+        self.device = device
+        self.batch_size = batch_size
+
+    @staticmethod
+    def _subsample(n: int, points: int, generator: torch.Generator) -> torch.Tensor:
+        if n <= points:
+            return torch.arange(n)
+        return torch.randperm(n, generator=generator)[:points].sort().values
+
+    def _features(self, encoder: Encoder, dataset: Dataset[Any], rows: torch.Tensor) -> Any:
+        return extract_features(
+            encoder,
+            dataset,
+            device=self.device,
+            batch_size=self.batch_size,
+            normalization=self.augment,
+            progress=False,
+            indices=rows,
+        )
+
+    def __call__(self, encoder: Encoder) -> dict[str, float]:
+        """The curve values of ``encoder`` now."""
+        bank = self._features(encoder, self.train_set, self.bank_rows)
+        queries = self._features(encoder, self.test_set, self.query_rows)
+        targets = queries.targets.long().numpy()
+        sensitive = queries.sensitive.long().numpy()
+        predictions = knn_predict(bank.features, bank.targets, queries.features).numpy()
+        row = {"knn_accuracy": float(np.mean(predictions == targets))}
+        if self.kind == "bias":
+            conflicting = bias_metrics(targets, predictions, sensitive)["bias_conflicting_accuracy"]
+            row["knn_bias_conflicting_accuracy"] = float(conflicting)
+        else:
+            worst = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)["worst_group_accuracy"]
+            row["knn_worst_group_accuracy"] = float(worst)
+        views = view_features(
+            encoder,
+            self.test_set,
+            self.augment,
+            seed=self.seed,
+            device=self.device,
+            batch_size=self.batch_size,
+            indices=self.query_rows,
+        )
+        row["instance_retrieval_within_cell"] = instance_retrieval(
+            views.first, views.second, cell_ids(targets, sensitive)
+        )
+        row["variance_ratio"] = variance_ratio(queries.features, targets)
+        return row

@@ -1,0 +1,41 @@
+"""Every protocol run writes the representation diagnostics (issue: measure the distortion itself)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ceco_fair.run import main
+
+DIAGNOSTICS = {
+    "instance_retrieval",
+    "instance_retrieval_within_cell",
+    "alignment",
+    "uniformity",
+    "variance_ratio",
+    "leakage",
+    "leakage_within_class",
+    "bias_sensitivity",
+    "counterfactual_flip_rate",
+}
+
+
+@pytest.mark.parametrize("dataset", ["biased_mnist", "colored_mnist"])
+def test_coloured_digit_runs_write_every_diagnostic(tmp_path, write_protocol, dataset):
+    path = write_protocol(data={"dataset": dataset, "source": "embedded", "rho": [0.9]}, methods=[{"name": "supcon"}])
+    assert main([str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert DIAGNOSTICS <= set(results.metric)
+    values = results.set_index("metric")["value"]
+    for name in DIAGNOSTICS - {"uniformity"}:
+        assert 0.0 <= values[name] <= 4.0, name
+    assert values["uniformity"] <= 0.0
+    run_dir = next((tmp_path / "out" / "runs").iterdir())
+    table = pd.read_csv(run_dir / "counterfactual.csv")
+    n_colours = 10 if dataset == "biased_mnist" else 2
+    assert len(table) == 1000 * n_colours and set(table.colour) == set(range(n_colours))
+    flips = (table.prediction.to_numpy().reshape(-1, n_colours) != pd.read_csv(run_dir / "predictions.csv").prediction.to_numpy()[:, None])
+    assert flips.mean() == pytest.approx(values["counterfactual_flip_rate"])
+    strip = json.loads((run_dir / "counterfactual_strip.json").read_text())
+    assert len(strip["images"]) == n_colours and len(strip["predictions"]) == n_colours
+    assert len(strip["images"][0]) == 28 and len(strip["images"][0][0][0]) == 3

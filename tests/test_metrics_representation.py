@@ -139,6 +139,8 @@ def test_retrieval_ties_are_misses() -> None:
 
 def test_retrieval_edge_cases() -> None:
     one = np.array([[0.3, -1.0]])
+    zero_first = np.r_[np.zeros((1, 2)), np.eye(2)]
+    assert instance_retrieval(zero_first, zero_first) == pytest.approx(slow_retrieval(zero_first, zero_first))
     assert instance_retrieval(one, one) == 1.0
     view1, view2 = two_views(40, 3, noise=1.0, seed=5)
     assert instance_retrieval(view1, view2, np.zeros(40, dtype=int)) == instance_retrieval(view1, view2)
@@ -165,6 +167,8 @@ def test_uniformity_torch_and_edges(caplog: pytest.LogCaptureFixture) -> None:
     features = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
     assert uniformity(features, block_size=4) == pytest.approx(slow_uniformity(features, 2.0), abs=1e-9)
     assert uniformity(np.ones((6, 3))) == 0.0
+    with_zero_row = np.r_[np.zeros((1, 4)), features.numpy()[:9]]  # a zero row stays zero
+    assert uniformity(with_zero_row, block_size=3) == pytest.approx(slow_uniformity(with_zero_row, 2.0), abs=1e-9)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert math.isnan(uniformity(np.ones((1, 3))))
     assert "no pair" in caplog.text

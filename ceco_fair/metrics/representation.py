@@ -123,7 +123,8 @@ def instance_retrieval(
     Row blocks of ``view1`` are compared with all of ``view2`` in a float32 matrix product
     (``[block_size, n]``, never ``n × n``); a sample whose float32 margin is within the bound on
     float32 rounding (``4 (D + 4) 2⁻²⁴``) is decided again in float64, so the result is the
-    float64 answer.
+    float64 answer. Random features have almost no such samples; many exact ties (duplicated
+    rows) make the call slower, one float64 pass over the candidates per tied sample.
 
     Args:
         view1: ``[n, D]`` features of the first view.

@@ -123,7 +123,8 @@ def instance_retrieval(
     Row blocks of ``view1`` are compared with all of ``view2`` in a float32 matrix product
     (``[block_size, n]``, never ``n × n``); a sample whose float32 margin is within the bound on
     float32 rounding (``4 (D + 4) 2⁻²⁴``) is decided again in float64, so the result is the
-    float64 answer.
+    float64 answer. Random features have almost no such samples; many exact ties (duplicated
+    rows) make the call slower, one float64 pass over the candidates per tied sample.
 
     Args:
         view1: ``[n, D]`` features of the first view.
@@ -201,9 +202,9 @@ def uniformity(features: FeaturesLike, t: float = 2.0, *, block_size: int = 2048
     """Log of the mean Gaussian potential over all pairs of L2-normalised rows (Wang & Isola 2020).
 
     ``uniformity = log( (2 / (n (n−1))) Σ_{i<j} exp(−t ||z_i − z_j||²) )``, in ``[−4t, 0]``; lower
-    is more uniform. Exact, in float64, with ``||z_i − z_j||² = max(0, 2 − 2 z_i·z_j)`` computed
-    by row blocks ``[block_size, n]`` against the rows after them and combined by a running
-    log-sum-exp. With a single row there is no pair: the result is NaN (logged).
+    is more uniform. Exact, in float64, with ``||z_i − z_j||² = ||z_i||² + ||z_j||² − 2 z_i·z_j``
+    (at least 0) computed by row blocks ``[block_size, n]`` against the rows after them and
+    combined by a running log-sum-exp. With a single row there is no pair: the result is NaN (logged).
 
     Args:
         features: ``[n, D]`` features.
@@ -225,22 +226,29 @@ def uniformity(features: FeaturesLike, t: float = 2.0, *, block_size: int = 2048
     if n < 2:
         logger.warning("uniformity: %d row, no pair; the uniformity is NaN", n)
         return math.nan
+    scaled_norms = t * np.sum(z * z, axis=1)  # [n]: t, or 0 for an all-zero row
     log_total = -math.inf
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
-        gram = z[start:stop] @ z[start:].T  # [B, n - start]
-        exponent = -t * np.maximum(2.0 - 2.0 * gram, 0.0)
+        exponent = z[start:stop] @ z[start:].T  # [B, n - start], the gram block
+        exponent *= 2.0 * t  # −t ||z_i − z_j||² = t (2 z_i·z_j − ||z_i||² − ||z_j||²)
+        exponent -= scaled_norms[start:stop, None]
+        exponent -= scaled_norms[None, start:]
+        np.minimum(exponent, 0.0, out=exponent)
         rows = np.arange(stop - start)
         exponent[:, : stop - start][rows[None, :] <= rows[:, None]] = -np.inf  # keep j > i
-        log_total = np.logaddexp(log_total, _logsumexp(exponent))
-    return float(log_total - math.log(n * (n - 1) / 2))
+        log_total = float(np.logaddexp(log_total, _logsumexp_inplace(exponent)))
+    return log_total - math.log(n * (n - 1) / 2)
 
 
-def _logsumexp(values: FloatArray) -> float:
+def _logsumexp_inplace(values: FloatArray) -> float:
+    """``log Σ exp(values)``, overwriting ``values``."""
     peak = float(values.max())
     if peak == -math.inf:
         return -math.inf
-    return peak + math.log(float(np.exp(values - peak).sum()))
+    values -= peak
+    np.exp(values, out=values)
+    return peak + math.log(float(values.sum()))
 
 
 def _spread_ratio(within: float, total: float) -> float:

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from ceco_fair.metrics.group import metrics_from_counts
 from ceco_fair.metrics.intervals import (
@@ -133,3 +134,25 @@ def coverage(interval: tuple[np.ndarray, np.ndarray], truth: float) -> float:
 def mean_width(interval: tuple[np.ndarray, np.ndarray]) -> float:
     low, high = interval
     return float(np.mean(high - low))
+
+
+def p_value_power(scenario: Scenario, name: str, level: float = 0.05) -> float:
+    """Asymptotic power of the chi-square homogeneity test at ``level`` (noncentral chi-square).
+
+    Noncentrality ``Σ_g n_g (p_g − p̄)² / (p̄ (1 − p̄))`` per rate with the expected group
+    denominators ``n_g``, summed over the rates the metric's test sums.
+    """
+    tpr, fpr = scenario.rates()
+    sizes = scenario.n * scenario.weights()
+    blocks = {
+        "demographic_parity_difference": [(BASE_RATE * tpr + (1 - BASE_RATE) * fpr, sizes)],
+        "equal_opportunity_difference": [(tpr, sizes * BASE_RATE)],
+    }
+    blocks["equalized_odds_difference"] = [(tpr, sizes * BASE_RATE), (fpr, sizes * (1 - BASE_RATE))]
+    blocks["eo_fscl"] = blocks["equalized_odds_difference"]
+    noncentrality, df = 0.0, 0
+    for rates, totals in blocks[name]:
+        pooled = float(np.sum(rates * totals) / np.sum(totals))
+        noncentrality += float(np.sum(totals * (rates - pooled) ** 2) / (pooled * (1 - pooled)))
+        df += scenario.n_groups - 1
+    return float(stats.ncx2.sf(stats.chi2.isf(level, df), df, noncentrality))

@@ -16,7 +16,9 @@ critical value ``c`` such that, with probability ``confidence``, every estimated
 ``max_k |θ*_k − θ̂_k| / s_k`` over resampled count tables (the exact multinomial count
 bootstrap of :mod:`ceco_fair.metrics.bootstrap`). Any function of the ``θ_k`` then lies in the
 range the bands allow, with at least that probability, whatever the truth — at ties, at
-zero and away from them, for any number of groups.
+zero and away from them, for any number of groups. ``c`` is floored at the normal quantile
+``Φ⁻¹((1 + confidence) / 2)`` of a single member, which only acts where the resamples do not
+vary (every rate at 0 or 1).
 
 - Spreads (``demographic_parity_difference``, ``equal_opportunity_difference``,
   ``equalized_odds_difference``): ``θ_k`` are the pairwise differences ``p_i − p_j`` of the
@@ -237,6 +239,9 @@ def max_t_statistics(counts: IntArray, resampled: IntArray, *, rates: bool) -> d
 def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> dict[str, FloatArray]:
     """Critical values ``c``: the ``confidence`` quantile of each max-t sample over axis 0.
 
+    ``c`` is at least ``z = Φ⁻¹((1 + confidence) / 2)``, the critical value of a single
+    member; the floor only acts where the resamples barely vary (every rate at 0 or 1).
+
     Args:
         statistics: Output of :func:`max_t_statistics` gathered over ``B`` resamples, ``[B, ...]``.
         confidence: Level in ``(0, 1)``.
@@ -245,10 +250,11 @@ def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> 
         Name mapped to ``c`` of shape ``[...]``, NaN resamples ignored (NaN where all are).
 
     """
+    floor = float(stats.norm.ppf((1.0 + confidence) / 2.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return {
-            name: np.asarray(np.nanquantile(values, confidence, axis=0), dtype=np.float64)
+            name: np.maximum(np.asarray(np.nanquantile(values, confidence, axis=0), dtype=np.float64), floor)
             for name, values in statistics.items()
         }
 

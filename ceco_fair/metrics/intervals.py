@@ -86,10 +86,6 @@ SPREAD_NAMES: tuple[str, ...] = (
 )
 """Between-group spreads that get a simultaneous-band interval and a ``_p_value``."""
 
-RATE_SPREAD_NAMES: tuple[str, ...] = SPREAD_NAMES[:3]
-"""Spreads that need a binary target."""
-
-
 @dataclass(frozen=True)
 class RateBlock:
     """Rates ``hits / totals`` of ``K`` units compared with each other (a family's block).

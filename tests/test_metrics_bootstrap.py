@@ -129,12 +129,19 @@ def test_group_table_intervals_bracket_the_group_rates() -> None:
 
 
 def test_intervals_cover_the_population_value() -> None:
-    """200 datasets from a known population, groups apart: 95 % intervals cover about 95 % of the time."""
+    """200 datasets from a known population, groups apart: 95 % intervals cover ~95 % of the time.
+
+    ``accuracy`` has a percentile interval (about 95 %); the others come from simultaneous
+    bands, which are conservative away from ties (at least 95 %).
+    """
     truth = {
         "accuracy": (0.5 * (0.3 * 0.9 + 0.7 * 0.9) + 0.3 * (0.5 * 0.7 + 0.5 * 0.7)
                      + 0.2 * (0.6 * 0.8 + 0.4 * 0.8)),
         "equal_opportunity_difference": 0.9 - 0.7,
+        "equalized_odds_difference": max(0.9 - 0.7, 0.3 - 0.1),
         "demographic_parity_difference": (0.6 * 0.8 + 0.4 * 0.2) - (0.3 * 0.9 + 0.7 * 0.1),
+        "worst_group_accuracy": 0.7,  # both cells of group 1 (TPR 0.7, 1 − FPR 0.7)
+        "eo_fscl": (0.2 + 0.1 + 0.1) / 3,  # same gaps in both classes
     }  # fmt: skip
     rng = np.random.default_rng(6)
     n_datasets = 200
@@ -148,4 +155,6 @@ def test_intervals_cover_the_population_value() -> None:
             covered[name] += result[f"{name}_ci_low"] <= value <= result[f"{name}_ci_high"]
     for name, hits in covered.items():
         # binomial(200, 0.95): 0.89 and 0.99 lie about 3.9 and 2.6 standard errors away
-        assert 0.89 <= hits / n_datasets <= 0.99, (name, hits)
+        assert 0.89 <= hits / n_datasets, (name, hits)
+        if name == "accuracy":
+            assert hits / n_datasets <= 0.99, (name, hits)

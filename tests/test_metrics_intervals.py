@@ -267,3 +267,19 @@ def test_simultaneous_intervals_keep_their_level(scenario: Scenario) -> None:
         assert abs(share - power) <= 4 * math.sqrt(power * (1 - power) / 2000) + 0.02, (name, share, power)
         if power >= 0.6:
             assert share > 0.5, (name, share, power)
+
+
+def test_multiclass_group_metrics_report_band_intervals_and_p_value() -> None:
+    rng = np.random.default_rng(13)
+    y_true = rng.integers(0, 4, 900)
+    sensitive = rng.integers(0, 3, 900)
+    y_pred = np.where(rng.random(900) < 0.7 + 0.1 * sensitive, y_true, rng.integers(0, 4, 900))
+    result = group_metrics(y_true, y_pred, sensitive, rates=False, n_boot=300, seed=1)
+    assert list(result) == [
+        "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+        "worst_group_accuracy", "worst_group_accuracy_ci_low", "worst_group_accuracy_ci_high",
+        "eo_fscl", "eo_fscl_ci_low", "eo_fscl_ci_high", "eo_fscl_p_value",
+    ]  # fmt: skip
+    for name in ("worst_group_accuracy", "eo_fscl"):
+        assert result[f"{name}_ci_low"] < result[name] < result[f"{name}_ci_high"], name
+    assert result["eo_fscl_p_value"] < 0.05  # accuracy rises by 10 points per group

@@ -37,7 +37,9 @@ vary (every rate at 0 or 1).
   averaging the ends (interval arithmetic) bounds ``eo_fscl``.
 - ``worst_group_accuracy`` (minimum over the (class, group) cells of the cell accuracy):
   ``θ_k`` are the cell accuracies themselves, and the interval is ``[min_k L_k, min_k U_k]``
-  with ``L, U = â ∓ c s`` (within ``[0, 1]``).
+  with ``L, U = â ∓ c s`` (within ``[0, 1]``). Only one side can fail at a tie (``min U``
+  falls below the truth when any tied cell's band misses from below), so the coverage there
+  is above nominal (measured 98–99%).
 
 Scale ``s``: the binomial standard error of each rate from add-one smoothed counts,
 ``p̃ = (x + 1) / (n + 2)``, ``s = √(p̃(1 − p̃) / n)`` (Agresti & Coull 1998, *Am. Stat.* 52(2)),

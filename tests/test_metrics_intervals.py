@@ -81,12 +81,13 @@ def slow_pairs(block: list[tuple[int, int, float]]) -> list[tuple[float, float]]
     return out
 
 
-def slow_interval(table: np.ndarray, name: str, c: float) -> tuple[float, float]:
+def slow_interval(table: np.ndarray, name: str, c: float, c_low: list[float] | None = None) -> tuple[float, float]:
+    """The implied interval; the worst group's lower end uses the per-cell ``c_low``."""
     blocks = slow_units(table, name)
     if name == "worst_group_accuracy":
-        cells = [u for u in blocks[0] if u[1] > 0]
-        lows = [min(1.0, max(0.0, slow_rate(u) - c * slow_scale(u))) for u in cells]
-        highs = [min(1.0, max(0.0, slow_rate(u) + c * slow_scale(u))) for u in cells]
+        cells = [(u, q) for u, q in zip(blocks[0], c_low or [c] * len(blocks[0]), strict=True) if u[1] > 0]
+        lows = [min(1.0, max(0.0, slow_rate(u) - q * slow_scale(u))) for u, q in cells]
+        highs = [min(1.0, max(0.0, slow_rate(u) + c * slow_scale(u))) for u, _ in cells]
         return min(lows), min(highs)
     if name == "eo_fscl":
         class_lows, class_highs = [], []
@@ -104,19 +105,23 @@ def slow_interval(table: np.ndarray, name: str, c: float) -> tuple[float, float]
     return max(max(0.0, g - c * s) for g, s in pairs), max(min(1.0, g + c * s) for g, s in pairs)
 
 
+def slow_worst_t(table: np.ndarray, drawn: np.ndarray) -> list[float]:
+    """(â*_k − â_k) / s_k per cell, NaN for an empty cell or a cell emptied by the resample."""
+    out = []
+    observed, again = slow_units(table, "worst_group_accuracy")[0], slow_units(drawn, "worst_group_accuracy")[0]
+    for o, a in zip(observed, again, strict=True):
+        out.append((a[0] / a[1] - slow_rate(o)) / slow_scale(o) if o[1] and a[1] else NAN)
+    return out
+
+
 def slow_max_t(table: np.ndarray, drawn: np.ndarray, name: str) -> float:
-    """max over the family of |θ* − θ̂| / s, from loops (NaN if no member is defined)."""
+    """max over a spread's pairs of |θ* − θ̂| / s, from loops (NaN if no pair is defined)."""
     values = []
     for observed, again in zip(slow_units(table, name), slow_units(drawn, name), strict=True):
         again_rates = [
             slow_rate(o) if o[1] == 0 else (a[0] / a[1] if a[1] else NAN)
             for o, a in zip(observed, again, strict=True)
         ]
-        if name == "worst_group_accuracy":
-            for o, r in zip(observed, again_rates, strict=True):
-                if o[1] > 0 and not math.isnan(r):
-                    values.append(abs(r - slow_rate(o)) / slow_scale(o))
-            continue
         for i, j in itertools.combinations(range(len(observed)), 2):
             deviation = abs((again_rates[i] - again_rates[j]) - (slow_rate(observed[i]) - slow_rate(observed[j])))
             scale = math.hypot(slow_scale(observed[i]), slow_scale(observed[j]))
@@ -134,12 +139,27 @@ def test_max_t_and_intervals_equal_the_loops(n_groups: int, n_classes: int, seed
     rates = n_classes == 2
     drawn = resample_counts(table, 20, np.random.default_rng(seed))
     ours = max_t_statistics(table, drawn, rates=rates)
-    critical = {name: np.float64(2.0 + 0.1 * k) for k, name in enumerate(interval_names(rates=rates))}
+    check_against_loops(table, drawn, ours, rates=rates)
+
+
+def check_against_loops(table: np.ndarray, drawn: np.ndarray, ours: dict[str, np.ndarray], *, rates: bool) -> None:
+    worst_t = np.array([slow_worst_t(table, d) for d in drawn])  # [b, K]
+    np.testing.assert_allclose(ours["worst_group_accuracy_low"], worst_t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        ours["worst_group_accuracy_high"], [np.nanmax(-row) for row in worst_t], rtol=1e-12, atol=1e-12
+    )
+    spreads = interval_names(rates=rates)[1:]
+    assert set(ours) == {"worst_group_accuracy_low", "worst_group_accuracy_high", *spreads}
+    critical: dict[str, Any] = {name: np.float64(2.0 + 0.1 * k) for k, name in enumerate(spreads)}
+    c_low = [1.9 + 0.01 * k for k in range(worst_t.shape[1])]
+    critical.update(worst_group_accuracy_low=np.array(c_low), worst_group_accuracy_high=np.float64(2.6))
     intervals = simultaneous_intervals(table, critical, rates=rates)
-    for name in interval_names(rates=rates):
+    for name in spreads:
         expected = [slow_max_t(table, d, name) for d in drawn]
         np.testing.assert_allclose(ours[name], expected, rtol=1e-12, atol=1e-12, err_msg=name)
-        low, high = slow_interval(table, name, float(critical[name]))
+    for name in interval_names(rates=rates):
+        c = float(critical["worst_group_accuracy_high" if name == "worst_group_accuracy" else name])
+        low, high = slow_interval(table, name, c, c_low)
         assert intervals[name][0] == pytest.approx(low, abs=1e-12), name
         assert intervals[name][1] == pytest.approx(high, abs=1e-12), name
 
@@ -149,12 +169,7 @@ def test_a_group_without_positives_is_a_known_zero_tpr() -> None:
     table[1, 0] += table[1, 1]
     table[1, 1] = 0  # group 1: no positives, TPR 0 by fairlearn's convention
     drawn = resample_counts(table, 30, np.random.default_rng(0))
-    ours = max_t_statistics(table, drawn, rates=True)
-    intervals = simultaneous_intervals(table, {name: np.float64(2.5) for name in ours}, rates=True)
-    for name in interval_names(rates=True):
-        np.testing.assert_allclose(ours[name], [slow_max_t(table, d, name) for d in drawn], rtol=1e-12)
-        assert intervals[name][0] == pytest.approx(slow_interval(table, name, 2.5)[0], abs=1e-12)
-        assert intervals[name][1] == pytest.approx(slow_interval(table, name, 2.5)[1], abs=1e-12)
+    check_against_loops(table, drawn, max_t_statistics(table, drawn, rates=True), rates=True)
 
 
 def test_p_values_equal_scipy_chi2_contingency() -> None:

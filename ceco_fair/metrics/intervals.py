@@ -35,11 +35,14 @@ vary (every rate at 0 or 1).
   per-(class, group) accuracy): the same pairwise family over every class; each ``|d_k|`` lies
   in ``[max(0, |d̂_k| − c s_k), min(1, |d̂_k| + c s_k)]`` and, the means being monotone,
   averaging the ends (interval arithmetic) bounds ``eo_fscl``.
-- ``worst_group_accuracy`` (minimum over the (class, group) cells of the cell accuracy):
-  ``θ_k`` are the cell accuracies themselves, and the interval is ``[min_k L_k, min_k U_k]``
-  with ``L, U = â ∓ c s`` (within ``[0, 1]``). Only one side can fail at a tie (``min U``
-  falls below the truth when any tied cell's band misses from below), so the coverage there
-  is above nominal (measured 98–99%).
+- ``worst_group_accuracy`` (minimum ``θ`` over the (class, group) cells of the cell
+  accuracy ``a_k``): the interval is ``[min_k L_k, min_k U_k]`` with one-sided bands, each
+  side at ``(1 − confidence) / 2``. ``min_k U_k < θ`` needs some cell with ``U_k < a_k``, so
+  ``U_k = â_k + c s_k`` takes the simultaneous one-sided ``c`` (quantile of
+  ``max_k (â_k − â*_k) / s_k``); ``min_k L_k > θ`` needs ``L_k > a_k`` at the minimising cell
+  alone, so ``L_k = â_k − q_k s_k`` takes each cell's marginal quantile ``q_k`` of
+  ``(â*_k − â_k) / s_k``, narrower than a simultaneous one. At a tie the lower end fails only
+  if every tied cell misses at once, so the coverage there is above nominal.
 
 Scale ``s``: the binomial standard error of each rate from add-one smoothed counts,
 ``p̃ = (x + 1) / (n + 2)``, ``s = √(p̃(1 − p̃) / n)`` (Agresti & Coull 1998, *Am. Stat.* 52(2)),
@@ -87,6 +90,12 @@ SPREAD_NAMES: tuple[str, ...] = (
     "eo_fscl",
 )
 """Between-group spreads that get a simultaneous-band interval and a ``_p_value``."""
+
+WORST = "worst_group_accuracy"
+WORST_LOW = WORST + "_low"
+"""Key of the per-cell one-sided statistics that set the worst group's lower end."""
+WORST_HIGH = WORST + "_high"
+"""Key of the one-sided max-t statistic that sets the worst group's upper end."""
 
 @dataclass(frozen=True)
 class RateBlock:
@@ -146,11 +155,6 @@ def metric_blocks(counts: IntArray, name: str) -> list[RateBlock]:
     if name == "equal_opportunity_difference":
         return [tpr]
     return [tpr, fpr]
-
-
-def _is_paired(name: str) -> bool:
-    """Whether a metric's family is the pairwise differences (spreads) or the rates (minimum)."""
-    return name != "worst_group_accuracy"
 
 
 def block_rates(block: RateBlock) -> FloatArray:
@@ -214,28 +218,47 @@ def max_t_statistics(counts: IntArray, resampled: IntArray, *, rates: bool) -> d
         rates: Whether the binary rate-based spreads are included.
 
     Returns:
-        For each name of :func:`interval_names`, ``max_k |θ*_k − θ̂_k| / s_k`` of shape
-        ``[b, ...]`` (NaN where no member is defined in a resample).
+        For each spread of :func:`interval_names`, ``max_k |θ*_k − θ̂_k| / s_k`` of shape
+        ``[b, ...]`` (NaN where no member is defined in a resample); for the worst group
+        :data:`WORST_LOW` ``[b, ..., K]`` and :data:`WORST_HIGH` ``[b, ...]``
+        (:func:`_worst_statistics`).
 
     """
     result: dict[str, FloatArray] = {}
     for name in interval_names(rates=rates):
-        paired = _is_paired(name)
+        if name == WORST:
+            result.update(_worst_statistics(counts, resampled))
+            continue
         parts = []
         for observed, drawn in zip(
             metric_blocks(counts, name), metric_blocks(resampled, name), strict=True
         ):
-            estimate, scale = _estimates(observed, paired=paired)
-            again = _resampled_rates(observed, drawn)
-            deviation = np.abs((_pairs(again) if paired else again) - estimate)
+            estimate, scale = _estimates(observed, paired=True)
+            deviation = np.abs(_pairs(_resampled_rates(observed, drawn)) - estimate)
             parts.append(np.divide(deviation, scale, out=np.zeros_like(deviation), where=scale > 0))
             parts[-1][np.isnan(deviation)] = np.nan
         result[name] = _max_valid(np.concatenate(parts, axis=-1))
     return result
 
 
+def _worst_statistics(counts: IntArray, resampled: IntArray) -> dict[str, FloatArray]:
+    """The worst group's one-sided statistics (:func:`max_t_statistics`).
+
+    ``t*_k = (â*_k − â_k) / s_k`` per cell ``[b, ..., K]`` (NaN for empty cells), whose
+    quantiles set marginal lower bands, and ``max_k(−t*_k)`` ``[b, ...]``, whose quantile sets
+    the simultaneous upper band.
+    """
+    (observed,), (drawn,) = metric_blocks(counts, WORST), metric_blocks(resampled, WORST)
+    estimate, scale = _estimates(observed, paired=False)
+    deviation = _resampled_rates(observed, drawn) - estimate
+    standardised = np.divide(deviation, scale, out=np.full(deviation.shape, np.nan), where=scale > 0)
+    return {WORST_LOW: standardised, WORST_HIGH: _max_valid(-standardised)}
+
+
 def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> dict[str, FloatArray]:
     """Critical values ``c``: the ``confidence`` quantile of each max-t sample over axis 0.
+
+    The worst group's one-sided statistics take the ``(1 + confidence) / 2`` quantile.
 
     ``c`` is at least ``z = Φ⁻¹((1 + confidence) / 2)``, the critical value of a single
     member; the floor only acts where the resamples barely vary (every rate at 0 or 1).
@@ -248,11 +271,18 @@ def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> 
         Name mapped to ``c`` of shape ``[...]``, NaN resamples ignored (NaN where all are).
 
     """
-    floor = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+    one_sided = (1.0 + confidence) / 2.0
+    floor = float(stats.norm.ppf(one_sided))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return {
-            name: np.maximum(np.asarray(np.nanquantile(values, confidence, axis=0), dtype=np.float64), floor)
+            name: np.maximum(
+                np.asarray(
+                    np.nanquantile(values, one_sided if name.startswith(WORST) else confidence, axis=0),
+                    dtype=np.float64,
+                ),
+                floor,
+            )
             for name, values in statistics.items()
         }
 
@@ -290,7 +320,8 @@ def simultaneous_intervals(
 
     Args:
         counts: Observed count tables ``[..., G, C, C]``.
-        critical: Name mapped to its critical value ``c`` ``[...]`` (:func:`critical_values`).
+        critical: Output of :func:`critical_values`: ``c`` ``[...]`` per spread, per-cell
+            ``[..., K]`` and ``[...]`` values for the worst group's lower and upper ends.
         rates: Whether the binary rate-based spreads are included.
 
     Returns:
@@ -300,12 +331,13 @@ def simultaneous_intervals(
     """
     result: dict[str, tuple[FloatArray, FloatArray]] = {}
     for name in interval_names(rates=rates):
-        c = np.asarray(critical[name], dtype=np.float64)[..., np.newaxis]
+        c = np.asarray(critical[WORST_HIGH if name == WORST else name], dtype=np.float64)[..., np.newaxis]
         blocks = metric_blocks(counts, name)
-        members = [_estimates(block, paired=_is_paired(name)) for block in blocks]
-        if name == "worst_group_accuracy":
+        members = [_estimates(block, paired=name != WORST) for block in blocks]
+        if name == WORST:
             estimate, scale = members[0]
-            low = np.fmin.reduce(np.clip(estimate - c * scale, 0.0, 1.0), axis=-1)
+            c_low = np.asarray(critical[WORST_LOW], dtype=np.float64)
+            low = np.fmin.reduce(np.clip(estimate - c_low * scale, 0.0, 1.0), axis=-1)
             high = np.fmin.reduce(np.clip(estimate + c * scale, 0.0, 1.0), axis=-1)
         elif name == "eo_fscl":
             gaps = np.stack([np.abs(e) for e, _ in members], axis=-2)  # [..., C, P]

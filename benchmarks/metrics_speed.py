@@ -150,7 +150,10 @@ def compare_bootstrap(n: int, n_groups: int, n_boot: int, fairlearn_boot: int) -
     print(f"   speed-up (extrapolated)                 : {extrapolated / ours_time:8.0f}x")
     low, high = frame.overall_ci
     dp_low, dp_high = frame.difference_ci()
-    print("   95% intervals (ours, fairlearn's from its fewer resamples):")
+    print(
+        "   95% intervals (ours: percentile for accuracy, simultaneous bands for the spread;"
+        " fairlearn's: percentile, from its fewer resamples):"
+    )
     for name, our_name, theirs_pair in (
         ("accuracy", "accuracy", (low["accuracy"], high["accuracy"])),
         (

@@ -13,6 +13,7 @@ from ceco_fair.metrics import bootstrap as bootstrap_module
 from ceco_fair.metrics.bootstrap import bootstrap_statistic, percentile_interval, resample_counts
 from ceco_fair.metrics.confusion import group_confusion
 from ceco_fair.metrics.group import metrics_from_counts
+from ceco_fair.metrics.intervals import SPREAD_NAMES
 
 
 def population_sample(
@@ -101,7 +102,10 @@ def test_group_metrics_intervals_are_seeded_and_ordered() -> None:
     y_true, y_pred, sensitive = population_sample(500, np.random.default_rng(4))
     result = group_metrics(y_true, y_pred, sensitive, n_boot=300, seed=7)
     assert list(result) == [
-        key for name in METRIC_NAMES for key in (name, f"{name}_ci_low", f"{name}_ci_high")
+        key
+        for name in METRIC_NAMES
+        for key in (name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_p_value")
+        if not key.endswith("_p_value") or name in SPREAD_NAMES
     ]
     for name in METRIC_NAMES:
         assert result[f"{name}_ci_low"] <= result[f"{name}_ci_high"]
@@ -124,13 +128,20 @@ def test_group_table_intervals_bracket_the_group_rates() -> None:
         assert np.all(table[f"{rate}_ci_low"] < table[f"{rate}_ci_high"])
 
 
-def test_percentile_intervals_cover_the_population_value() -> None:
-    """200 datasets from a known population; 95 % intervals should cover about 95 % of the time."""
+def test_intervals_cover_the_population_value() -> None:
+    """200 datasets from a known population, groups apart: 95 % intervals cover ~95 % of the time.
+
+    ``accuracy`` has a percentile interval (about 95 %); the others come from simultaneous
+    bands, which are conservative away from ties (at least 95 %).
+    """
     truth = {
         "accuracy": (0.5 * (0.3 * 0.9 + 0.7 * 0.9) + 0.3 * (0.5 * 0.7 + 0.5 * 0.7)
                      + 0.2 * (0.6 * 0.8 + 0.4 * 0.8)),
         "equal_opportunity_difference": 0.9 - 0.7,
+        "equalized_odds_difference": max(0.9 - 0.7, 0.3 - 0.1),
         "demographic_parity_difference": (0.6 * 0.8 + 0.4 * 0.2) - (0.3 * 0.9 + 0.7 * 0.1),
+        "worst_group_accuracy": 0.7,  # both cells of group 1 (TPR 0.7, 1 − FPR 0.7)
+        "eo_fscl": (0.2 + 0.1 + 0.1) / 3,  # same gaps in both classes
     }  # fmt: skip
     rng = np.random.default_rng(6)
     n_datasets = 200
@@ -144,4 +155,6 @@ def test_percentile_intervals_cover_the_population_value() -> None:
             covered[name] += result[f"{name}_ci_low"] <= value <= result[f"{name}_ci_high"]
     for name, hits in covered.items():
         # binomial(200, 0.95): 0.89 and 0.99 lie about 3.9 and 2.6 standard errors away
-        assert 0.89 <= hits / n_datasets <= 0.99, (name, hits)
+        assert 0.89 <= hits / n_datasets, (name, hits)
+        if name == "accuracy":
+            assert hits / n_datasets <= 0.99, (name, hits)

@@ -25,8 +25,10 @@ from sklearn.metrics import accuracy_score
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
 from ceco_fair.metrics.confusion import confusion_counts, encode_labels, group_confusion
+from ceco_fair.metrics.intervals import SPREAD_NAMES
 
 LOGGER = "ceco_fair.metrics.group"
+EXPECTED_KEYS = set(METRIC_NAMES) | {f"{name}_p_value" for name in SPREAD_NAMES}
 
 
 def random_predictions(
@@ -102,7 +104,9 @@ def slow_worst_group_accuracy(y_true: Any, y_pred: Any, sensitive: Any) -> float
 def test_group_metrics_equal_fairlearn_and_slow_loops(n_groups: int, seed: int) -> None:
     y_true, y_pred, sensitive = random_predictions(600, n_groups, seed)
     ours = group_metrics(y_true, y_pred, sensitive)
-    assert list(ours) == list(METRIC_NAMES)
+    assert list(ours) == [
+        key for name in METRIC_NAMES for key in (name, f"{name}_p_value") if key in EXPECTED_KEYS
+    ]
     expected = fairlearn_metrics(y_true, y_pred, sensitive)
     for name, value in expected.items():
         assert ours[name] == pytest.approx(value, abs=1e-12), name
@@ -187,7 +191,7 @@ def test_encode_labels_equals_numpy_unique(values: np.ndarray) -> None:
 def test_multiclass_target_with_rates_off_equals_slow_loops() -> None:
     y_true, y_pred, sensitive = random_predictions(500, 3, seed=7, n_classes=4)
     ours = group_metrics(y_true, y_pred, sensitive, rates=False)
-    assert set(ours) == set(METRIC_NAMES) - set(RATE_METRIC_NAMES)
+    assert set(ours) == set(METRIC_NAMES) - set(RATE_METRIC_NAMES) | {"eo_fscl_p_value"}
     assert ours["accuracy"] == pytest.approx(np.mean(y_true == y_pred), abs=1e-12)
     assert ours["worst_group_accuracy"] == pytest.approx(
         slow_worst_group_accuracy(y_true, y_pred, sensitive), abs=1e-12

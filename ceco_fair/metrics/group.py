@@ -1,4 +1,4 @@
-"""Group-fairness metrics with bootstrap percentile intervals.
+"""Group-fairness metrics with bootstrap intervals and homogeneity p-values.
 
 Definitions (design §5), for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
 ``s`` with any number of groups:
@@ -25,7 +25,13 @@ Undefined rates follow fairlearn exactly: a group without positive samples has a
 normalize="true")`` yields, and these zeros take part in the spreads; a warning names such
 groups. With a single group every spread is 0, as in fairlearn, and a warning is logged.
 In a bootstrap resample a group may lose all its rows; it is then left out of that
-resample's spreads (as fairlearn's row bootstrap does).
+resample's statistics (as fairlearn's row bootstrap does).
+
+Intervals: ``accuracy`` gets a bootstrap percentile interval; ``worst_group_accuracy`` and the
+spreads get the interval implied by simultaneous max-t bootstrap bands, which keeps its level
+at zero disparity and at ties between groups, where percentile intervals of a max − min or a
+minimum fail; each spread also gets a chi-square p-value for "no difference between groups"
+(:mod:`ceco_fair.metrics.intervals`). The plug-in values are fairlearn's, unchanged.
 """
 
 from __future__ import annotations
@@ -46,8 +52,18 @@ from ceco_fair.metrics.bootstrap import (
     percentile_interval,
 )
 from ceco_fair.metrics.confusion import IntArray, LabelsLike, group_confusion
+from ceco_fair.metrics.intervals import (
+    critical_values,
+    homogeneity_p_values,
+    max_t_statistics,
+    mean_pair_gap,
+    simultaneous_intervals,
+)
 
 logger = logging.getLogger(__name__)
+
+P_VALUE_SUFFIX = "_p_value"
+"""Suffix of the homogeneity p-value key of each spread (:data:`~ceco_fair.metrics.intervals.SPREAD_NAMES`)."""
 
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",
@@ -57,7 +73,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "equal_opportunity_difference",
     "eo_fscl",
 )
-"""Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` variants)."""
+"""Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` / ``_p_value`` variants)."""
 
 RATE_METRIC_NAMES: tuple[str, ...] = (
     "demographic_parity_difference",
@@ -135,15 +151,10 @@ def _spread(values: FloatArray) -> FloatArray:
     return np.asarray(np.fmax.reduce(values, axis=-1) - np.fmin.reduce(values, axis=-1))
 
 
-def _eo_fscl(cell_accuracy: FloatArray) -> FloatArray:
-    """FSCL's equalized odds from cell accuracies ``[..., G, C] -> [...]`` (module docstring)."""
-    first, second = np.triu_indices(cell_accuracy.shape[-2], k=1)
-    gaps = np.abs(cell_accuracy[..., first, :] - cell_accuracy[..., second, :])  # [..., P, C]
-    valid = ~np.isnan(gaps)
-    pair_count = valid.sum(axis=-2)  # [..., C]
-    class_mean = _ratio(np.where(valid, gaps, 0.0).sum(axis=-2), pair_count, 0.0)
-    class_valid = pair_count > 0
-    return _ratio((class_mean * class_valid).sum(axis=-1), class_valid.sum(axis=-1), 0.0)
+def _overall_accuracy(counts: IntArray) -> FloatArray:
+    """Accuracy of whole tables: ``[..., G, C, C] -> [...]``."""
+    correct = np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=(-2, -1))
+    return _ratio(correct, counts.sum(axis=(-3, -2, -1)), np.nan)
 
 
 def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArray]:
@@ -158,9 +169,8 @@ def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArra
 
     """
     cell_accuracy = _cell_accuracy(counts)
-    correct = np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=-1).sum(axis=-1)
     result = {
-        "accuracy": _ratio(correct, counts.sum(axis=(-3, -2, -1)), np.nan),
+        "accuracy": _overall_accuracy(counts),
         "worst_group_accuracy": np.fmin.reduce(
             cell_accuracy.reshape(*cell_accuracy.shape[:-2], -1), axis=-1
         ),
@@ -171,7 +181,7 @@ def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArra
         result["demographic_parity_difference"] = _spread(group_rates["selection_rate"])
         result["equalized_odds_difference"] = np.fmax(tpr_spread, _spread(group_rates["fpr"]))
         result["equal_opportunity_difference"] = tpr_spread
-    result["eo_fscl"] = _eo_fscl(cell_accuracy)
+    result["eo_fscl"] = mean_pair_gap(cell_accuracy)
     return result
 
 
@@ -203,6 +213,30 @@ def _check_rates(rates: bool) -> None:
         raise CecoFairError(BAD_RATES.format(value=rates))
 
 
+def _intervals(
+    counts: IntArray, *, rates: bool, n_boot: int, confidence: float, seed: int
+) -> dict[str, tuple[FloatArray, FloatArray]]:
+    """Every metric's interval from one count bootstrap of the table ``[G, C, C]``.
+
+    ``accuracy``: percentile interval; the others: simultaneous-band intervals.
+    """
+    groups, classes = counts.shape[:2]
+    samples = bootstrap_statistic(
+        counts,
+        lambda batch: {
+            "accuracy": _overall_accuracy(batch),
+            **max_t_statistics(counts, batch, rates=rates),
+        },
+        n_boot,
+        np.random.default_rng(seed),
+        values_per_resample=groups * classes * max(groups, classes) * 2,
+    )
+    accuracy = samples.pop("accuracy")
+    intervals = simultaneous_intervals(counts, critical_values(samples, confidence), rates=rates)
+    intervals["accuracy"] = percentile_interval(accuracy, confidence)
+    return intervals
+
+
 def group_metrics(
     y_true: LabelsLike,
     y_pred: LabelsLike,
@@ -213,13 +247,17 @@ def group_metrics(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Accuracy and group-fairness metrics, optionally with bootstrap percentile intervals.
+    """Accuracy and group-fairness metrics, p-values, optionally with bootstrap intervals.
 
     All metrics come from one table of per-group confusion counts. The bootstrap draws
     ``n_boot`` count tables from the multinomial distribution that row resampling with
-    replacement induces, evaluates every metric on all of them at once, and reports the
-    ``(1 ± confidence) / 2`` percentiles. Definitions and conventions for undefined rates:
-    see the module docstring.
+    replacement induces. ``accuracy`` gets the ``(1 ± confidence) / 2`` percentiles of its
+    replicates; ``worst_group_accuracy`` and the spreads get the interval implied by
+    simultaneous max-t bands on the per-group rates' differences (or on the cell accuracies),
+    valid at zero disparity and at ties. Each spread's ``_p_value`` is a chi-square test of
+    homogeneity of its rates across groups (1.0 when no two groups can be compared).
+    Definitions and conventions: see the module docstring and
+    :mod:`ceco_fair.metrics.intervals`.
 
     Args:
         y_true: True classes ``[N]``: integers, ``{0, 1}`` when ``rates`` is true (numpy array,
@@ -229,13 +267,14 @@ def group_metrics(
         rates: If false, only ``accuracy``, ``worst_group_accuracy`` and ``eo_fscl`` are
             computed and the target may have any number of classes.
         n_boot: Number of bootstrap resamples; 0 (default) gives no intervals.
-        confidence: Level of the two-sided percentile intervals, in ``(0, 1)``.
+        confidence: Level of the two-sided intervals, in ``(0, 1)``.
         seed: Seed of the numpy random generator used by the bootstrap.
 
     Returns:
         Each name of :data:`METRIC_NAMES` (minus :data:`RATE_METRIC_NAMES` when ``rates`` is
-        false) mapped to its value, and with ``n_boot > 0`` also ``<name>_ci_low`` and
-        ``<name>_ci_high`` right after it.
+        false) mapped to its value; with ``n_boot > 0`` also ``<name>_ci_low`` and
+        ``<name>_ci_high`` right after it; for each spread then
+        ``<name>_p_value``.
 
     Raises:
         CecoFairError: On non-1-D, empty, non-integer or unequal-length inputs, a target
@@ -250,24 +289,23 @@ def group_metrics(
     _check_rates(rates)
     check_bootstrap_args(n_boot, confidence, seed)
     confusion = group_confusion(y_true, y_pred, sensitive, binary=rates)
-    _warn_undefined(confusion.counts, confusion.groups, rates=rates)
-    point = metrics_from_counts(confusion.counts, rates=rates)
-    if n_boot == 0:
-        return {name: float(value) for name, value in point.items()}
-    groups, classes = confusion.counts.shape[:2]
-    samples = bootstrap_statistic(
-        confusion.counts,
-        lambda batch: metrics_from_counts(batch, rates=rates),
-        n_boot,
-        np.random.default_rng(seed),
-        values_per_resample=groups * classes * max(groups, classes) * 2,
+    counts = confusion.counts
+    _warn_undefined(counts, confusion.groups, rates=rates)
+    point = metrics_from_counts(counts, rates=rates)
+    p_values = homogeneity_p_values(counts, rates=rates)
+    intervals = (
+        _intervals(counts, rates=rates, n_boot=n_boot, confidence=confidence, seed=seed)
+        if n_boot > 0
+        else {}
     )
     result: dict[str, float] = {}
     for name, value in point.items():
-        low, high = percentile_interval(samples[name], confidence)
-        result.update(
-            {name: float(value), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)}
-        )
+        result[name] = float(value)
+        if name in intervals:
+            low, high = intervals[name]
+            result.update({f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)})
+        if name in p_values:
+            result[name + P_VALUE_SUFFIX] = float(p_values[name])
     return result
 
 

@@ -22,9 +22,23 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ceco_fair.batches import as_long
-from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.data.base import FairnessDataset
 from ceco_fair.errors import CecoFairError
+from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.layout import (
+    BIAS_MATRIX_FILE,
+    GROUP_TABLE_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    PROJECTION_FILE,
+    PROTOCOL_FILE,
+    RUN_FILE,
+    STATUS_COMPLETE,
+    run_dir,
+    run_fields,
+)
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
 from ceco_fair.probe import Features, ProbeConfig, extract_features, train_linear_probe
@@ -64,14 +78,14 @@ class AuditResult:
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / "metrics.json", self.metrics)
-        atomic_write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
-        atomic_write_text(folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g"))
+        atomic_write_json(folder / METRICS_FILE, self.metrics)
+        atomic_write_text(folder / PREDICTIONS_FILE, self.predictions.to_csv(index=False))
+        atomic_write_text(folder / PROJECTION_FILE, self.projection.to_csv(index=False, float_format="%.5g"))
         if self.group_table is not None:
-            atomic_write_text(folder / "group_table.csv", self.group_table.to_csv(index=False))
+            atomic_write_text(folder / GROUP_TABLE_FILE, self.group_table.to_csv(index=False))
         if self.bias_matrix is not None:
             frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
-            atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
+            atomic_write_text(folder / BIAS_MATRIX_FILE, frame.to_csv())
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
         """Save the audit as a one-run results folder (the layout of a protocol run) and its report.
@@ -87,27 +101,28 @@ class AuditResult:
 
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
-        run = {
-            "run_id": name,
-            "method": name,
-            "dataset": self.info.get("dataset", "custom"),
-            "rho": None,
-            "target": self.info.get("target"),
-            "sensitive": self.info.get("sensitive"),
-            "seed": 0,
-        }
-        run_dir = folder / "runs" / name
-        self.write_run_files(run_dir)
-        atomic_write_json(run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}})
+        run = run_fields(
+            {
+                **self.info,
+                "run_id": name,
+                "method": name,
+                "dataset": self.info.get("dataset", "custom"),
+                "metric_kind": self.kind,
+                "seed": 0,
+            }
+        )
+        folder_of_run = run_dir(folder, name)
+        self.write_run_files(folder_of_run)
+        atomic_write_json(folder_of_run / RUN_FILE, {**self.info, **run})
         protocol = {
             "name": f"audit of {name}",
             "data": {"dataset": run["dataset"]},
             "methods": [{"name": name}],
         }
-        atomic_write_text(folder / "protocol.yaml", yaml.safe_dump(protocol, sort_keys=False))
+        atomic_write_text(folder / PROTOCOL_FILE, yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
-        atomic_write_json(folder / "manifest.json", manifest)
-        write_results(folder, [{**run, "status": "complete", "metrics": self.metrics}])
+        atomic_write_json(folder / MANIFEST_FILE, manifest)
+        write_results(folder, [{**run, "status": STATUS_COMPLETE, "metrics": self.metrics}])
         if report:
             from ceco_fair.report import build_report
 
@@ -323,6 +338,27 @@ def split_features(
     return features_of(train, "train"), features_of(test, "test")
 
 
+def dataset_info(dataset: object) -> dict[str, Any]:
+    """What a dataset says about itself, for the run record.
+
+    Args:
+        dataset: a split; one outside :class:`~ceco_fair.data.base.FairnessDataset` says nothing.
+
+    Returns:
+        ``metric_kind``, ``target_name``, ``sensitive_name``, ``class_names`` and ``group_names``
+        (an empty mapping for a dataset outside the protocol).
+    """
+    if not isinstance(dataset, FairnessDataset):
+        return {}
+    return {
+        "metric_kind": dataset.metric_kind,
+        "target_name": dataset.target_name,
+        "sensitive_name": dataset.sensitive_name,
+        "class_names": list(dataset.class_names),
+        "group_names": list(dataset.group_names),
+    }
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -354,11 +390,12 @@ def audit(
         encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
         train: a dataset yielding ``(image, target, sensitive)``; the probe is fitted on it.
         test: a dataset yielding ``(image, target, sensitive)``; the metrics are measured on it.
-        target: the target's name for the report (default: the dataset's ``target`` attribute).
+        target: the target's name for the report (default: the dataset's ``target_name``).
         sensitive: the sensitive attribute's name (default: the dataset's ``sensitive_name``).
         probe: the probe; ``linear``.
         device: where to run the encoder and the probe (default: CUDA if available).
-        metrics: ``bias``, ``group`` or ``auto``.
+        metrics: ``bias``, ``group`` or ``auto`` (the dataset's ``metric_kind`` when it implements
+            :class:`~ceco_fair.data.base.FairnessDataset`, else :func:`choose_kind`).
         probe_config: the probe's settings.
         normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
         n_boot: bootstrap resamples for confidence intervals.
@@ -389,21 +426,24 @@ def audit(
         progress=progress,
     )
     name = name or type(encoder).__name__
+    described = dataset_info(test)
     info = {
+        **described,
         "encoder": name,
         "dataset": type(test).__name__,
-        "target": target or getattr(test, "target_name", None),
-        "sensitive": sensitive or getattr(test, "sensitive_name", None),
-        "group_names": getattr(test, "group_names", None),
+        "target": target or described.get("target_name"),
+        "sensitive": sensitive or described.get("sensitive_name"),
         "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
     }
+    if metrics == "auto" and "metric_kind" in described:
+        metrics = described["metric_kind"]
     return audit_features(
         train_features.features,
         as_long(train_features.targets),
         test_features.features,
         as_long(test_features.targets),
         as_long(test_features.sensitive),
-        n_classes=getattr(test, "n_classes", None),
+        n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
         metrics=metrics,
         probe=probe,
         probe_config=probe_config,

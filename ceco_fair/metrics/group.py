@@ -1,6 +1,6 @@
 """Group-fairness metrics with bootstrap percentile intervals.
 
-Definitions (design §5), for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
+Definitions, for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
 ``s`` with any number of groups:
 
 - ``accuracy``: ``P(ŷ = y)``;
@@ -46,6 +46,7 @@ from ceco_fair.metrics.bootstrap import (
     percentile_interval,
 )
 from ceco_fair.metrics.confusion import IntArray, LabelsLike, group_confusion
+from ceco_fair.metrics.specs import GROUP_RATES, METRIC_SPECS, ci_high_name, ci_low_name
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +60,10 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` variants)."""
 
-RATE_METRIC_NAMES: tuple[str, ...] = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-)
+RATE_METRIC_NAMES: tuple[str, ...] = tuple(name for name in METRIC_NAMES if METRIC_SPECS[name].binary_only)
 """Metrics that need a binary target; ``rates=False`` leaves them out."""
 
-GROUP_RATE_NAMES: tuple[str, ...] = ("accuracy", "tpr", "fpr", "selection_rate")
+GROUP_RATE_NAMES: tuple[str, ...] = GROUP_RATES
 """Per-group rates of :func:`group_table` that get bootstrap intervals."""
 
 BAD_RATES = "rates must be a bool, got {value!r}"
@@ -266,7 +263,7 @@ def group_metrics(
     for name, value in point.items():
         low, high = percentile_interval(samples[name], confidence)
         result.update(
-            {name: float(value), f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)}
+            {name: float(value), ci_low_name(name): float(low), ci_high_name(name): float(high)}
         )
     return result
 
@@ -337,7 +334,7 @@ def group_table(
         )
         for name in point:
             low, high = percentile_interval(samples[name], confidence)
-            table[f"{name}_ci_low"] = low
-            table[f"{name}_ci_high"] = high
+            table[ci_low_name(name)] = low
+            table[ci_high_name(name)] = high
     frame: pd.DataFrame = pd.DataFrame(table)  # annotated: the pandas stubs' constructor is Any
     return frame

@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-
 from torch.utils.data import Dataset
 
 from ceco_fair.auditing import AuditResult, audit_features, dataset_info, split_features

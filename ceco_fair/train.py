@@ -375,6 +375,11 @@ def pretrain(
     start_epoch = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise CecoFairError(
+                f"--resume: {checkpoint_path} has checkpoint version {state.get('version')!r}, this "
+                f"version of ceco_fair writes {CHECKPOINT_VERSION}; start the protocol again without --resume"
+            )
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [dict(row) for row in state["history"]]

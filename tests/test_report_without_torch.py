@@ -8,9 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from report_fixtures import write_biased_mnist_folder, write_group_folder
+
 import ceco_fair
 from ceco_fair import layout
-from report_fixtures import write_biased_mnist_folder, write_group_folder
 
 PACKAGE = Path(ceco_fair.__file__).parent
 BLOCK_TORCH = """

@@ -87,8 +87,8 @@ def test_a_dataset_missing_members_is_named_on_one_line(
     ("dataset", "message"),
     [
         ("no_such_module:Data", "cannot import module 'no_such_module'"),
-        ("user_datasets:Nothing", "has no class 'Nothing'"),
-        ("user_datasets:_images", "has no class '_images'"),
+        ("user_datasets:Nothing", "module 'user_datasets' has no 'Nothing'"),
+        ("user_datasets:_images", "user_datasets:_images is not a class"),
     ],
 )
 def test_a_bad_dataset_factory_fails_before_training(

@@ -9,7 +9,6 @@ constructed as ``ClassName(split=..., **options)`` (plus ``seed=`` when its sign
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import typing
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Final
 
 from torch.utils.data import Dataset
 
+from ceco_fair.config import import_named
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.data.celeba import CelebA
@@ -56,14 +56,9 @@ def import_factory(name: str) -> type[FairnessDataset]:
         CecoFairError: If the module cannot be imported, lacks the class, or the class lacks
             ``metric_kind``, ``takes_rho`` or ``preflight``.
     """
-    module_name, _, attribute = name.partition(FACTORY_SEPARATOR)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise CecoFairError(f"data.dataset: cannot import module {module_name!r} ({error})") from None
-    factory = getattr(module, attribute, None)
+    factory = import_named(name, "data.dataset")
     if not isinstance(factory, type):
-        raise CecoFairError(f"data.dataset: module {module_name!r} has no class {attribute!r}")
+        raise CecoFairError(f"data.dataset: {name} is not a class")
     check_dataset_class(factory, name)
     return factory
 

@@ -98,6 +98,7 @@ class ResultFile:
         writer: The module that writes it.
         columns: Its (required) columns, for tables.
         kind: The metric kind that writes it (``bias`` or ``group``), ``None`` for every run.
+        reserved: The name is reserved for a file no writer produces yet.
     """
 
     name: str
@@ -105,6 +106,7 @@ class ResultFile:
     writer: str
     columns: tuple[str, ...] = ()
     kind: MetricKind | None = None
+    reserved: bool = False
 
 
 FILES: Final = (
@@ -112,14 +114,14 @@ FILES: Final = (
     ResultFile(MANIFEST_FILE, "folder", "ceco_fair.run"),
     ResultFile(RESULTS_JSON, "folder", "ceco_fair.results"),
     ResultFile(RESULTS_CSV, "folder", "ceco_fair.results", RESULTS_COLUMNS),
-    ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.report", COMPARISONS_COLUMNS),
+    ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.report", COMPARISONS_COLUMNS, reserved=True),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
     ResultFile(RUN_FILE, "run", "ceco_fair.experiment", RUN_COLUMNS),
     ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.train"),
-    ResultFile(ENCODER_FILE, "run", "ceco_fair.experiment"),
+    ResultFile(ENCODER_FILE, "run", "ceco_fair.experiment", reserved=True),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.experiment", HISTORY_COLUMNS),
-    ResultFile(CURVES_FILE, "run", "ceco_fair.experiment", CURVES_COLUMNS),
+    ResultFile(CURVES_FILE, "run", "ceco_fair.experiment", CURVES_COLUMNS, reserved=True),
     ResultFile(METRICS_FILE, "run", "ceco_fair.auditing"),
     ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.auditing", PREDICTIONS_COLUMNS),
     ResultFile(PROJECTION_FILE, "run", "ceco_fair.auditing", PROJECTION_COLUMNS),

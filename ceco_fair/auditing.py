@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ceco_fair.batches import as_long
-from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.data.base import FairnessDataset
 from ceco_fair.diagnostics import (
     Views,
     colour_strip,
@@ -34,6 +34,22 @@ from ceco_fair.diagnostics import (
     view_features,
 )
 from ceco_fair.errors import CecoFairError
+from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.layout import (
+    BIAS_MATRIX_FILE,
+    COLOUR_STRIP_FILE,
+    COUNTERFACTUAL_FILE,
+    GROUP_TABLE_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    PROJECTION_FILE,
+    PROTOCOL_FILE,
+    RUN_FILE,
+    STATUS_COMPLETE,
+    run_dir,
+    run_fields,
+)
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
 from ceco_fair.probe import Features, ProbeConfig, extract_features, train_linear_probe
@@ -83,18 +99,18 @@ class AuditResult:
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / "metrics.json", self.metrics)
-        atomic_write_text(folder / "predictions.csv", self.predictions.to_csv(index=False))
-        atomic_write_text(folder / "projection.csv", self.projection.to_csv(index=False, float_format="%.5g"))
+        atomic_write_json(folder / METRICS_FILE, self.metrics)
+        atomic_write_text(folder / PREDICTIONS_FILE, self.predictions.to_csv(index=False))
+        atomic_write_text(folder / PROJECTION_FILE, self.projection.to_csv(index=False, float_format="%.5g"))
         if self.group_table is not None:
-            atomic_write_text(folder / "group_table.csv", self.group_table.to_csv(index=False))
+            atomic_write_text(folder / GROUP_TABLE_FILE, self.group_table.to_csv(index=False))
         if self.bias_matrix is not None:
             frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
-            atomic_write_text(folder / "bias_matrix.csv", frame.to_csv())
+            atomic_write_text(folder / BIAS_MATRIX_FILE, frame.to_csv())
         if self.counterfactual is not None:
-            atomic_write_text(folder / "counterfactual.csv", self.counterfactual.to_csv(index=False))
+            atomic_write_text(folder / COUNTERFACTUAL_FILE, self.counterfactual.to_csv(index=False))
         if self.strip is not None:
-            atomic_write_json(folder / "counterfactual_strip.json", self.strip)
+            atomic_write_json(folder / COLOUR_STRIP_FILE, self.strip)
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
         """Save the audit as a one-run results folder (the layout of a protocol run) and its report.
@@ -110,27 +126,28 @@ class AuditResult:
 
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
-        run = {
-            "run_id": name,
-            "method": name,
-            "dataset": self.info.get("dataset", "custom"),
-            "rho": None,
-            "target": self.info.get("target"),
-            "sensitive": self.info.get("sensitive"),
-            "seed": 0,
-        }
-        run_dir = folder / "runs" / name
-        self.write_run_files(run_dir)
-        atomic_write_json(run_dir / "run.json", {**run, **{k: v for k, v in self.info.items() if k not in run}})
+        run = run_fields(
+            {
+                **self.info,
+                "run_id": name,
+                "method": name,
+                "dataset": self.info.get("dataset", "custom"),
+                "metric_kind": self.kind,
+                "seed": 0,
+            }
+        )
+        folder_of_run = run_dir(folder, name)
+        self.write_run_files(folder_of_run)
+        atomic_write_json(folder_of_run / RUN_FILE, {**self.info, **run})
         protocol = {
             "name": f"audit of {name}",
             "data": {"dataset": run["dataset"]},
             "methods": [{"name": name}],
         }
-        atomic_write_text(folder / "protocol.yaml", yaml.safe_dump(protocol, sort_keys=False))
+        atomic_write_text(folder / PROTOCOL_FILE, yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
-        atomic_write_json(folder / "manifest.json", manifest)
-        write_results(folder, [{**run, "status": "complete", "metrics": self.metrics}])
+        atomic_write_json(folder / MANIFEST_FILE, manifest)
+        write_results(folder, [{**run, "status": STATUS_COMPLETE, "metrics": self.metrics}])
         if report:
             from ceco_fair.report import build_report
 
@@ -323,7 +340,9 @@ def audit_features(
             view_pair = Views(_features(views[0], "views[0]"), _features(views[1], "views[1]"))
             for name, tensor in (("views[0]", view_pair.first), ("views[1]", view_pair.second)):
                 if tensor.shape != test_x.shape:
-                    raise CecoFairError(f"{name}: expected {tuple(test_x.shape)} like test_features, got {tuple(tensor.shape)}")
+                    raise CecoFairError(
+                        f"{name}: expected {tuple(test_x.shape)} like test_features, got {tuple(tensor.shape)}"
+                    )
         scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
         if counterfactual is not None:
             counterfactual_x = _counterfactual(counterfactual, test_x.shape)
@@ -352,7 +371,7 @@ def _counterfactual(values: ArrayLike, test_shape: torch.Size) -> torch.Tensor:
 
 
 def counterfactual_table(targets: np.ndarray, sensitive: np.ndarray, under_colour: np.ndarray) -> pd.DataFrame:
-    """One row per (test image, colour): ``index, target, sensitive, colour, prediction`` from ``[n, K]`` predictions."""
+    """One row per (test image, colour) of the predictions ``[n, K]``: index, target, sensitive, colour, prediction."""
     n, k = under_colour.shape
     return pd.DataFrame(
         {
@@ -394,6 +413,27 @@ def split_features(
     return features_of(train, "train"), features_of(test, "test")
 
 
+def dataset_info(dataset: object) -> dict[str, Any]:
+    """What a dataset says about itself, for the run record.
+
+    Args:
+        dataset: a split; one outside :class:`~ceco_fair.data.base.FairnessDataset` says nothing.
+
+    Returns:
+        ``metric_kind``, ``target_name``, ``sensitive_name``, ``class_names`` and ``group_names``
+        (an empty mapping for a dataset outside the protocol).
+    """
+    if not isinstance(dataset, FairnessDataset):
+        return {}
+    return {
+        "metric_kind": dataset.metric_kind,
+        "target_name": dataset.target_name,
+        "sensitive_name": dataset.sensitive_name,
+        "class_names": list(dataset.class_names),
+        "group_names": list(dataset.group_names),
+    }
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -431,11 +471,12 @@ def audit(
         encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
         train: a dataset yielding ``(image, target, sensitive)``; the probe is fitted on it.
         test: a dataset yielding ``(image, target, sensitive)``; the metrics are measured on it.
-        target: the target's name for the report (default: the dataset's ``target`` attribute).
+        target: the target's name for the report (default: the dataset's ``target_name``).
         sensitive: the sensitive attribute's name (default: the dataset's ``sensitive_name``).
         probe: the probe; ``linear``.
         device: where to run the encoder and the probe (default: CUDA if available).
-        metrics: ``bias``, ``group`` or ``auto``.
+        metrics: ``bias``, ``group`` or ``auto`` (the dataset's ``metric_kind`` when it implements
+            :class:`~ceco_fair.data.base.FairnessDataset`, else :func:`choose_kind`).
         probe_config: the probe's settings.
         normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
         n_boot: bootstrap resamples for confidence intervals.
@@ -468,19 +509,21 @@ def audit(
         progress=progress,
     )
     name = name or type(encoder).__name__
+    described = dataset_info(test)
     info = {
+        **described,
         "encoder": name,
         "dataset": type(test).__name__,
-        "target": target or getattr(test, "target_name", None),
-        "sensitive": sensitive or getattr(test, "sensitive_name", None),
-        "group_names": getattr(test, "group_names", None),
+        "target": target or described.get("target_name"),
+        "sensitive": sensitive or described.get("sensitive_name"),
         "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
     }
+    if metrics == "auto" and "metric_kind" in described:
+        metrics = described["metric_kind"]
     views, counterfactual = None, None
     if diagnostics:
-        augment = view_augment or dataclasses.replace(
-            AUDIT_VIEW_AUGMENT, **_normalization_of(normalization or AugmentConfig())
-        )
+        base = normalization or AugmentConfig()
+        augment = view_augment or dataclasses.replace(AUDIT_VIEW_AUGMENT, mean=base.mean, std=base.std)
         views = view_features(
             encoder, test, augment, seed=seed, device=chosen_device, batch_size=batch_size,
             num_workers=num_workers, progress=progress,
@@ -494,7 +537,7 @@ def audit(
         test_features.features,
         as_long(test_features.targets),
         as_long(test_features.sensitive),
-        n_classes=getattr(test, "n_classes", None),
+        n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
         metrics=metrics,
         probe=probe,
         probe_config=probe_config,
@@ -518,7 +561,3 @@ def attach_strip(result: AuditResult, test: Dataset[Any]) -> None:
     frame = result.counterfactual
     under_colour = frame["prediction"].to_numpy().reshape(-1, int(frame["colour"].max()) + 1)
     result.strip = colour_strip(test, under_colour)
-
-
-def _normalization_of(config: AugmentConfig) -> dict[str, tuple[float, float, float]]:
-    return {"mean": config.mean, "std": config.std}

@@ -23,20 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 
-from ceco_fair.checkpoint import atomic_write_text
-
-COMPARISON_COLUMNS = (
-    "method",
-    "baseline",
-    "condition",
-    "metric",
-    "n_seeds",
-    "mean_difference",
-    "ci_low",
-    "ci_high",
-)
+from ceco_fair.io import atomic_write_text
+from ceco_fair.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
 
 HEADLINE_METRICS: Mapping[str, tuple[str, ...]] = {
     "bias": (
@@ -109,7 +99,7 @@ def paired_comparisons(
         confidence: the intervals' confidence level.
 
     Returns:
-        One row per (method, condition, metric) with at least one pair, columns :data:`COMPARISON_COLUMNS`.
+        One row per (method, condition, metric) with at least one pair, columns :data:`COMPARISONS_COLUMNS`.
     """
     complete = [run for run in runs if run.get("status", "complete") == "complete" and run.get("metrics")]
     baseline = baseline or default_baseline(complete)
@@ -137,7 +127,7 @@ def paired_comparisons(
                     continue
                 mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
                 rows.append([method, baseline, condition, metric, len(seeds), mean, low, high])
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
 
 
 def write_comparisons(
@@ -145,5 +135,5 @@ def write_comparisons(
 ) -> pd.DataFrame:
     """Write ``folder/comparisons.csv`` atomically (see :func:`paired_comparisons`) and return the table."""
     table = paired_comparisons(runs, kind=kind, baseline=baseline, confidence=confidence)
-    atomic_write_text(folder / "comparisons.csv", table.to_csv(index=False))
+    atomic_write_text(folder / COMPARISONS_FILE, table.to_csv(index=False))
     return table

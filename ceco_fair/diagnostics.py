@@ -199,9 +199,7 @@ def dataset_counterfactuals(
     """``[n, K, D]`` counterfactual features for a recolourable dataset, else None."""
     if not recolourable(dataset):
         return None
-    return counterfactual_features(
-        encoder, dataset, batch_size=batch_size, device=device, normalization=normalization
-    )
+    return counterfactual_features(encoder, dataset, batch_size=batch_size, device=device, normalization=normalization)
 
 
 def colour_strip(dataset: Dataset[Any], under_colour: np.ndarray, index: int = 0) -> dict[str, Any]:

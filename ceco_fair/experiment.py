@@ -11,14 +11,24 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.auditing import AuditResult, attach_strip, audit_features, split_features
-from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
-from ceco_fair.data.registry import build_dataset
+from ceco_fair.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
+from ceco_fair.data.base import check_dataset
+from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.diagnostics import dataset_counterfactuals, view_features
 from ceco_fair.distributed import DistributedSession
+from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.layout import (
+    CHECKPOINT_FILE,
+    CURVES_COLUMNS,
+    CURVES_FILE,
+    HISTORY_FILE,
+    RUN_FILE,
+    STATUS_COMPLETE,
+    STATUS_RUNNING,
+)
 from ceco_fair.models import build_encoder, infer_feature_dim
 from ceco_fair.protocol import Protocol, RunSpec
-from ceco_fair.tracking import CURVE_COLUMNS, EpochTracker
+from ceco_fair.tracking import EpochTracker
 from ceco_fair.train import MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
@@ -33,6 +43,7 @@ def run_record(protocol: Protocol, run: RunSpec) -> dict[str, Any]:
         "method": run.method.label,
         "loss": run.method.config.name,
         "dataset": protocol.dataset,
+        "metric_kind": dataset_class(protocol.dataset).metric_kind,
         "rho": run.rho,
         "target": run.target,
         "sensitive": run.sensitive,
@@ -43,13 +54,15 @@ def run_record(protocol: Protocol, run: RunSpec) -> dict[str, Any]:
 def build_split(protocol: Protocol, run: RunSpec, split: str) -> Dataset[Any]:
     """The dataset of ``split`` for ``run``: ρ applies to the training split only."""
     kwargs: dict[str, Any] = dict(protocol.data)
+    if takes_seed(protocol.dataset):
+        kwargs["seed"] = run.seed
     if run.rho is not None and split == TRAIN_SPLIT:
         kwargs["rho"] = run.rho
     if run.target is not None:
         kwargs["target"] = run.target
     if run.sensitive is not None:
         kwargs["sensitive"] = run.sensitive
-    return build_dataset(protocol.dataset, split, seed=run.seed, **kwargs)
+    return build_dataset(protocol.dataset, split, **kwargs)
 
 
 def data_key(run: RunSpec) -> tuple[Any, ...]:
@@ -61,17 +74,12 @@ def data_key(run: RunSpec) -> tuple[Any, ...]:
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     """``history.csv`` (training statistics per epoch) and, for tracked runs, ``curves.csv``."""
     frame = pd.DataFrame(history)
-    tracked = [column for column in frame.columns if column in CURVE_COLUMNS]
-    atomic_write_text(run_dir / "history.csv", frame.drop(columns=tracked).to_csv(index=False))
+    tracked = [column for column in CURVES_COLUMNS[1:] if column in frame.columns]
+    atomic_write_text(run_dir / HISTORY_FILE, frame.drop(columns=tracked).to_csv(index=False))
     if tracked:
         curves = frame.dropna(subset=tracked, how="all")[["epoch", *tracked]]
         curves = curves.astype({"epoch": int})
-        atomic_write_text(run_dir / "curves.csv", curves.to_csv(index=False))
-
-
-def metric_kind(dataset: str) -> str:
-    """BiasedMNIST is measured by bias-aligned / conflicting accuracy, the others by group fairness."""
-    return "bias" if dataset == "biased_mnist" else "group"
+        atomic_write_text(run_dir / CURVES_FILE, curves.to_csv(index=False))
 
 
 def execute_run(
@@ -117,12 +125,13 @@ def execute_run(
     if not isinstance(getattr(encoder, "feature_dim", None), int):
         image = train_set[0][0]
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
-    n_classes = int(getattr(train_set, "n_classes"))  # noqa: B009  (not part of Dataset's type)
+    train_facts = check_dataset(train_set, protocol.dataset)
+    n_classes = train_facts.n_classes
     method = dataclasses.replace(run.method.config, projection_dim=encoder_config.projection_dim)
     model = session.prepare_model(MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "run.json", {**record, "status": "running"})
+        atomic_write_json(run_dir / RUN_FILE, {**record, "status": STATUS_RUNNING})
     history = pretrain(
         model,
         method,
@@ -130,20 +139,20 @@ def execute_run(
         protocol.train,
         seed=run.seed,
         device=device,
-        checkpoint_path=run_dir / "checkpoint.pt",
+        checkpoint_path=run_dir / CHECKPOINT_FILE,
         resume=resume,
         context=context,
         contrastive_loss=session.contrastive_loss(
             method,
             n_classes=n_classes,
-            n_groups=int(getattr(train_set, "n_groups")),  # noqa: B009
+            n_groups=train_facts.n_groups,
         ),
         progress=progress,
         description=run.run_id,
         track=EpochTracker(
             train_set,
             test_set,
-            kind=metric_kind(protocol.dataset),
+            kind=record["metric_kind"],
             augment=protocol.train.augment,
             seed=run.seed,
             device=device,
@@ -188,11 +197,7 @@ def execute_run(
         batch_size=protocol.eval.batch_size,
         normalization=protocol.train.augment,
     )
-    info = {
-        **record,
-        "encoder": protocol.encoder.arch,
-        "group_names": getattr(test_set, "group_names", None),
-    }
+    info = {**dataset_info(test_set), **record, "encoder": protocol.encoder.arch}
     result = audit_features(
         train_features.features,
         train_features.targets,
@@ -200,7 +205,7 @@ def execute_run(
         test_features.targets,
         test_features.sensitive,
         n_classes=n_classes,
-        metrics="bias" if metric_kind(protocol.dataset) == "bias" else "group",
+        metrics=check_dataset(test_set, protocol.dataset).metric_kind,
         probe_config=protocol.probe,
         n_boot=protocol.eval.n_boot,
         confidence=protocol.eval.confidence,
@@ -213,5 +218,5 @@ def execute_run(
     )
     attach_strip(result, test_set)
     result.write_run_files(run_dir)
-    atomic_write_json(run_dir / "run.json", {**record, "status": "complete"})
+    atomic_write_json(run_dir / RUN_FILE, {**info, "status": STATUS_COMPLETE})
     return result

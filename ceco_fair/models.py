@@ -6,7 +6,6 @@ exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.m
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ceco_fair.config import import_named
 from ceco_fair.errors import CecoFairError
 
 ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
@@ -117,21 +117,14 @@ class ProjectionHead(nn.Module):
 
 def _load_factory(spec: str) -> Callable[..., nn.Module]:
     """Resolve ``"package.module:factory"`` to a callable, with a clear error if it fails."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
+    if ":" not in spec:
         raise CecoFairError(
             f"encoder.arch {spec!r}: expected one of {', '.join(ENCODERS)} or 'package.module:factory'"
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise CecoFairError(
-            f"encoder.arch {spec!r}: cannot import module {module_name!r} ({error})"
-        ) from None
-    factory = getattr(module, attribute, None)
+    factory = import_named(spec, "encoder.arch")
     if not callable(factory):
-        raise CecoFairError(f"encoder.arch {spec!r}: {module_name} has no callable {attribute!r}")
-    return factory  # type: ignore[no-any-return]
+        raise CecoFairError(f"encoder.arch {spec!r}: not callable")
+    return factory
 
 
 def check_encoder_spec(arch: str) -> None:

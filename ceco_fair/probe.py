@@ -29,7 +29,7 @@ Encoder = nn.Module | Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Settings of the linear probe (Adam on standardised features, cosine learning-rate decay, full epochs)."""
+    """Settings of the linear probe (Adam on standardised features, cosine-annealed learning rate, full epochs)."""
 
     epochs: int = 20
     batch_size: int = 256

@@ -20,7 +20,9 @@ import yaml
 from ceco_fair.config import check_keys, closest, coerce, from_mapping, to_plain
 from ceco_fair.data.registry import (
     DATASETS,
+    FACTORY_SEPARATOR,
     REQUIRED,
+    dataset_class,
     dataset_option_types,
     dataset_options,
     preflight,
@@ -31,7 +33,6 @@ from ceco_fair.models import check_encoder_spec
 from ceco_fair.probe import ProbeConfig
 from ceco_fair.train import METHODS, MethodConfig, TrainConfig
 
-MNIST_DATASETS = ("biased_mnist", "colored_mnist")
 GRID_KEYS = ("rho", "attributes")
 METHOD_KEYS = ("name", "label", "ce_weight")
 
@@ -149,7 +150,7 @@ class Protocol:
         """The protocol with every default filled in, as plain data (saved beside the results)."""
         data = dict(self.data)
         data["dataset"] = self.dataset
-        if self.dataset in MNIST_DATASETS:
+        if dataset_class(self.dataset).takes_rho:
             data["rho"] = list(self.rhos)
         elif self.attributes != [(None, None)]:
             data["attributes"] = [{"target": t, "sensitive": s} for t, s in self.attributes]
@@ -212,10 +213,9 @@ def _parse_seeds(raw: Any) -> list[int]:
 def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
     if "rho" not in data:
         return [None]
-    if dataset not in MNIST_DATASETS:
-        raise ProtocolError(
-            f"data.rho: only {' and '.join(MNIST_DATASETS)} take rho, not {dataset}"
-        )
+    if not dataset_class(dataset).takes_rho:
+        takers = [name for name, factory in DATASETS.items() if factory.takes_rho]
+        raise ProtocolError(f"data.rho: only {' and '.join(takers)} take rho, not {dataset}")
     rhos = _positive_list(data.pop("rho"), "data.rho", float)
     for index, rho in enumerate(rhos):
         if not (0 < rho <= 1) or math.isnan(rho):
@@ -264,7 +264,7 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
         if not isinstance(item, Mapping) or "name" not in item:
             raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
         name = item["name"]
-        if name not in METHODS and name != "ceco":
+        if name not in METHODS:
             raise ProtocolError(
                 f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}"
             )
@@ -322,22 +322,23 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
     data_raw = raw["data"]
     if not isinstance(data_raw, Mapping) or "dataset" not in data_raw:
         raise ProtocolError("data.dataset: required key is missing")
-    dataset = data_raw["dataset"]
-    if dataset not in DATASETS:
+    dataset = coerce(data_raw["dataset"], str, "data.dataset")
+    if dataset not in DATASETS and FACTORY_SEPARATOR not in dataset:
         raise ProtocolError(
             f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}"
         )
+    dataset_class(dataset)
     data = {k: v for k, v in data_raw.items() if k != "dataset"}
     rhos = _parse_rhos(dataset, data)
     attributes = _parse_attributes(dataset, data)
     options = dataset_options(dataset)
     check_keys(data, set(options) - {"seed", "split", "target", "sensitive"}, "data")
-    if attributes == [(None, None)] and "target" in options:
-        attributes = [(options["target"], options["sensitive"])]  # the dataset's defaults, named in results
-    if attributes != [(None, None)] and "target" not in options:
+    if attributes != [(None, None)] and ("target" not in options or "sensitive" not in options):
         raise ProtocolError(
             f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes"
         )
+    if attributes == [(None, None)] and "target" in options:
+        attributes = [(options["target"], options["sensitive"])]  # the dataset's defaults, named in results
     for key, default in options.items():
         if (
             default is REQUIRED

@@ -1,7 +1,8 @@
-"""The protocol folder's result tables: a tidy ``results.csv`` and ``results.json``.
+"""The protocol folder's result tables: ``results.json``, the record, and ``results.csv``, derived from it.
 
-``results.csv`` has one row per run × metric with the columns ``run_id, method, dataset, rho,
-target, sensitive, seed, metric, value``; ``results.json`` holds the same runs with their status.
+``results.json`` holds ``{"runs": [...]}``, each run with its :data:`~ceco_fair.layout.RUN_COLUMNS`,
+``status`` and ``metrics``; ``results.csv`` has one row per run × metric with the columns
+:data:`~ceco_fair.layout.RESULTS_COLUMNS`. See :mod:`ceco_fair.layout`.
 """
 
 from __future__ import annotations
@@ -13,42 +14,24 @@ from typing import Any
 
 import pandas as pd
 
-from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
-
-RUN_COLUMNS = ("run_id", "method", "dataset", "rho", "target", "sensitive", "seed")
-COLUMNS = (*RUN_COLUMNS, "metric", "value")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return "+".join(str(v) for v in value)
-    return value
+from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.layout import RESULTS_COLUMNS, RESULTS_CSV, RESULTS_JSON, tidy_rows
 
 
 def tidy_results(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per run × metric (runs without metrics contribute no rows)."""
-    rows = [
-        {
-            **{column: _cell(run.get(column)) for column in RUN_COLUMNS},
-            "metric": metric,
-            "value": value,
-        }
-        for run in runs
-        for metric, value in (run.get("metrics") or {}).items()
-    ]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(tidy_rows(runs), columns=list(RESULTS_COLUMNS))
 
 
 def write_results(folder: Path, runs: list[dict[str, Any]]) -> None:
-    """Write ``results.csv`` and ``results.json`` for ``runs`` into ``folder`` atomically."""
-    table = tidy_results(runs)
-    atomic_write_text(folder / "results.csv", table.to_csv(index=False))
-    atomic_write_json(folder / "results.json", {"runs": runs})
+    """Write ``results.json`` for ``runs`` and ``results.csv`` derived from it, atomically."""
+    atomic_write_json(folder / RESULTS_JSON, {"runs": runs})
+    atomic_write_text(folder / RESULTS_CSV, tidy_results(runs).to_csv(index=False))
 
 
 def read_results(folder: Path) -> list[dict[str, Any]]:
     """The runs recorded in ``folder/results.json`` (an empty list if there is none)."""
-    path = folder / "results.json"
+    path = folder / RESULTS_JSON
     if not path.exists():
         return []
     runs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")).get("runs", [])

@@ -19,11 +19,20 @@ from typing import Any
 import torch
 import yaml
 
-from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
+from ceco_fair.comparisons import write_comparisons
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.errors import CecoFairError
-from ceco_fair.comparisons import write_comparisons
-from ceco_fair.experiment import build_split, data_key, execute_run, metric_kind, run_record
+from ceco_fair.experiment import build_split, data_key, execute_run, run_record
+from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.layout import (
+    LOG_FILE,
+    MANIFEST_FILE,
+    PROTOCOL_FILE,
+    RESULTS_CSV,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    run_dir,
+)
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.protocol import Protocol, load_protocol
 from ceco_fair.results import read_results, write_results
@@ -66,7 +75,7 @@ def default_output(protocol: Protocol, resume: bool) -> Path:
     """``reports/<name>/<timestamp>/`` for a new run; the newest existing folder with ``resume``."""
     base = Path("reports") / protocol.name
     if resume:
-        existing = sorted(p for p in base.glob("*") if (p / "protocol.yaml").exists()) if base.exists() else []
+        existing = sorted(p for p in base.glob("*") if (p / PROTOCOL_FILE).exists()) if base.exists() else []
         if not existing:
             raise CecoFairError(f"--resume: no earlier run of {protocol.name!r} under {base}/ (give --output)")
         return existing[-1]
@@ -79,7 +88,7 @@ def default_output(protocol: Protocol, resume: bool) -> Path:
 
 def check_output(output: Path, protocol: Protocol, resume: bool) -> None:
     """Never overwrite an earlier run; resume only a folder made by the same protocol."""
-    saved = output / "protocol.yaml"
+    saved = output / PROTOCOL_FILE
     if resume:
         if not saved.exists():
             raise CecoFairError(f"--resume: {output} holds no earlier run (no protocol.yaml)")
@@ -141,9 +150,9 @@ def run_protocol(
     manifest = build_manifest(device, world_size=context.world_size, resumed=resume)
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(output / "protocol.yaml", yaml.safe_dump(protocol.resolved(), sort_keys=False))
-        atomic_write_json(output / "manifest.json", manifest)
-    with log_to_file(output / "run.log" if context.is_main else None):
+        atomic_write_text(output / PROTOCOL_FILE, yaml.safe_dump(protocol.resolved(), sort_keys=False))
+        atomic_write_json(output / MANIFEST_FILE, manifest)
+    with log_to_file(output / LOG_FILE if context.is_main else None):
         return _run_grid(protocol, output, device, manifest, resume=resume, progress=progress, session=session)
 
 
@@ -166,9 +175,9 @@ def _run_grid(
     datasets: tuple[Any, Any] | None = None
     grid = protocol.grid()
     for index, run in enumerate(grid, start=1):
-        run_dir = output / "runs" / run.run_id
+        folder = run_dir(output, run.run_id)
         done = previous.get(run.run_id)
-        if done is not None and done.get("status") == "complete":
+        if done is not None and done.get("status") == STATUS_COMPLETE:
             logger.info("[%d/%d] %s: already complete", index, len(grid), run.run_id)
             records[run.run_id] = done
             continue
@@ -182,7 +191,7 @@ def _run_grid(
             result = execute_run(
                 protocol,
                 run,
-                run_dir,
+                folder,
                 train_set=datasets[0],
                 test_set=datasets[1],
                 device=device,
@@ -190,10 +199,10 @@ def _run_grid(
                 progress=progress,
                 session=session,
             )
-            record.update(status="complete", metrics=result.metrics if result is not None else {})
+            record.update(status=STATUS_COMPLETE, metrics=result.metrics if result is not None else {})
         except TrainingDiverged as error:
             logger.error("%s", error)
-            record.update(status="failed", error=str(error), metrics={})
+            record.update(status=STATUS_FAILED, error=str(error), metrics={})
             failed += 1
         records[run.run_id] = record
         if context.is_main:
@@ -201,18 +210,18 @@ def _run_grid(
             write_comparisons(
                 output,
                 records.values(),
-                kind=metric_kind(protocol.dataset),
+                kind=str(record["metric_kind"]),
                 baseline=protocol.eval.baseline,
                 confidence=protocol.eval.confidence,
             )
     if context.is_main:
-        atomic_write_json(output / "manifest.json", {**manifest, "finished": now()})
+        atomic_write_json(output / MANIFEST_FILE, {**manifest, "finished": now()})
         if protocol.report:
             from ceco_fair.report import build_report
 
             report = build_report(output)
             logger.info("report: %s", report)
-        logger.info("results: %s", output / "results.csv")
+        logger.info("results: %s", output / RESULTS_CSV)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -29,16 +29,6 @@ from ceco_fair.probe import Encoder, extract_features
 
 KNN_NEIGHBOURS = 20
 
-CURVE_COLUMNS = (
-    "knn_accuracy",
-    "knn_bias_conflicting_accuracy",
-    "knn_worst_group_accuracy",
-    "instance_retrieval_within_cell",
-    "variance_ratio",
-)
-"""The tracked values of a history row (``curves.csv`` holds ``epoch`` and these; ``track_seconds``, the
-time the tracking took, stays in ``history.csv``)."""
-
 
 def knn_predict(
     bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, k: int = KNN_NEIGHBOURS

@@ -381,6 +381,11 @@ def pretrain(
     start_epoch = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise CecoFairError(
+                f"--resume: {checkpoint_path} has checkpoint version {state.get('version')!r}, this "
+                f"version of ceco_fair writes {CHECKPOINT_VERSION}; start the protocol again without --resume"
+            )
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [dict(row) for row in state["history"]]
@@ -447,7 +452,9 @@ def pretrain(
         last = epoch + 1 == config.epochs
         if track is not None and track_every > 0 and context.is_main and ((epoch + 1) % track_every == 0 or last):
             tracked_from = time.perf_counter()
-            row.update(track(unwrap(model).encoder))
+            encoder = unwrap(model).encoder
+            assert isinstance(encoder, nn.Module)
+            row.update(track(encoder))
             row["track_seconds"] = time.perf_counter() - tracked_from
         history.append(row)
         logger.info(

@@ -1,9 +1,8 @@
 """Builders of synthetic results folders in the layout a protocol run writes.
 
-Layout: ``protocol.yaml``, ``manifest.json``, ``results.csv``, ``results.json`` and
-``runs/<run_id>/`` with ``run.json``, ``history.csv``, ``metrics.json``, ``bias_matrix.csv``
-(BiasedMNIST) or ``group_table.csv`` (group-fairness datasets), ``projection.csv`` and a
-checkpoint the report must ignore. Values are random but plausible and reproducible.
+The layout is :mod:`ceco_fair.layout`'s: top-level protocol, manifest and result tables, and per
+run its record, history, metrics, bias matrix (bias runs) or group table (group runs),
+projection and a checkpoint the report must ignore. Values are random but plausible and reproducible.
 """
 
 from __future__ import annotations
@@ -17,6 +16,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from ceco_fair.layout import (
+    BIAS_MATRIX_FILE,
+    CHECKPOINT_FILE,
+    GROUP_TABLE_FILE,
+    HISTORY_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PROJECTION_FILE,
+    PROTOCOL_FILE,
+    RESULTS_COLUMNS,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RUN_FILE,
+    run_dir,
+    tidy_rows,
+)
 
 BIAS_METHODS = ("ce", "supcon", "contex")
 GROUP_METHODS = ("supcon", "fscl", "contex")
@@ -33,7 +49,6 @@ def write_biased_mnist_folder(
     epochs: int = 10,
     projection_points: int = 2000,
     name: str = "quickstart",
-    probe_accuracy: bool = False,
 ) -> Path:
     """Write a BiasedMNIST protocol's results (one run per method × ρ × seed) into ``root``."""
     runs = []
@@ -55,7 +70,9 @@ def write_biased_mnist_folder(
                 run = {
                     "run_id": run_id,
                     "method": method,
+                    "loss": method,
                     "dataset": "biased_mnist",
+                    "metric_kind": "bias",
                     "rho": rho,
                     "target": None,
                     "sensitive": None,
@@ -70,13 +87,13 @@ def write_biased_mnist_folder(
                     projection_points,
                     classes=BIAS_CLASSES,
                     groups=BIAS_CLASSES,
-                    probe_accuracy=probe_accuracy,
+                    names=("digit", "background colour"),
                 )
                 pd.DataFrame(
                     matrix,
                     index=pd.Index(range(BIAS_CLASSES), name="target"),
                     columns=[str(c) for c in range(BIAS_CLASSES)],
-                ).to_csv(folder / "bias_matrix.csv")
+                ).to_csv(folder / BIAS_MATRIX_FILE)
                 runs.append({**run, "status": "complete", "metrics": metrics})
     protocol = {
         "name": name,
@@ -129,7 +146,9 @@ def write_group_folder(
                 run = {
                     "run_id": run_id,
                     "method": method,
+                    "loss": method,
                     "dataset": dataset,
+                    "metric_kind": "group",
                     "rho": None,
                     "target": target,
                     "sensitive": sensitive,
@@ -144,8 +163,9 @@ def write_group_folder(
                     projection_points,
                     classes=2,
                     groups=len(groups),
+                    names=(target, sensitive),
                 )
-                table.to_csv(folder / "group_table.csv", index=False)
+                table.to_csv(folder / GROUP_TABLE_FILE, index=False)
                 runs.append({**run, "status": "complete", "metrics": metrics})
     protocol = {
         "name": name,
@@ -176,20 +196,20 @@ def write_audit_folder(root: Path, *, encoder: str = "my_encoder") -> Path:
     run = {
         "run_id": encoder,
         "method": encoder,
+        "loss": None,
         "dataset": "celeba",
+        "metric_kind": "group",
         "rho": None,
         "target": "Attractive",
         "sensitive": "Male",
         "seed": 0,
     }
-    folder = root / "runs" / encoder
+    folder = run_dir(root, encoder)
     folder.mkdir(parents=True)
-    _write_json(
-        folder / "run.json", {**run, "encoder": encoder, "group_names": list(GROUP_NAMES[:2])}
-    )
-    _write_json(folder / "metrics.json", metrics)
-    table.to_csv(folder / "group_table.csv", index=False)
-    _projection(rng, 200, 2, 2).to_csv(folder / "projection.csv", index=False)
+    _write_json(folder / RUN_FILE, {**run, "encoder": encoder, "group_names": list(GROUP_NAMES[:2])})
+    _write_json(folder / METRICS_FILE, metrics)
+    table.to_csv(folder / GROUP_TABLE_FILE, index=False)
+    _projection(rng, 200, 2, 2).to_csv(folder / PROJECTION_FILE, index=False)
     protocol = {
         "name": f"audit of {encoder}",
         "data": {"dataset": "celeba"},
@@ -215,25 +235,26 @@ def _write_run(
     *,
     classes: int,
     groups: int,
-    probe_accuracy: bool = False,
+    names: tuple[str, str],
 ) -> Path:
-    folder = root / "runs" / run["run_id"]
+    folder = run_dir(root, run["run_id"])
     folder.mkdir(parents=True)
-    _write_json(folder / "run.json", {**run, "status": "complete", "encoder": "small_conv"})
-    _write_json(folder / "metrics.json", metrics)
-    _history(rng, epochs, probe_accuracy).to_csv(folder / "history.csv", index=False)
+    facts = {"target_name": names[0], "sensitive_name": names[1], "encoder": "small_conv"}
+    _write_json(folder / RUN_FILE, {**run, **facts, "status": "complete"})
+    _write_json(folder / METRICS_FILE, metrics)
+    _history(rng, epochs).to_csv(folder / HISTORY_FILE, index=False)
     _projection(rng, projection_points, classes, groups).to_csv(
-        folder / "projection.csv", index=False, float_format="%.5g"
+        folder / PROJECTION_FILE, index=False, float_format="%.5g"
     )
-    (folder / "checkpoint.pt").write_bytes(b"\x00" * 64)
+    (folder / CHECKPOINT_FILE).write_bytes(b"\x00" * 64)
     return folder
 
 
 def _write_top(root: Path, protocol: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "protocol.yaml").write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
+    (root / PROTOCOL_FILE).write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
     _write_json(
-        root / "manifest.json",
+        root / MANIFEST_FILE,
         {
             "ceco_fair": "0.1.0",
             "python": "3.11.9",
@@ -245,16 +266,8 @@ def _write_top(root: Path, protocol: dict[str, Any], runs: list[dict[str, Any]])
             "hostname": "example-host",
         },
     )
-    columns = ["run_id", "method", "dataset", "rho", "target", "sensitive", "seed"]
-    rows = [
-        {**{c: run[c] for c in columns}, "metric": k, "value": v}
-        for run in runs
-        for k, v in run["metrics"].items()
-    ]
-    pd.DataFrame(rows, columns=[*columns, "metric", "value"]).to_csv(
-        root / "results.csv", index=False
-    )
-    _write_json(root / "results.json", {"runs": runs})
+    pd.DataFrame(tidy_rows(runs), columns=list(RESULTS_COLUMNS)).to_csv(root / RESULTS_CSV, index=False)
+    _write_json(root / RESULTS_JSON, {"runs": runs})
 
 
 def _safe(name: str) -> str:
@@ -295,7 +308,7 @@ def _group_table(rng: np.random.Generator, groups: Sequence[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def _history(rng: np.random.Generator, epochs: int, probe_accuracy: bool) -> pd.DataFrame:
+def _history(rng: np.random.Generator, epochs: int) -> pd.DataFrame:
     epoch = np.arange(1, epochs + 1, dtype=float)
     table = pd.DataFrame(
         {
@@ -306,8 +319,6 @@ def _history(rng: np.random.Generator, epochs: int, probe_accuracy: bool) -> pd.
             "images_per_s": rng.uniform(9000, 11000, epochs).round(1),
         }
     )
-    if probe_accuracy:
-        table["probe_accuracy"] = (1 - 0.5 * np.exp(-epoch / 3)).round(6)
     return table
 
 

@@ -15,6 +15,7 @@ from ceco_fair import AuditResult, audit, audit_features
 from ceco_fair.data import ColoredMNIST
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics import METRIC_NAMES
+from ceco_fair.metrics.specs import spec_of
 from ceco_fair.models import build_encoder
 from ceco_fair.probe import ProbeConfig
 
@@ -41,6 +42,8 @@ def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredM
     )
     assert isinstance(result, AuditResult) and result.kind == "group"
     assert GROUP_METRICS <= set(result.metrics)
+    assert all(spec_of(name) is not None for name in result.metrics)
+    assert result.info["target"] == "digit ≥ 5" and result.info["sensitive"] == "background colour"
     for name in GROUP_METRICS:
         low, value, high = (
             result.metrics[f"{name}_ci_low"],

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ceco_fair.checkpoint import atomic_write, atomic_write_json, load_checkpoint, save_checkpoint
+from ceco_fair.checkpoint import load_checkpoint, save_checkpoint
+from ceco_fair.io import atomic_write, atomic_write_json
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:

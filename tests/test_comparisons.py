@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ceco_fair.comparisons import COMPARISON_COLUMNS, condition_of, default_baseline, paired_comparisons
+from ceco_fair.comparisons import condition_of, default_baseline, paired_comparisons
+from ceco_fair.layout import COMPARISONS_COLUMNS
 
 
 def run(method, seed, rho=0.9, loss=None, status="complete", **metrics):
@@ -35,7 +36,7 @@ def test_paired_differences_match_hand_computation():
     runs = [run("supcon", s, unbiased_accuracy=v) for s, v in base.items()]
     runs += [run("contex", s, unbiased_accuracy=v) for s, v in mine.items()]
     table = paired_comparisons(runs, kind="bias", confidence=0.9)
-    assert list(table.columns) == list(COMPARISON_COLUMNS)
+    assert list(table.columns) == list(COMPARISONS_COLUMNS)
     row = table.set_index("metric").loc["unbiased_accuracy"]
     mean, low, high = hand_interval([mine[s] - base[s] for s in base], 0.9)
     assert row["method"] == "contex" and row["baseline"] == "supcon" and row["condition"] == "rho=0.9"

@@ -27,11 +27,13 @@ from report_fixtures import (
 from scipy import stats
 
 from ceco_fair.errors import CecoFairError, DataError
+from ceco_fair.metrics.specs import METRIC_SPECS
 from ceco_fair.report import build_report, load_results, seed_interval
 from ceco_fair.report import figures as F
 from ceco_fair.report.__main__ import main
 from ceco_fair.report.html import format_interval, render_report, script_json
-from ceco_fair.report.load import MAX_PROJECTION_POINTS, summarize
+from ceco_fair.report.readers import MAX_PROJECTION_POINTS
+from ceco_fair.report.stats import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -42,7 +44,7 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def biased(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """BiasedMNIST: 3 methods × 2 ρ × 3 seeds, probe accuracy tracked."""
+    """BiasedMNIST: 3 methods × 2 ρ × 3 seeds."""
     root = tmp_path_factory.mktemp("biased")
     return write_biased_mnist_folder(
         root,
@@ -50,7 +52,6 @@ def biased(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seeds=(0, 1, 2),
         epochs=4,
         projection_points=300,
-        probe_accuracy=True,
     )
 
 
@@ -156,7 +157,7 @@ def test_load_reads_runs_metrics_and_tables(biased: Path) -> None:
     matrix = results.bias_matrices["ce-rho0.99-seed0"]
     assert matrix.shape == (10, 10) and list(matrix.columns) == [str(i) for i in range(10)]
     assert math.isnan(matrix.loc["3", "7"])
-    assert set(results.histories.columns) >= {"epoch", "loss", "probe_accuracy", "method"}
+    assert set(results.histories.columns) >= {"epoch", "loss", "method"}
     assert len(results.histories) == 18 * 4
 
 
@@ -187,7 +188,9 @@ def test_partial_folder_lists_what_is_missing(tmp_path: Path) -> None:
             {
                 "run_id": interrupted.name,
                 "method": "contex",
+                "loss": "contex",
                 "dataset": "biased_mnist",
+                "metric_kind": "bias",
                 "rho": 0.999,
                 "seed": 0,
                 "status": "running",
@@ -264,7 +267,7 @@ def test_list_attributes_are_joined(tmp_path: Path) -> None:
         ),
         (
             lambda r: (r / "results.json").write_text('{"runs": [{"run_id": "x", "status": "done"}]}'),
-            r"runs\[0\]\.status is 'done', expected complete or failed or incomplete",
+            r"runs\[0\]\.status is 'done', expected running or complete or failed or incomplete",
         ),
         (
             lambda r: (r / "protocol.yaml").write_text("- a\n- b\n"),
@@ -298,7 +301,7 @@ def test_bias_accuracy_by_rho_values(biased: Path) -> None:
     for metric in ("bias_aligned_accuracy", "bias_conflicting_accuracy"):
         reference = reference_means(biased, metric)
         for method in results.methods:
-            trace = next(t for t in fig.data if t.name == f"{method} · {F.METRIC_LABELS[metric]}")
+            trace = next(t for t in fig.data if t.name == f"{method} · {METRIC_SPECS[metric].label}")
             assert list(trace.x) == ["0.99", "0.995"]
             for i, rho in enumerate((0.99, 0.995)):
                 mean, half = t_interval(reference[(method, rho)])
@@ -423,14 +426,12 @@ def test_training_curves_values(biased: Path) -> None:
     fig = F.training_curves(results)
     assert fig is not None
     history = pd.read_csv(biased / "runs/supcon-rho0.995-seed1/history.csv")
-    # per condition: 3 methods × 3 seeds × (loss, probe accuracy)
-    assert len(fig.data) == 2 * 9 * 2
+    # per condition: 3 methods × 3 seeds, one loss curve each
+    assert len(fig.data) == 2 * 9
     run_traces = [t for t in fig.data if "seed 1" in t.hovertemplate and t.name == "supcon"]
-    loss = next(t for t in run_traces if t.xaxis == "x" and t.visible is False)
+    loss = next(t for t in run_traces if t.visible is False)
     assert list(loss.x) == list(history["epoch"])
     np.testing.assert_allclose(loss.y, history["loss"], rtol=1e-3)
-    probe = next(t for t in run_traces if t.xaxis == "x2" and t.visible is False)
-    np.testing.assert_allclose(probe.y, 100 * history["probe_accuracy"], rtol=1e-3)
 
 
 def test_projection_shows_lowest_seed_per_method_and_condition(biased: Path) -> None:

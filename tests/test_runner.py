@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import ceco_fair.train as train_module
+from ceco_fair.layout import RESULTS_COLUMNS
+from ceco_fair.metrics.specs import METRIC_SPECS
 from ceco_fair.run import main
 
 BIAS_METRICS = {
@@ -26,17 +28,10 @@ def test_tiny_protocol_writes_the_results_layout(write_protocol: Callable[..., P
     output = tmp_path / "out"
     assert main([str(write_protocol()), "--output", str(output), "--quiet"]) == 0
     table = pd.read_csv(output / "results.csv")
-    assert list(table.columns)[:9] == [
-        "run_id",
-        "method",
-        "dataset",
-        "rho",
-        "target",
-        "sensitive",
-        "seed",
-        "metric",
-        "value",
-    ]
+    assert list(table.columns) == list(RESULTS_COLUMNS)
+    assert list(table.columns)[:5] == ["run_id", "method", "loss", "dataset", "metric_kind"]
+    assert (table["metric_kind"] == "bias").all() and set(table["loss"]) == {"ce", "contex"}
+    assert all(name in METRIC_SPECS for name in table["metric"])
     assert set(table["method"]) == {"ce", "contex"}
     assert set(table["metric"]) == BIAS_METRICS
     assert len(table) == 2 * len(BIAS_METRICS)
@@ -134,3 +129,19 @@ def test_user_encoder_factory_runs_through_the_protocol(write_protocol: Callable
     assert main([str(protocol), "--output", str(output), "--quiet"]) == 0
     table = pd.read_csv(output / "results.csv")
     assert set(table["metric"]) == BIAS_METRICS and (table["method"] == "contex").all()
+
+
+def test_resume_refuses_a_checkpoint_of_another_version(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    protocol = write_protocol(methods=[{"name": "ce"}], train={"epochs": 1})
+    output = tmp_path / "out"
+    assert main([str(protocol), "--output", str(output), "--quiet"]) == 0
+    checkpoint = output / "runs" / "ce-rho0.99-seed0" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "version": 0}, checkpoint)
+    results = json.loads((output / "results.json").read_text())
+    (output / "results.json").write_text(json.dumps({"runs": [{**r, "status": "running"} for r in results["runs"]]}))
+    assert main([str(protocol), "--output", str(output), "--quiet", "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "checkpoint version 0" in error and len(error.strip().splitlines()) == 1

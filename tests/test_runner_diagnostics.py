@@ -34,7 +34,10 @@ def test_coloured_digit_runs_write_every_diagnostic(tmp_path, write_protocol, da
     table = pd.read_csv(run_dir / "counterfactual.csv")
     n_colours = 10 if dataset == "biased_mnist" else 2
     assert len(table) == 1000 * n_colours and set(table.colour) == set(range(n_colours))
-    flips = (table.prediction.to_numpy().reshape(-1, n_colours) != pd.read_csv(run_dir / "predictions.csv").prediction.to_numpy()[:, None])
+    flips = (
+        table.prediction.to_numpy().reshape(-1, n_colours)
+        != pd.read_csv(run_dir / "predictions.csv").prediction.to_numpy()[:, None]
+    )
     assert flips.mean() == pytest.approx(values["counterfactual_flip_rate"])
     strip = json.loads((run_dir / "counterfactual_strip.json").read_text())
     assert len(strip["images"]) == n_colours and len(strip["predictions"]) == n_colours

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +29,9 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ceco_fair.data.mnist_sources import MnistSource, load_mnist, normalise_source
+from ceco_fair.data.mnist_sources import MnistSource, load_mnist, normalise_source, preflight_mnist_source
 from ceco_fair.errors import CecoFairError
+from ceco_fair.layout import MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +233,9 @@ def split_rng(seed: int, split: str) -> np.random.Generator:
     return np.random.default_rng([seed, _SPLIT_CODES[split]])
 
 
+_MNIST_SPLIT_OF: Final = {"train": "train", "valid": "train", "test": "test"}
+
+
 class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
     """Coloured digits held in memory; items are ``(image uint8 [3, 28, 28], target, group)``.
 
@@ -248,10 +253,20 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
 
     """
 
+    metric_kind: ClassVar[MetricKind]
+    takes_rho: ClassVar[bool] = True
     n_classes: int
     n_groups: int
     class_names: list[str]
     group_names: list[str]
+    target_name: str
+    sensitive_name: str = "background colour"
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        """Check that the MNIST source's IDX files for ``splits`` exist and are complete (no decoding)."""
+        needed = sorted({_MNIST_SPLIT_OF.get(split, split) for split in splits})
+        preflight_mnist_source(options["source"], needed)
 
     def __init__(
         self,
@@ -346,6 +361,9 @@ class BiasedMNIST(ColouredDigits):
 
     """
 
+    metric_kind: ClassVar[MetricKind] = "bias"
+    target_name = "digit"
+
     def __init__(
         self,
         source: MnistSource = "embedded",
@@ -411,6 +429,9 @@ class ColoredMNIST(ColouredDigits):
         DataError: If the source's files are missing or malformed.
 
     """
+
+    metric_kind: ClassVar[MetricKind] = "group"
+    target_name = "digit ≥ 5"
 
     def __init__(
         self,

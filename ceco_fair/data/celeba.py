@@ -20,16 +20,17 @@ import difflib
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import pandas as pd
 
 from ceco_fair.data.images import Crop, FileImageDataset, check_crop, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
+from ceco_fair.layout import LIST_SEPARATOR, MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -383,6 +384,14 @@ class CelebA(FileImageDataset):
 
     """
 
+    metric_kind: ClassVar[MetricKind] = "group"
+    takes_rho: ClassVar[bool] = False
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        """Check the tables, the image folder and the attribute names (nothing is decoded)."""
+        cls.check_root(options["root"], target=options["target"], sensitive=options["sensitive"])
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -441,6 +450,8 @@ class CelebA(FileImageDataset):
         self.split = split
         self.target_attribute = target
         self.sensitive_attributes = list(groups)
+        self.target_name = target
+        self.sensitive_name = LIST_SEPARATOR.join(groups)
         self.attribute_names = names
         self.n_classes = 2
         self.n_groups = 2 ** len(groups)

@@ -1,8 +1,9 @@
 """Datasets by name, their options, and cheap checks of their files before any work starts.
 
-Every dataset yields ``(image uint8 [3, H, W], target int, sensitive int)`` and exposes
-``targets``, ``sensitive`` (int64 ``[n]``), ``n_classes``, ``n_groups``, ``class_names`` and
-``group_names``.
+Every dataset implements :class:`~ceco_fair.data.base.FairnessDataset`. A name is a key of
+:data:`DATASETS` or ``"package.module:ClassName"``: a class of your own, imported when named,
+constructed as ``ClassName(split=..., **options)`` (plus ``seed=`` when its signature has a
+``seed`` parameter) and checked against the protocol.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any, Final
 
 from torch.utils.data import Dataset
 
+from ceco_fair.config import import_named
+from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.data.celeba import CelebA
-from ceco_fair.data.mnist_sources import preflight_mnist_source
-from ceco_fair.data.utkface import UTKFace, check_attribute_options, read_split_file
+from ceco_fair.data.utkface import UTKFace
 from ceco_fair.errors import CecoFairError
 
-DATASETS: Final[dict[str, type[Dataset[Any]]]] = {
+DATASETS: Final[dict[str, type[FairnessDataset]]] = {
     "biased_mnist": BiasedMNIST,
     "colored_mnist": ColoredMNIST,
     "utkface": UTKFace,
@@ -30,9 +32,7 @@ DATASETS: Final[dict[str, type[Dataset[Any]]]] = {
 REQUIRED: Final = inspect.Parameter.empty
 """Default reported by :func:`dataset_options` for an option that must be given."""
 
-MNIST_DATASETS: Final = ("biased_mnist", "colored_mnist")
-_MNIST_SPLIT_OF: Final = {"train": "train", "valid": "train", "test": "test"}
-
+FACTORY_SEPARATOR: Final = ":"
 UNKNOWN_DATASET = "unknown dataset {value!r}: expected one of {allowed}{hint}"
 UNKNOWN_OPTION = "unknown option {key!r} for dataset {name!r}: expected one of {allowed}{hint}"
 MISSING_OPTION = "dataset {name!r} needs option {key!r}"
@@ -43,19 +43,42 @@ def _hint(value: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def dataset_class(name: str) -> type[Dataset[Any]]:
-    """Look a dataset class up by name.
+def import_factory(name: str) -> type[FairnessDataset]:
+    """Import a user's dataset class named ``"package.module:ClassName"`` and check its class members.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: The module path and the class name, joined by ``:``.
 
     Returns:
         The class.
 
     Raises:
-        CecoFairError: If the name is unknown (with the closest valid name).
+        CecoFairError: If the module cannot be imported, lacks the class, or the class lacks
+            ``metric_kind``, ``takes_rho`` or ``preflight``.
+    """
+    factory = import_named(name, "data.dataset")
+    if not isinstance(factory, type):
+        raise CecoFairError(f"data.dataset: {name} is not a class")
+    check_dataset_class(factory, name)
+    return factory
+
+
+def dataset_class(name: str) -> type[FairnessDataset]:
+    """Look a dataset class up by name.
+
+    Args:
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
+
+    Returns:
+        The class.
+
+    Raises:
+        CecoFairError: If the name is unknown (with the closest valid name) or names a class
+            that cannot be imported or lacks the protocol's class members.
 
     """
+    if FACTORY_SEPARATOR in name:
+        return import_factory(name)
     if name not in DATASETS:
         raise CecoFairError(
             UNKNOWN_DATASET.format(
@@ -69,7 +92,7 @@ def dataset_options(name: str) -> dict[str, Any]:
     """List the keyword options of a dataset with their defaults.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
 
     Returns:
         Option name -> default, in signature order, without ``split``; options without a
@@ -95,7 +118,7 @@ def dataset_option_types(name: str) -> dict[str, Any]:
     mapping such as ``{"idx_dir": PATH}``); the annotations do.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
 
     Returns:
         Option name -> resolved annotation (e.g. ``str | Mapping[str, object]``), for the
@@ -112,7 +135,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     """Reject unknown option names and missing required ones.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
         options: Keyword options meant for the dataset (``split`` not included).
 
     Raises:
@@ -133,11 +156,16 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             raise CecoFairError(MISSING_OPTION.format(name=name, key=key))
 
 
+def takes_seed(name: str) -> bool:
+    """Whether the dataset's constructor has a ``seed`` parameter (the runner passes the run's seed)."""
+    return "seed" in dataset_options(name)
+
+
 def build_dataset(name: str, split: str, **kwargs: Any) -> Dataset[Any]:
-    """Build one split of a dataset.
+    """Build one split of a dataset and check it against :class:`FairnessDataset`.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
         split: ``"train"``, ``"valid"`` or ``"test"``.
         **kwargs: The dataset's options (see :func:`dataset_options`).
 
@@ -145,24 +173,26 @@ def build_dataset(name: str, split: str, **kwargs: Any) -> Dataset[Any]:
         The dataset.
 
     Raises:
-        CecoFairError: If the name or an option is invalid.
+        CecoFairError: If the name or an option is invalid, or the built dataset lacks a
+            member of the protocol.
         DataError: If the data files are missing or malformed.
 
     """
     check_options(name, kwargs)
-    return dataset_class(name)(split=split, **kwargs)  # type: ignore[call-arg]
+    dataset = dataset_class(name)(split=split, **kwargs)  # type: ignore[call-arg]
+    check_dataset(dataset, name)
+    return dataset  # type: ignore[return-value]  # a FairnessDataset yielding images is a torch Dataset
 
 
 def preflight(name: str, *, splits: Sequence[str] = ("train", "test"), **kwargs: Any) -> None:
     """Check cheaply, before training, that a dataset's files are where they should be.
 
-    MNIST sources: the needed IDX files exist and are complete (headers and sizes only).
-    UTKFace: the folder holds parsable image names; a ``split_file`` is readable. CelebA: the
-    tables and image folder exist, the attribute names are valid, at least one listed image is
-    present. Nothing is decoded.
+    Each dataset class's ``preflight`` says what it checks (for MNIST: the IDX files' headers
+    and sizes; UTKFace: parsable image names and the ``split_file``; CelebA: the tables, the
+    attribute names and at least one listed image). Nothing is decoded.
 
     Args:
-        name: A key of :data:`DATASETS`.
+        name: A key of :data:`DATASETS` or ``"package.module:ClassName"``.
         splits: Splits that will be built.
         **kwargs: The dataset's options.
 
@@ -173,14 +203,4 @@ def preflight(name: str, *, splits: Sequence[str] = ("train", "test"), **kwargs:
 
     """
     check_options(name, kwargs)
-    options = {**dataset_options(name), **kwargs}
-    if name in MNIST_DATASETS:
-        needed = sorted({_MNIST_SPLIT_OF.get(split, split) for split in splits})
-        preflight_mnist_source(options["source"], needed)
-    elif name == "utkface":
-        check_attribute_options(options["target"], options["sensitive"], options["age_bins"])
-        UTKFace.check_root(options["root"])
-        if options["split_file"] is not None:
-            read_split_file(options["split_file"])
-    else:
-        CelebA.check_root(options["root"], target=options["target"], sensitive=options["sensitive"])
+    dataset_class(name).preflight({**dataset_options(name), **kwargs}, splits)

@@ -28,11 +28,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,7 @@ import pandas as pd
 from ceco_fair.data.biased_mnist import floor_share
 from ceco_fair.data.images import FileImageDataset, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
+from ceco_fair.layout import MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +416,17 @@ class UTKFace(FileImageDataset):
 
     """
 
+    metric_kind: ClassVar[MetricKind] = "group"
+    takes_rho: ClassVar[bool] = False
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        """Check the attribute options, that the folder holds parsable image names and a ``split_file``."""
+        check_attribute_options(options["target"], options["sensitive"], options["age_bins"])
+        cls.check_root(options["root"])
+        if options["split_file"] is not None:
+            read_split_file(options["split_file"])
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -473,6 +485,8 @@ class UTKFace(FileImageDataset):
         self.split = split
         self.target_attribute = target
         self.sensitive_attribute = sensitive
+        self.target_name = str(target)
+        self.sensitive_name = str(sensitive)
         self.irregular = [
             (record.filename, record.irregular) for record in records if record.irregular
         ]

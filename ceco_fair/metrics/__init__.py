@@ -1,7 +1,9 @@
-"""Bias and group-fairness metrics, all computed from per-group confusion counts.
+"""Bias, group-fairness and representation metrics.
 
+- :data:`METRIC_SPECS` (:mod:`ceco_fair.metrics.specs`): what each metric is (label, kind,
+  direction, binary-only). Importing it, or this package, does not import torch.
 - :func:`bias_metrics`, :func:`bias_accuracy_matrix`: accuracy, unbiased, bias-aligned and
-  bias-conflicting accuracy for colour-biased digits (BiasedMNIST, ColoredMNIST).
+  bias-conflicting accuracy for data whose bias values index the classes (BiasedMNIST).
 - :func:`group_metrics`, :func:`group_table`: accuracy, worst-group accuracy, demographic
   parity, equalized odds, equal opportunity and FSCL's EO for any number of groups, with
   bootstrap intervals from a multinomial resampling of the counts (percentile for accuracy,
@@ -10,29 +12,60 @@
 - :func:`instance_retrieval`, :func:`alignment`, :func:`uniformity`, :func:`variance_ratio`,
   :func:`leakage`, :func:`bias_sensitivity`: diagnostics of a representation (features).
 - :func:`counterfactual_features`: features of every image on each background colour.
+
+The metric functions load on first access (their count tables accept torch tensors, so their
+modules import torch), which keeps ``import ceco_fair.metrics.specs`` torch-free.
 """
 
 from __future__ import annotations
 
-from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
-from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
-from ceco_fair.metrics.counterfactual import counterfactual_features
-from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
-from ceco_fair.metrics.intervals import SPREAD_NAMES
-from ceco_fair.metrics.representation import (
-    alignment,
-    bias_sensitivity,
-    instance_retrieval,
-    leakage,
-    uniformity,
-    variance_ratio,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ceco_fair.metrics.specs import METRIC_SPECS, MetricSpec
+
+if TYPE_CHECKING:
+    from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
+    from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
+    from ceco_fair.metrics.counterfactual import counterfactual_features
+    from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
+    from ceco_fair.metrics.intervals import SPREAD_NAMES
+    from ceco_fair.metrics.representation import (
+        alignment,
+        bias_sensitivity,
+        instance_retrieval,
+        leakage,
+        uniformity,
+        variance_ratio,
+    )
+
+_REPRESENTATION = "ceco_fair.metrics.representation"
+_LAZY = {
+    "bias_accuracy_matrix": "ceco_fair.metrics.bias",
+    "bias_metrics": "ceco_fair.metrics.bias",
+    "GroupConfusion": "ceco_fair.metrics.confusion",
+    "group_confusion": "ceco_fair.metrics.confusion",
+    "counterfactual_features": "ceco_fair.metrics.counterfactual",
+    "METRIC_NAMES": "ceco_fair.metrics.group",
+    "RATE_METRIC_NAMES": "ceco_fair.metrics.group",
+    "group_metrics": "ceco_fair.metrics.group",
+    "group_table": "ceco_fair.metrics.group",
+    "SPREAD_NAMES": "ceco_fair.metrics.intervals",
+    "alignment": _REPRESENTATION,
+    "bias_sensitivity": _REPRESENTATION,
+    "instance_retrieval": _REPRESENTATION,
+    "leakage": _REPRESENTATION,
+    "uniformity": _REPRESENTATION,
+    "variance_ratio": _REPRESENTATION,
+}
 
 __all__ = [
     "METRIC_NAMES",
+    "METRIC_SPECS",
     "RATE_METRIC_NAMES",
     "SPREAD_NAMES",
     "GroupConfusion",
+    "MetricSpec",
     "alignment",
     "bias_accuracy_matrix",
     "bias_metrics",
@@ -46,3 +79,10 @@ __all__ = [
     "uniformity",
     "variance_ratio",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a metric function (and torch with it) on first access."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ceco_fair.metrics' has no attribute {name!r}")

@@ -1,8 +1,8 @@
-"""Bias metrics for colour-biased digit data (BiasedMNIST, ColoredMNIST).
+"""Bias metrics for data whose bias values index the target classes (BiasedMNIST).
 
 Each sample has a digit ``y`` and a bias (colour) index ``b``. With the ReBias colour scheme
 colour ``c`` is the bias-aligned colour of digit ``c``, so a sample is *bias-aligned* when
-``b == y`` and *bias-conflicting* otherwise. Definitions (design §5):
+``b == y`` and *bias-conflicting* otherwise. Definitions:
 
 - ``accuracy``: fraction of all samples predicted correctly;
 - ``unbiased_accuracy``: mean over the (digit, colour) cells that hold at least one sample of

@@ -1,6 +1,6 @@
 """Group-fairness metrics with bootstrap intervals and homogeneity p-values.
 
-Definitions (design §5), for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
+Definitions, for a target ``y``, a prediction ``ŷ`` and a sensitive attribute
 ``s`` with any number of groups:
 
 - ``accuracy``: ``P(ŷ = y)``;
@@ -59,11 +59,9 @@ from ceco_fair.metrics.intervals import (
     mean_pair_gap,
     simultaneous_intervals,
 )
+from ceco_fair.metrics.specs import GROUP_RATES, METRIC_SPECS, ci_high_name, ci_low_name, p_value_name
 
 logger = logging.getLogger(__name__)
-
-P_VALUE_SUFFIX = "_p_value"
-"""Suffix of the homogeneity p-value key of each spread (:data:`~ceco_fair.metrics.intervals.SPREAD_NAMES`)."""
 
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",
@@ -75,14 +73,10 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` / ``_p_value`` variants)."""
 
-RATE_METRIC_NAMES: tuple[str, ...] = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-)
+RATE_METRIC_NAMES: tuple[str, ...] = tuple(name for name in METRIC_NAMES if METRIC_SPECS[name].binary_only)
 """Metrics that need a binary target; ``rates=False`` leaves them out."""
 
-GROUP_RATE_NAMES: tuple[str, ...] = ("accuracy", "tpr", "fpr", "selection_rate")
+GROUP_RATE_NAMES: tuple[str, ...] = GROUP_RATES
 """Per-group rates of :func:`group_table` that get bootstrap intervals."""
 
 BAD_RATES = "rates must be a bool, got {value!r}"
@@ -303,9 +297,9 @@ def group_metrics(
         result[name] = float(value)
         if name in intervals:
             low, high = intervals[name]
-            result.update({f"{name}_ci_low": float(low), f"{name}_ci_high": float(high)})
+            result.update({ci_low_name(name): float(low), ci_high_name(name): float(high)})
         if name in p_values:
-            result[name + P_VALUE_SUFFIX] = float(p_values[name])
+            result[p_value_name(name)] = float(p_values[name])
     return result
 
 
@@ -375,7 +369,7 @@ def group_table(
         )
         for name in point:
             low, high = percentile_interval(samples[name], confidence)
-            table[f"{name}_ci_low"] = low
-            table[f"{name}_ci_high"] = high
+            table[ci_low_name(name)] = low
+            table[ci_high_name(name)] = high
     frame: pd.DataFrame = pd.DataFrame(table)  # annotated: the pandas stubs' constructor is Any
     return frame

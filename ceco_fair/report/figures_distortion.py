@@ -108,8 +108,10 @@ def diagnostics_by_method(
             continue
         first = len(fig.data)
         for index, name in enumerate(names):
-            part = summary[summary["metric"] == name].set_index("method").reindex(
-                [m for m in methods if m in set(summary["method"])]
+            part = (
+                summary[summary["metric"] == name]
+                .set_index("method")
+                .reindex([m for m in methods if m in set(summary["method"])])
             )
             if part.empty:
                 continue
@@ -122,12 +124,16 @@ def diagnostics_by_method(
                     name=text(label_of(name)),
                     showlegend=False,
                     customdata=np.stack([part["n"].to_numpy()], axis=1),
-                    hovertemplate="%{x}<br>%{y:.4g}<br>seeds %{customdata[0]}<extra>" + text(label_of(name)) + "</extra>",
+                    hovertemplate="%{x}<br>%{y:.4g}<br>seeds %{customdata[0]}<extra>"
+                    + text(label_of(name))
+                    + "</extra>",
                 ),
                 row=index // PANEL_COLUMNS + 1,
                 col=index % PANEL_COLUMNS + 1,
             )
-        options.append(Option(condition, range(first, len(fig.data)), {"title.text": f"Diagnostics: {text(condition)}"}))
+        options.append(
+            Option(condition, range(first, len(fig.data)), {"title.text": f"Diagnostics: {text(condition)}"})
+        )
     apply_layout(fig, title="Diagnostics", height=max(HEIGHT, 300 * rows))
     add_selector(fig, options)
     return fig
@@ -143,8 +149,17 @@ def distortion_against_bias(metrics: pd.DataFrame, methods: Sequence[str]) -> go
     Returns:
         The scatter (one colour per method, hover names the run), or ``None`` without both metrics.
     """
-    wide = metrics.pivot_table(index=["run_id", "method", "condition", "seed"], columns="metric", values="value",
-                               aggfunc="first", dropna=False).reset_index() if not metrics.empty else pd.DataFrame()
+    wide = (
+        metrics.pivot_table(
+            index=["run_id", "method", "condition", "seed"],
+            columns="metric",
+            values="value",
+            aggfunc="first",
+            dropna=False,
+        ).reset_index()
+        if not metrics.empty
+        else pd.DataFrame()
+    )
     worst = next((m for m in WORST_CASE if m in wide.columns and wide[m].notna().any()), None)
     if worst is None or "instance_retrieval_within_cell" not in wide.columns:
         return None
@@ -224,7 +239,9 @@ def tracked_curves(
                     row=1,
                     col=col,
                 )
-        options.append(Option(condition, range(first, len(fig.data)), {"title.text": f"Per-epoch curves: {text(condition)}"}))
+        options.append(
+            Option(condition, range(first, len(fig.data)), {"title.text": f"Per-epoch curves: {text(condition)}"})
+        )
     apply_layout(fig, title="Per-epoch curves")
     fig.update_xaxes(title_text="epoch")
     add_selector(fig, options)
@@ -261,20 +278,42 @@ def colour_strips(
                 continue
             strip = strips[str(candidates["run_id"].iloc[0])]
             for col, (image, prediction) in enumerate(zip(strip["images"], strip["predictions"], strict=True), start=1):
-                fig.add_trace(go.Image(z=image, hovertemplate=f"colour {col - 1}: predicted {prediction}<extra>{text(method)}</extra>"), row=row, col=col)
+                fig.add_trace(
+                    go.Image(
+                        z=image, hovertemplate=f"colour {col - 1}: predicted {prediction}<extra>{text(method)}</extra>"
+                    ),
+                    row=row,
+                    col=col,
+                )
                 annotations.append(
-                    {"text": f"→ {prediction}", "xref": f"x{_axis(row, col, n_colours)} domain",
-                     "yref": f"y{_axis(row, col, n_colours)} domain", "x": 0.5, "y": -0.05,
-                     "showarrow": False, "yanchor": "top", "font": {"size": 11}}
+                    {
+                        "text": f"→ {prediction}",
+                        "xref": f"x{_axis(row, col, n_colours)} domain",
+                        "yref": f"y{_axis(row, col, n_colours)} domain",
+                        "x": 0.5,
+                        "y": -0.05,
+                        "showarrow": False,
+                        "yanchor": "top",
+                        "font": {"size": 11},
+                    }
                 )
             annotations.append(
-                {"text": text(method), "xref": "paper", "yref": f"y{_axis(row, 1, n_colours)} domain", "x": -0.01,
-                 "y": 0.5, "xanchor": "right", "showarrow": False}
+                {
+                    "text": text(method),
+                    "xref": "paper",
+                    "yref": f"y{_axis(row, 1, n_colours)} domain",
+                    "x": -0.01,
+                    "y": 0.5,
+                    "xanchor": "right",
+                    "showarrow": False,
+                }
             )
             digit = strip
         if len(fig.data) > first:
             title = f"Digit {digit['target']} (test image {digit['index']}) on every colour: {text(condition)}"
-            options.append(Option(condition, range(first, len(fig.data)), {"title.text": title, "annotations": annotations}))
+            options.append(
+                Option(condition, range(first, len(fig.data)), {"title.text": title, "annotations": annotations})
+            )
     if not options:
         return None
     apply_layout(fig, title="Counterfactual colours", height=max(260, 130 * len(shown) + 120))
@@ -301,7 +340,9 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
     metrics = list(dict.fromkeys(comparisons["metric"]))
     baseline = str(comparisons["baseline"].iloc[0])
     fig = make_subplots(
-        rows=1, cols=len(metrics), shared_yaxes=True,
+        rows=1,
+        cols=len(metrics),
+        shared_yaxes=True,
         subplot_titles=[f"{label_of(m)} {direction_of(m)}" for m in metrics],
     )
     order = [m for m in methods if m in set(comparisons["method"])]
@@ -318,9 +359,12 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
                     x=[significant(v, DIGITS) for v in rows["mean_difference"]],
                     y=[text(m) for m in rows.index],
                     error_x={
-                        "type": "data", "symmetric": False,
+                        "type": "data",
+                        "symmetric": False,
                         "array": [_gap(h - d) for h, d in zip(rows["ci_high"], rows["mean_difference"], strict=True)],
-                        "arrayminus": [_gap(d - lo) for lo, d in zip(rows["ci_low"], rows["mean_difference"], strict=True)],
+                        "arrayminus": [
+                            _gap(d - lo) for lo, d in zip(rows["ci_low"], rows["mean_difference"], strict=True)
+                        ],
                     },
                     mode="markers",
                     name=text(condition),
@@ -328,14 +372,19 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
                     showlegend=col == 1,
                     marker={"color": palette[condition], "size": 8},
                     customdata=np.stack([rows["n_seeds"].to_numpy()], axis=1),
-                    hovertemplate="%{y} − " + text(baseline) + ": %{x:.4g}<br>seeds %{customdata[0]}<extra>"
-                    + text(condition) + "</extra>",
+                    hovertemplate="%{y} − "
+                    + text(baseline)
+                    + ": %{x:.4g}<br>seeds %{customdata[0]}<extra>"
+                    + text(condition)
+                    + "</extra>",
                 ),
                 row=1,
                 col=col,
             )
         fig.add_vline(x=0, line=ZERO_LINE, row=1, col=col)
-    apply_layout(fig, title=f"Paired differences against {text(baseline)} ({confidence:.0%} Student-t intervals over seeds)")
+    apply_layout(
+        fig, title=f"Paired differences against {text(baseline)} ({confidence:.0%} Student-t intervals over seeds)"
+    )
     fig.update_yaxes(autorange="reversed")
     return fig
 

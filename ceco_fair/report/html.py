@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,17 @@ import plotly.io as pio
 import yaml
 from plotly.offline import get_plotlyjs
 
-from ceco_fair.checkpoint import atomic_write_text
-from ceco_fair.report import figures
-from ceco_fair.report.load import (
-    BIAS_METRICS,
-    GROUP_METRICS,
-    INTERVAL_DESCRIPTIONS,
-    LOWER_IS_BETTER,
-    MissingItem,
-    Results,
-    load_results,
-    summarize,
-)
+from ceco_fair.io import atomic_write_text
+from ceco_fair.layout import REPORT_FILE
+from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better
+from ceco_fair.report.figures import SECTIONS
+from ceco_fair.report.load import MissingItem, Results, load_results
+from ceco_fair.report.stats import interval_description, summarize
+from ceco_fair.report.style import HEIGHT
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
+__all__ = ["REPORT_FILE", "build_report", "figure_html", "format_interval", "render_report", "script_json"]
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 SUMMARY_METRICS = tuple(dict.fromkeys((*BIAS_METRICS, *GROUP_METRICS)))
 SUMMARY_DECIMALS = 1
@@ -96,64 +90,6 @@ footer { margin-top: 48px; font-size: 0.9em; }
 """
 
 
-@dataclass(frozen=True)
-class SectionSpec:
-    """A report section: where its figures come from and how to read them."""
-
-    anchor: str
-    title: str
-    guide: str
-    figures: tuple[Callable[[Results], go.Figure | None], ...]
-
-
-SECTIONS = (
-    SectionSpec(
-        "bias",
-        "Bias: accuracy on bias-aligned and bias-conflicting images",
-        "The test set is unbiased (every digit appears on every background colour). "
-        "<em>Bias-aligned</em> images have the background colour that the training set paired "
-        "with their digit; <em>bias-conflicting</em> ones have any other colour. A model that "
-        "learned the colour instead of the digit scores high on aligned and low on conflicting "
-        "images, and the gap widens as the training bias ρ approaches 1. In the heatmap, the "
-        "diagonal holds the bias-aligned cells and every other cell is bias-conflicting; an "
-        "unbiased model is uniformly bright. The gain chart shows ConTeX's mean minus "
-        "SupCon's mean per ρ, in percentage points (left) and relative to SupCon (right); bars "
-        "above zero favour ConTeX.",
-        (figures.bias_accuracy_by_rho, figures.bias_heatmaps, figures.contex_gain),
-    ),
-    SectionSpec(
-        "fairness",
-        "Group fairness",
-        "The first chart shows, for each sensitive group, the linear probe's accuracy, "
-        "true-positive rate and false-positive rate: a fair model has bars of equal height "
-        "across groups. The scatter places each method by its equalized-odds difference (the "
-        "larger of the between-group gaps in true- and false-positive rate; left is fairer) "
-        "and its accuracy (up is better): the best trade-off lies top left. The last chart "
-        "compares the equalized-odds and demographic-parity differences (the gap in the rate "
-        "of positive predictions) per method; click the legend to add the equal-opportunity "
-        "difference and FSCL's EO.",
-        (figures.group_rates, figures.fairness_accuracy_scatter, figures.fairness_gaps),
-    ),
-    SectionSpec(
-        "training",
-        "Training curves",
-        "Training loss after each epoch, one line per run (seeds share their method's "
-        "colour), and the probe's accuracy when it was tracked during training. A curve that "
-        "falls sooner converges faster; losses of different methods are on different scales, "
-        "so compare their shapes rather than their values.",
-        (figures.training_curves,),
-    ),
-    SectionSpec(
-        "projection",
-        "2-D projection of test features",
-        "The frozen encoder's test features projected on their first two principal "
-        "components (a random subsample of at most 2,000 images). The same points are coloured "
-        "by target on the left and by the bias or sensitive attribute on the right. Good "
-        "features form clusters by target; clusters by the bias attribute mean the encoder "
-        "encodes it. Click legend entries to hide or isolate categories.",
-        (figures.projections,),
-    ),
-)
 SUMMARY_GUIDE = (
     "One row per method (and per ρ or attribute pair), in percent. Each cell is the mean over "
     "seeds; the interval column says what the ± or [low–high] means for the row. The best value "
@@ -257,7 +193,7 @@ def figure_html(figure: go.Figure, div_id: str) -> str:
     """
     spec = script_json(pio.to_json(figure, validate=False))
     config = script_json(json.dumps(PLOTLY_CONFIG))
-    height = int(figure.layout.height or figures.HEIGHT)
+    height = int(figure.layout.height or HEIGHT)
     return (
         f'<div id="{div_id}" class="plotly-graph-div figure" style="height:{height}px"></div>\n'
         f"<script>(function () {{ var f = {spec}; "
@@ -298,7 +234,7 @@ def summary_table(results: Results) -> str | None:
         return None
     present = set(table["metric"])
     columns = [name for name in SUMMARY_METRICS if name in present]
-    summary = summarize(table, ["condition", "method", "metric"]).set_index(
+    summary = summarize(table, ["condition", "method", "metric"], confidence=results.confidence).set_index(
         ["condition", "method", "metric"]
     )
     head = ['<th class="text">method</th>']
@@ -337,14 +273,15 @@ def summary_table(results: Results) -> str | None:
                 shown = f'{value}<span class="interval">{interval}</span>' if interval else value
                 cells.append(f"<td{mark}>{shown}</td>")
             kinds = dict.fromkeys(str(row["kind"]) for row in metric_rows.values())
-            described = [INTERVAL_DESCRIPTIONS[kind] for kind in kinds if kind != "none"]
+            described = [interval_description(kind, results.confidence) for kind in kinds if kind != "none"]
             seeds = max(int(row["n"]) for row in metric_rows.values())
             cells.append(f"<td>{seeds}</td>")
             cells.append(f'<td class="text">{escape("; ".join(described))}</td>')
             rows.append(f"<tr>{''.join(cells)}</tr>")
+    level = f"{100 * results.confidence:g}%"
     caption = (
-        "Mean over seeds in %. Under each mean: “± h”, the half-width of the 95% Student-t "
-        "interval (3 or more seeds), or “[low–high]”, the min–max range over 2 seeds or the 95% "
+        f"Mean over seeds in %. Under each mean: “± h”, the half-width of the {level} Student-t "
+        f"interval (3 or more seeds), or “[low–high]”, the min–max range over 2 seeds or the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"
         + (" for the same ρ / attributes." if several else ".")
     )
@@ -384,7 +321,7 @@ def _best(values: Sequence[float], metric: str) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2:
         return None
-    return min(finite) if metric in LOWER_IS_BETTER else max(finite)
+    return min(finite) if lower_is_better(metric) else max(finite)
 
 
 def _rounded(fraction: float) -> float:
@@ -397,8 +334,8 @@ def _pct(fraction: float) -> str:
 
 
 def _metric_header(name: str) -> str:
-    arrow = "↓" if name in LOWER_IS_BETTER else "↑"
-    return f"{escape(figures.METRIC_LABELS.get(name, name))} (%) {arrow}"
+    arrow = "↓" if lower_is_better(name) else "↑"
+    return f"{escape(label(name))} (%) {arrow}"
 
 
 def _section(anchor: str, title: str, guide: str, blocks: Sequence[str]) -> str:

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from ceco_fair.data.idx import inspect_idx, parse_idx
 from ceco_fair.data.mnist_sources import (
     clear_mnist_cache,
     embedded_split_indices,
-    inspect_idx,
     load_mnist,
     normalise_source,
-    parse_idx,
     preflight_mnist_source,
 )
 from ceco_fair.errors import CecoFairError, DataError

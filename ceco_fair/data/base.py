@@ -1,0 +1,128 @@
+"""What a dataset must offer to be trained on and audited: the :class:`FairnessDataset` protocol.
+
+The runner, :func:`ceco_fair.audit` and the run records ask a dataset these questions, never its
+name. Built-in datasets implement it (``BiasedMNIST``: ``metric_kind = "bias"``; ``ColoredMNIST``,
+``UTKFace``, ``CelebA``: ``"group"``), and so can a class of your own, named in a protocol as
+``data.dataset: "package.module:ClassName"`` (see :func:`ceco_fair.data.registry.dataset_class`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final, Protocol, runtime_checkable
+
+from torch import Tensor
+
+from ceco_fair.errors import CecoFairError
+from ceco_fair.layout import METRIC_KINDS, MetricKind
+
+CLASS_MEMBERS: Final = ("metric_kind", "takes_rho", "preflight")
+"""Members a dataset class has before any instance exists (the protocol's preflight reads them)."""
+INSTANCE_MEMBERS: Final = (
+    "targets",
+    "sensitive",
+    "n_classes",
+    "n_groups",
+    "class_names",
+    "group_names",
+    "target_name",
+    "sensitive_name",
+    "__len__",
+    "__getitem__",
+)
+"""Members a built dataset has."""
+
+
+@runtime_checkable
+class FairnessDataset(Protocol):
+    """A split of labelled images with a sensitive (or bias) attribute.
+
+    Items are ``(image uint8 [3, H, W], target int, sensitive int)``.
+
+    Attributes:
+        metric_kind: ``"bias"`` (the bias values index the target classes: bias-aligned /
+            conflicting accuracy) or ``"group"`` (group fairness).
+        takes_rho: whether the class accepts a training bias ``rho`` (a protocol grid axis).
+        targets: ``int64 [n]`` class of each image, in ``[0, n_classes)``.
+        sensitive: ``int64 [n]`` group of each image, in ``[0, n_groups)``.
+        n_classes: number of target classes.
+        n_groups: number of sensitive groups.
+        class_names: ``n_classes`` display names.
+        group_names: ``n_groups`` display names.
+        target_name: what the target is (``"digit"``, ``"Attractive"``).
+        sensitive_name: what the sensitive attribute is (``"background colour"``, ``"Male"``).
+    """
+
+    metric_kind: ClassVar[MetricKind]
+    takes_rho: ClassVar[bool]
+    targets: Tensor
+    sensitive: Tensor
+    n_classes: int
+    n_groups: int
+    class_names: list[str]
+    group_names: list[str]
+    target_name: str
+    sensitive_name: str
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        """Check cheaply, before any training, that the files for ``splits`` exist.
+
+        Args:
+            options: the dataset's options, defaults filled in.
+            splits: the splits that will be built.
+
+        Raises:
+            DataError: a file or folder is missing or incomplete.
+        """
+
+    def __len__(self) -> int:
+        """Number of images."""
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+        """``(image uint8 [3, H, W], target, sensitive)`` of one image."""
+
+
+def missing_members(candidate: object, members: Sequence[str]) -> list[str]:
+    """The ``members`` that ``candidate`` lacks."""
+    return [name for name in members if not hasattr(candidate, name)]
+
+
+def check_dataset_class(factory: object, name: str) -> None:
+    """Check the class-level part of :class:`FairnessDataset` on a dataset class.
+
+    Args:
+        factory: the class.
+        name: how the protocol names it (for the message).
+
+    Raises:
+        CecoFairError: a member is missing, or ``metric_kind`` is not ``bias`` / ``group``.
+    """
+    absent = missing_members(factory, CLASS_MEMBERS)
+    if absent:
+        raise CecoFairError(f"data.dataset: {name} lacks {', '.join(absent)} (see ceco_fair.data.base.FairnessDataset)")
+    kind = factory.metric_kind  # type: ignore[attr-defined]
+    if kind not in METRIC_KINDS:
+        raise CecoFairError(f"data.dataset: {name}.metric_kind is {kind!r}, expected one of {list(METRIC_KINDS)}")
+
+
+def check_dataset(dataset: object, name: str) -> FairnessDataset:
+    """Check a built dataset against :class:`FairnessDataset`.
+
+    Args:
+        dataset: the built split.
+        name: how the protocol names its class (for the message).
+
+    Returns:
+        The dataset, typed as the protocol.
+
+    Raises:
+        CecoFairError: a member is missing (all of them named on one line).
+    """
+    absent = missing_members(dataset, (*CLASS_MEMBERS, *INSTANCE_MEMBERS))
+    if absent or not isinstance(dataset, FairnessDataset):
+        raise CecoFairError(
+            f"data.dataset: {name} built a {type(dataset).__name__} that lacks {', '.join(absent)} "
+            "(see ceco_fair.data.base.FairnessDataset)"
+        )
+    return dataset

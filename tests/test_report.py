@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 from report_fixtures import (
+    BIAS_GROUP_COLOURS,
     remove,
     write_audit_folder,
     write_biased_mnist_folder,
@@ -459,7 +460,7 @@ def test_projection_shows_lowest_seed_per_method_and_condition(biased: Path) -> 
         expected = source[source["target"] == int(trace.name)]
         np.testing.assert_allclose(sorted(trace.x), sorted(expected["x"]), atol=0.06)
     assert [t.name for t in right] == [str(i) for i in range(10)]
-    assert right[3].marker.color == F.BIAS_COLOURS[3]
+    assert right[3].marker.color == BIAS_GROUP_COLOURS[3]
 
 
 # --------------------------------------------------------------------------- the page

@@ -281,6 +281,7 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
         seed: int,
     ) -> None:
         self.images = colourise(digits, colours, palette)
+        self.group_colours = [f"rgb({r},{g},{b})" for r, g, b in palette.tolist()]
         self.targets = targets
         self.bias = colours
         self.sensitive = self.bias

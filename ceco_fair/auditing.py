@@ -420,18 +420,21 @@ def dataset_info(dataset: object) -> dict[str, Any]:
         dataset: a split; one outside :class:`~ceco_fair.data.base.FairnessDataset` says nothing.
 
     Returns:
-        ``metric_kind``, ``target_name``, ``sensitive_name``, ``class_names`` and ``group_names``
-        (an empty mapping for a dataset outside the protocol).
+        ``metric_kind``, ``target_name``, ``sensitive_name``, ``class_names``, ``group_names``
+        and, when the dataset has them, ``group_colours`` (an empty mapping for a dataset
+        outside the protocol).
     """
     if not isinstance(dataset, FairnessDataset):
         return {}
-    return {
+    info = {
         "metric_kind": dataset.metric_kind,
         "target_name": dataset.target_name,
         "sensitive_name": dataset.sensitive_name,
         "class_names": list(dataset.class_names),
         "group_names": list(dataset.group_names),
     }
+    colours = getattr(dataset, "group_colours", None)  # an optional member
+    return {**info, "group_colours": list(colours)} if colours is not None else info
 
 
 def default_device() -> torch.device:

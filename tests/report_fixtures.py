@@ -38,6 +38,7 @@ BIAS_METHODS = ("ce", "supcon", "contex")
 GROUP_METHODS = ("supcon", "fscl", "contex")
 GROUP_NAMES = ("White", "Black", "Asian")
 BIAS_CLASSES = 10
+BIAS_GROUP_COLOURS = [f"rgb({10 * i},{255 - 10 * i},0)" for i in range(BIAS_CLASSES)]
 
 
 def write_biased_mnist_folder(
@@ -88,6 +89,7 @@ def write_biased_mnist_folder(
                     classes=BIAS_CLASSES,
                     groups=BIAS_CLASSES,
                     names=("digit", "background colour"),
+                    colours=BIAS_GROUP_COLOURS,
                 )
                 pd.DataFrame(
                     matrix,
@@ -236,10 +238,13 @@ def _write_run(
     classes: int,
     groups: int,
     names: tuple[str, str],
+    colours: Sequence[str] | None = None,
 ) -> Path:
     folder = run_dir(root, run["run_id"])
     folder.mkdir(parents=True)
-    facts = {"target_name": names[0], "sensitive_name": names[1], "encoder": "small_conv"}
+    facts: dict[str, Any] = {"target_name": names[0], "sensitive_name": names[1], "encoder": "small_conv"}
+    if colours is not None:
+        facts["group_colours"] = list(colours)
     _write_json(folder / RUN_FILE, {**run, **facts, "status": "complete"})
     _write_json(folder / METRICS_FILE, metrics)
     _history(rng, epochs).to_csv(folder / HISTORY_FILE, index=False)

@@ -44,6 +44,7 @@ def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredM
     assert GROUP_METRICS <= set(result.metrics)
     assert all(spec_of(name) is not None for name in result.metrics)
     assert result.info["target"] == "digit ≥ 5" and result.info["sensitive"] == "background colour"
+    assert result.info["group_colours"] == ["rgb(255,0,0)", "rgb(0,255,0)"]
     for name in GROUP_METRICS:
         low, value, high = (
             result.metrics[f"{name}_ci_low"],

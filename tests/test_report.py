@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 from report_fixtures import (
+    BIAS_GROUP_COLOURS,
     remove,
     write_audit_folder,
     write_biased_mnist_folder,
@@ -72,8 +73,8 @@ def reference_means(folder: Path, metric: str) -> dict[tuple[str, float], list[f
     return values
 
 
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and 95% t half-width, written from the definition with float64 loops."""
+def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and t half-width at ``confidence``, written from the definition with float64 loops."""
     n = len(values)
     mean = 0.0
     for v in values:
@@ -82,7 +83,7 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     squares = 0.0
     for v in values:
         squares += (v - mean) ** 2
-    return mean, float(stats.t.ppf(0.975, n - 1)) * math.sqrt(squares / (n - 1) / n)
+    return mean, float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1)) * math.sqrt(squares / (n - 1) / n)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -97,6 +98,16 @@ def test_seed_interval_is_the_t_interval_from_its_definition(n: int) -> None:
     assert interval.mean == pytest.approx(mean, abs=1e-12)
     assert interval.low == pytest.approx(mean - half, abs=1e-12)
     assert interval.high == pytest.approx(mean + half, abs=1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.99])
+def test_seed_interval_follows_the_confidence_level(confidence: float) -> None:
+    values = list(np.random.default_rng(5).uniform(0.2, 0.9, 5))
+    interval = seed_interval(values, confidence=confidence)
+    mean, half = t_interval(values, confidence)
+    assert interval.mean == pytest.approx(mean, abs=1e-12)
+    assert interval.high - interval.mean == pytest.approx(half, abs=1e-12)
+    assert interval.mean - interval.low == pytest.approx(half, abs=1e-12)
 
 
 def test_seed_interval_known_value() -> None:
@@ -449,7 +460,7 @@ def test_projection_shows_lowest_seed_per_method_and_condition(biased: Path) -> 
         expected = source[source["target"] == int(trace.name)]
         np.testing.assert_allclose(sorted(trace.x), sorted(expected["x"]), atol=0.06)
     assert [t.name for t in right] == [str(i) for i in range(10)]
-    assert right[3].marker.color == F.BIAS_COLOURS[3]
+    assert right[3].marker.color == BIAS_GROUP_COLOURS[3]
 
 
 # --------------------------------------------------------------------------- the page

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ceco_fair.train as train_module
+from ceco_fair.data import PALETTE
 from ceco_fair.layout import RESULTS_COLUMNS
 from ceco_fair.metrics.specs import METRIC_SPECS
 from ceco_fair.run import main
@@ -44,6 +45,10 @@ def test_tiny_protocol_writes_the_results_layout(write_protocol: Callable[..., P
         history = pd.read_csv(run_dir / "history.csv")
         assert list(history["epoch"]) == [1, 2]
         assert {"loss", "lr", "seconds", "images_per_s"} <= set(history.columns)
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["status"] == "complete" and record["metric_kind"] == "bias"
+        assert record["target_name"] == "digit" and record["group_names"][0] == "red"
+        assert [tuple(map(int, c[4:-1].split(","))) for c in record["group_colours"]] == list(PALETTE)
         matrix = pd.read_csv(run_dir / "bias_matrix.csv", index_col=0)
         assert matrix.shape == (10, 10)
         assert (run_dir / "checkpoint.pt").exists() and (run_dir / "projection.csv").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import user_datasets
-from conftest import tiny_protocol_dict
+from tiny_protocol import tiny_protocol_dict
 
 from ceco_fair.layout import REPORT_FILE, RESULTS_CSV, RUN_FILE, run_dir
 from ceco_fair.metrics.specs import spec_of

@@ -31,6 +31,8 @@ INSTANCE_MEMBERS: Final = (
     "__getitem__",
 )
 """Members a built dataset has."""
+OPTIONAL_MEMBERS: Final = ("images", "group_colours")
+"""Members a built dataset may have (see :class:`FairnessDataset`)."""
 
 
 @runtime_checkable
@@ -51,6 +53,10 @@ class FairnessDataset(Protocol):
         group_names: ``n_groups`` display names.
         target_name: what the target is (``"digit"``, ``"Attractive"``).
         sensitive_name: what the sensitive attribute is (``"background colour"``, ``"Male"``).
+
+    Optional members: ``images`` (``uint8 [n, 3, H, W]``, for datasets held in memory: batches
+    are then gathered without a loader) and ``group_colours`` (one CSS colour per group, used
+    by the report's projection).
     """
 
     metric_kind: ClassVar[MetricKind]

@@ -284,6 +284,7 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
         self.images = colourise(digits, colours, palette)
         self.palette = palette
         self._digit_pixels = digits
+        self.group_colours = [f"rgb({r},{g},{b})" for r, g, b in palette.tolist()]
         self.targets = targets
         self.bias = colours
         self.sensitive = self.bias

@@ -10,7 +10,6 @@ from plotly.subplots import make_subplots
 
 from ceco_fair.report.load import Results
 from ceco_fair.report.style import (
-    BIAS_COLOURS,
     HEIGHT,
     MARGIN_BOTTOM,
     SENSITIVE_COLOURS,
@@ -109,7 +108,11 @@ def projections(results: Results) -> go.Figure | None:
         for col, (column, name, palette) in enumerate(
             (
                 ("target_value", names[0], TARGET_COLOURS),
-                ("sensitive_value", names[1], sensitive_palette(run, run_points)),
+                (
+                    "sensitive_value",
+                    names[1],
+                    sensitive_palette(results.group_colours.get(str(run_id), ()), run_points),
+                ),
             ),
             start=1,
         ):
@@ -173,12 +176,11 @@ def attribute_names(run: pd.Series) -> tuple[str, str]:
     return str(target), str(sensitive)
 
 
-def sensitive_palette(run: pd.Series, points: pd.DataFrame) -> Sequence[str]:
-    """The background colours of a bias run's labels 0–9, else a qualitative palette."""
+def sensitive_palette(colours: Sequence[str], points: pd.DataFrame) -> Sequence[str]:
+    """The groups' own colours (as the dataset recorded them) in label order, else a qualitative palette."""
     labels = set(points["sensitive_value"])
-    digits = {str(i) for i in range(len(BIAS_COLOURS))}
-    if run["metric_kind"] == "bias" and labels <= digits:
-        return [BIAS_COLOURS[int(label)] for label in natural_sorted(labels)]
+    if colours and labels <= {str(group) for group in range(len(colours))}:
+        return [colours[int(label)] for label in natural_sorted(labels)]
     return list(SENSITIVE_COLOURS)
 
 

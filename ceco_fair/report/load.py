@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,8 @@ class Results:
         projections: One row per point: the run columns plus ``x, y, target_value,
             sensitive_value`` (labels as strings), at most 2,000 points per run.
         missing: What is missing or unreadable, in folder order.
+        group_colours: ``run_id`` → one CSS colour per sensitive group, for runs whose
+            dataset gave its groups colours (``run.json``'s ``group_colours``).
 
     """
 
@@ -128,6 +130,7 @@ class Results:
     group_rates: pd.DataFrame
     projections: pd.DataFrame
     missing: tuple[MissingItem, ...]
+    group_colours: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -285,6 +288,11 @@ def load_results(output_dir: Path) -> Results:
             _concat(projections, ["run_id", "x", "y", "target_value", "sensitive_value"]), runs
         ),
         missing=tuple(missing),
+        group_colours={
+            run_id: tuple(str(colour) for colour in folder.info["group_colours"])
+            for run_id, folder in folders.items()
+            if isinstance(folder.info.get("group_colours"), list)
+        },
     )
 
 

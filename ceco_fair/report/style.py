@@ -34,19 +34,6 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, s
 METHOD_COLOURS = qualitative.Plotly
 TARGET_COLOURS = qualitative.D3
 SENSITIVE_COLOURS = qualitative.Dark2
-# ReBias' BiasedMNIST background colours, indexed by bias label.
-BIAS_COLOURS = (
-    "rgb(255,0,0)",
-    "rgb(0,255,0)",
-    "rgb(0,0,255)",
-    "rgb(225,225,0)",
-    "rgb(225,0,225)",
-    "rgb(0,255,255)",
-    "rgb(255,128,0)",
-    "rgb(255,0,128)",
-    "rgb(128,0,255)",
-    "rgb(128,128,128)",
-)
 
 
 def text(value: object) -> str:

@@ -357,26 +357,26 @@ def test_bias_heatmaps_average_seeds_and_switch(biased: Path) -> None:
                 assert got is None
 
 
-def test_contex_gain_values(biased: Path) -> None:
-    results = load_results(biased)
-    fig = F.contex_gain(results)
+def test_forest_plot_shows_comparisons_csv(biased: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ceco_fair.comparisons import write_comparisons
+    from ceco_fair.report.figures_distortion import comparisons_figure
+
+    folder = tmp_path / "with-comparisons"
+    shutil.copytree(biased, folder)
+    records = json.loads((folder / "results.json").read_text(encoding="utf-8"))["runs"]
+    table = write_comparisons(folder, records, kind="bias", baseline=None, confidence=0.95)
+    assert set(table["baseline"]) == {"supcon"} and "supcon" not in set(table["method"])
+    fig = comparisons_figure(load_results(folder))
     assert fig is not None
-    reference = reference_means(biased, "unbiased_accuracy")
-    absolute, relative = fig.data[0], fig.data[1]
-    assert absolute.visible is True and relative.visible is True
-    for i, rho in enumerate((0.99, 0.995)):
-        contex = np.mean(reference[("contex", rho)])
-        supcon = np.mean(reference[("supcon", rho)])
-        assert absolute.y[i] == pytest.approx(100 * (contex - supcon), abs=0.006)
-        assert relative.y[i] == pytest.approx(100 * (contex - supcon) / supcon, abs=0.006)
-    assert [b.label for b in fig.layout.updatemenus[0].buttons][:2] == [
-        "unbiased accuracy",
-        "bias-conflicting accuracy",
-    ]
-    without_supcon = write_biased_mnist_folder(
-        results.root.parent / "nosupcon", methods=("ce", "contex"), epochs=2, projection_points=20
-    )
-    assert F.contex_gain(load_results(without_supcon)) is None
+    first = table[table["metric"] == table["metric"].iloc[0]]
+    plotted = {
+        (trace.name, y): x for trace in fig.data if trace.xaxis in ("x", None) for x, y in zip(trace.x, trace.y)
+    }
+    for _, row in first.iterrows():
+        assert plotted[(row["condition"], row["method"])] == pytest.approx(row["mean_difference"], rel=1e-3)
+    assert comparisons_figure(load_results(biased)) is None
 
 
 def test_group_figures_values(group: Path) -> None:
@@ -428,7 +428,7 @@ def test_figures_are_absent_without_their_data(biased: Path, group: Path) -> Non
     bias, fairness = load_results(biased), load_results(group)
     for make in (F.group_rates, F.fairness_accuracy_scatter, F.fairness_gaps):
         assert make(bias) is None
-    for make in (F.bias_accuracy_by_rho, F.bias_heatmaps, F.contex_gain):
+    for make in (F.bias_accuracy_by_rho, F.bias_heatmaps):
         assert make(fairness) is None
 
 
@@ -519,8 +519,8 @@ def test_report_is_self_contained(biased: Path) -> None:
     assert "mathjax" not in markup.replace("MathJaxConfig: 'local'", "").lower()
     assert "http" not in markup
     specs = figure_specs(page)
-    assert len(specs) == 5 == page.count('class="plotly-graph-div figure"')
-    assert page.count('"displaylogo": false') == 5
+    assert len(specs) == 4 == page.count('class="plotly-graph-div figure"')
+    assert page.count('"displaylogo": false') == 4
     assert [
         f'id="{anchor}"' in page for anchor in ("summary", "bias", "training", "projection", "fairness", "missing")
     ] == [True, True, True, True, False, False]

@@ -49,7 +49,7 @@ def test_user_dataset_runs_end_to_end_with_its_report(
     specs = [spec_of(name) for name in table["metric"]]
     assert all(spec is not None for spec in specs)
     kinds = {spec.kind for spec in specs if spec is not None and spec.name != "accuracy"}
-    assert kinds == {kind}
+    assert kinds == {kind, "representation"}
     page = (output / REPORT_FILE).read_text(encoding="utf-8")
     for section in sections:
         assert section in page
@@ -63,14 +63,20 @@ def test_user_dataset_runs_end_to_end_with_its_report(
     assert '"sensitive_name": "tint"' in (run_dir(output, first) / RUN_FILE).read_text(encoding="utf-8")
 
 
-def test_the_gain_chart_finds_methods_by_loss_not_label(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
-    from ceco_fair.report.figures import contex_gain
+def test_comparisons_find_the_baseline_by_loss_not_label(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
+    from ceco_fair.report.figures_distortion import comparisons_figure
 
     output = tmp_path / "out"
-    protocol = write_protocol(user_protocol({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}))
+    protocol = write_protocol(
+        user_protocol({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}, seeds=[0, 1])
+    )
     assert main([str(protocol), "--output", str(output), "--quiet"]) == 0
-    figure = contex_gain(load_results(output))
-    assert figure is not None and "ConTeX" in str(figure.layout.title.text)
+    results = load_results(output)
+    assert set(results.comparisons["baseline"]) == {"SupCon (baseline)"}
+    assert set(results.comparisons["method"]) == {"ConTeX (tau=0.2)"}
+    assert set(results.comparisons["n_seeds"]) == {2}
+    figure = comparisons_figure(results)
+    assert figure is not None and "SupCon (baseline)" in str(figure.layout.title.text)
 
 
 def test_a_dataset_missing_members_is_named_on_one_line(

@@ -9,23 +9,26 @@ module owns its sections (:mod:`~ceco_fair.report.figures_bias`,
 
 from __future__ import annotations
 
-from ceco_fair.report import figures_bias, figures_group, figures_run
-from ceco_fair.report.figures_bias import bias_accuracy_by_rho, bias_heatmaps, contex_gain, gain_table, mean_matrix
+from ceco_fair.report import figures_bias, figures_distortion, figures_group, figures_run
+from ceco_fair.report.figures_bias import bias_accuracy_by_rho, bias_heatmaps, mean_matrix
 from ceco_fair.report.figures_group import fairness_accuracy_scatter, fairness_gaps, group_rates
 from ceco_fair.report.figures_run import projections, training_curves
 from ceco_fair.report.style import HEIGHT, SectionSpec
 
-SECTIONS: tuple[SectionSpec, ...] = (figures_bias.SECTION, figures_group.SECTION, *figures_run.SECTIONS)
+SECTIONS: tuple[SectionSpec, ...] = (
+    figures_bias.SECTION,
+    figures_group.SECTION,
+    *figures_distortion.SECTIONS,
+    *figures_run.SECTIONS,
+)
 
 __all__ = [
     "HEIGHT",
     "SECTIONS",
     "bias_accuracy_by_rho",
     "bias_heatmaps",
-    "contex_gain",
     "fairness_accuracy_scatter",
     "fairness_gaps",
-    "gain_table",
     "group_rates",
     "mean_matrix",
     "projections",

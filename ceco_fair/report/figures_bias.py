@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ceco_fair.metrics.specs import label
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
     HEIGHT,
-    PERCENT,
     Option,
     SectionSpec,
     add_selector,
@@ -26,22 +23,12 @@ from ceco_fair.report.style import (
     percent,
     rho_categories,
     rho_text,
-    round_value,
     text,
 )
 
-GAIN_COLOURS = ("#2ca02c", "#d62728")
-CONTEX = "contex"
-SUPCON = "supcon"
 RHO_AXIS = "training bias ρ (share of bias-aligned training images)"
 
 ALIGNMENT_LINES = (("bias_aligned_accuracy", "solid"), ("bias_conflicting_accuracy", "dash"))
-GAIN_METRICS = (
-    "unbiased_accuracy",
-    "bias_conflicting_accuracy",
-    "accuracy",
-    "bias_aligned_accuracy",
-)
 
 
 def bias_accuracy_by_rho(results: Results) -> go.Figure | None:
@@ -155,105 +142,6 @@ def bias_heatmaps(results: Results) -> go.Figure | None:
     return fig
 
 
-def contex_gain(results: Results) -> go.Figure | None:
-    """ConTeX's gain over SupCon per ρ, in percentage points and relative to SupCon.
-
-    Args:
-        results: The loaded results folder.
-
-    Returns:
-        Two bar charts (absolute gain in points, relative gain in % of SupCon's value) over a
-        categorical ρ axis, from each method's mean over seeds, with a menu choosing the
-        metric; ``None`` unless runs of both losses (the methods' ``loss``, whatever their
-        labels) have bias metrics. The first method of each loss is compared.
-
-    """
-    metrics = results.metrics
-    method = _first_method_with_loss(results, CONTEX)
-    baseline = _first_method_with_loss(results, SUPCON)
-    if method is None or baseline is None:
-        return None
-    table = metrics[
-        metrics["method"].isin([method, baseline]) & metrics["metric"].isin(GAIN_METRICS) & metrics["rho"].notna()
-    ]
-    if not (table["metric"] == "bias_conflicting_accuracy").any():  # a group-fairness dataset: no bias metrics
-        return None
-    means = summarize(table, ["metric", "rho", "method"], confidence=results.confidence).set_index(
-        ["metric", "rho", "method"]
-    )
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("absolute gain (percentage points)", "relative gain (% of SupCon)"),
-    )
-    options: list[Option] = []
-    for metric in GAIN_METRICS:
-        rows = gain_table(means["mean"], metric, method, baseline)
-        if rows.empty:
-            continue
-        x = [rho_text(rho) for rho in rows["rho"]]
-        customdata = [[c, s] for c, s in zip(percent(rows["method"]), percent(rows["baseline"]), strict=True)]
-        colours = [GAIN_COLOURS[0] if gain >= 0 else GAIN_COLOURS[1] for gain in rows["points"]]
-        first = len(fig.data)
-        for col, column, unit in ((1, "points", "points"), (2, "relative", "% of SupCon")):
-            fig.add_trace(
-                go.Bar(
-                    x=x,
-                    y=[round_value(v) for v in rows[column]],
-                    customdata=customdata,
-                    marker={"color": colours},
-                    name=f"{label(metric)}, {unit}",
-                    showlegend=False,
-                    hovertemplate="ρ = %{x}<br>ConTeX %{customdata[0]:.1f}%, SupCon "
-                    "%{customdata[1]:.1f}%<br>gain %{y:+.1f} " + unit + "<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
-        options.append(
-            Option(
-                label(metric),
-                [first, first + 1],
-                {"title.text": f"ConTeX's gain over SupCon in {label(metric)}"},
-            )
-        )
-    if not options:
-        return None
-    apply_layout(fig, title="")
-    fig.update_xaxes(title_text=RHO_AXIS, type="category")
-    fig.update_yaxes(title_text="gain (percentage points)", row=1, col=1)
-    fig.update_yaxes(title_text="gain (% of SupCon)", row=1, col=2)
-    add_selector(fig, options)
-    return fig
-
-
-def gain_table(means: pd.Series, metric: str, method: str, baseline: str) -> pd.DataFrame:
-    """ConTeX's and SupCon's means of one metric per ρ and the gain between them.
-
-    Args:
-        means: Mean over seeds, indexed by ``(metric, rho, method)``, as fractions.
-        metric: The metric to compare.
-        method: The method label whose gain is shown (ConTeX's).
-        baseline: The method label it is compared with (SupCon's).
-
-    Returns:
-        One row per ρ where both methods have a value, sorted by ρ: ``rho, method, baseline``
-        (fractions), ``points`` = 100·(method − baseline) and ``relative`` =
-        100·(method − baseline)/baseline (NaN when the baseline's mean is 0).
-
-    """
-    rows = []
-    for rho in sorted({key[1] for key in means.index if key[0] == metric}):
-        contex = float(means.get((metric, rho, method), math.nan))
-        supcon = float(means.get((metric, rho, baseline), math.nan))
-        if math.isnan(contex) or math.isnan(supcon):
-            continue
-        relative = PERCENT * (contex - supcon) / supcon if supcon != 0 else math.nan
-        rows.append([rho, contex, supcon, PERCENT * (contex - supcon), relative])
-    table: pd.DataFrame = pd.DataFrame(rows, columns=["rho", "method", "baseline", "points", "relative"])
-    return table
-
-
 def mean_matrix(matrices: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Average accuracy tables cell by cell, ignoring NaN cells.
 
@@ -276,13 +164,6 @@ def mean_matrix(matrices: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return result
 
 
-def _first_method_with_loss(results: Results, loss: str) -> str | None:
-    """The first method (in display order) whose runs trained with ``loss``."""
-    runs = results.runs
-    labels = runs.loc[runs["loss"] == loss, "method"]
-    return next((str(name) for name in results.methods if name in set(labels)), None)
-
-
 SECTION = SectionSpec(
     "bias",
     "Bias: accuracy on bias-aligned and bias-conflicting images",
@@ -292,8 +173,7 @@ SECTION = SectionSpec(
     "learned the colour instead of the digit scores high on aligned and low on conflicting "
     "images, and the gap widens as the training bias ρ approaches 1. In the heatmap, the "
     "diagonal holds the bias-aligned cells and every other cell is bias-conflicting; an "
-    "unbiased model is uniformly bright. The gain chart shows ConTeX's mean minus "
-    "SupCon's mean per ρ, in percentage points (left) and relative to SupCon (right); bars "
-    "above zero favour ConTeX.",
-    (bias_accuracy_by_rho, bias_heatmaps, contex_gain),
+    "unbiased model is uniformly bright. How each method compares with the baseline, "
+    "paired by seed, is in the paired-comparisons section.",
+    (bias_accuracy_by_rho, bias_heatmaps),
 )

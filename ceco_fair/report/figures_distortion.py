@@ -23,10 +23,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ceco_fair.metrics.specs import METRIC_SPECS
+from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
     HEIGHT,
     Option,
+    SectionSpec,
     add_selector,
     apply_layout,
     method_colours,
@@ -271,46 +273,24 @@ def colour_strips(
     options: list[Option] = []
     for condition in conditions:
         first = len(fig.data)
-        annotations = []
+        annotations: list[dict[str, Any]] = []
+        shown_strip: Mapping[str, Any] | None = None
         for row, method in enumerate(shown, start=1):
             candidates = known[(known["method"] == method) & (known["condition"] == condition)].sort_values("seed")
             if candidates.empty:
                 continue
             strip = strips[str(candidates["run_id"].iloc[0])]
+            shown_strip = strip
             for col, (image, prediction) in enumerate(zip(strip["images"], strip["predictions"], strict=True), start=1):
-                fig.add_trace(
-                    go.Image(
-                        z=image, hovertemplate=f"colour {col - 1}: predicted {prediction}<extra>{text(method)}</extra>"
-                    ),
-                    row=row,
-                    col=col,
-                )
-                annotations.append(
-                    {
-                        "text": f"→ {prediction}",
-                        "xref": f"x{_axis(row, col, n_colours)} domain",
-                        "yref": f"y{_axis(row, col, n_colours)} domain",
-                        "x": 0.5,
-                        "y": -0.05,
-                        "showarrow": False,
-                        "yanchor": "top",
-                        "font": {"size": 11},
-                    }
-                )
-            annotations.append(
-                {
-                    "text": text(method),
-                    "xref": "paper",
-                    "yref": f"y{_axis(row, 1, n_colours)} domain",
-                    "x": -0.01,
-                    "y": 0.5,
-                    "xanchor": "right",
-                    "showarrow": False,
-                }
+                hover = f"colour {col - 1}: predicted {prediction}<extra>{text(method)}</extra>"
+                fig.add_trace(go.Image(z=image, hovertemplate=hover), row=row, col=col)
+                axis = _axis(row, col, n_colours)
+                annotations.append(_caption(f"→ {prediction}", f"x{axis} domain", f"y{axis} domain", 0.5, -0.05))
+            annotations.append(_caption(text(method), "paper", f"y{_axis(row, 1, n_colours)} domain", -0.01, 0.5))
+        if shown_strip is not None:
+            title = (
+                f"Digit {shown_strip['target']} (test image {shown_strip['index']}) on every colour: {text(condition)}"
             )
-            digit = strip
-        if len(fig.data) > first:
-            title = f"Digit {digit['target']} (test image {digit['index']}) on every colour: {text(condition)}"
             options.append(
                 Option(condition, range(first, len(fig.data)), {"title.text": title, "annotations": annotations})
             )
@@ -395,6 +375,21 @@ def _axis(row: int, col: int, n_cols: int) -> str:
     return "" if index == 1 else str(index)
 
 
+def _caption(label: str, xref: str, yref: str, x: float, y: float) -> dict[str, Any]:
+    """A small text annotation placed in a subplot's (or the page's) coordinates."""
+    anchor = {"yanchor": "top"} if xref != "paper" else {"xanchor": "right"}
+    return {
+        "text": label,
+        "xref": xref,
+        "yref": yref,
+        "x": x,
+        "y": y,
+        "showarrow": False,
+        "font": {"size": 11},
+        **anchor,
+    }
+
+
 def _gap(value: float) -> float | None:
     return significant(value, DIGITS) if math.isfinite(value) else None
 
@@ -411,3 +406,58 @@ def _interval_bars(rows: pd.DataFrame) -> dict[str, Any] | None:
         "arrayminus": [_gap(m - lo) for lo, m in zip(rows["low"], rows["mean"], strict=True)],
         "thickness": 1.2,
     }
+
+
+def diagnostics_figure(results: Results) -> go.Figure | None:
+    """:func:`diagnostics_by_method` of a results folder."""
+    return diagnostics_by_method(results.metrics, results.methods, results.conditions, results.confidence)
+
+
+def scatter_figure(results: Results) -> go.Figure | None:
+    """:func:`distortion_against_bias` of a results folder."""
+    return distortion_against_bias(results.metrics, results.methods)
+
+
+def curves_figure(results: Results) -> go.Figure | None:
+    """:func:`tracked_curves` of a results folder."""
+    return tracked_curves(results.curves, results.methods, results.conditions, results.confidence)
+
+
+def strips_figure(results: Results) -> go.Figure | None:
+    """:func:`colour_strips` of a results folder."""
+    return colour_strips(results.strips, results.runs, results.methods, results.conditions)
+
+
+def comparisons_figure(results: Results) -> go.Figure | None:
+    """:func:`paired_differences` of a results folder."""
+    return paired_differences(results.comparisons, results.methods, results.confidence)
+
+
+SECTIONS = (
+    SectionSpec(
+        "distortion",
+        "Distortion: what the representation keeps and loses",
+        "Each diagnostic is measured on the test set's features; bars are means over seeds with their "
+        "interval. <em>Instance retrieval within cell</em> is the share of test images whose second augmented "
+        "view is the nearest, among images of the same target and bias value, to their first view: the "
+        "information that links the views of one image, which neither the label nor the bias can supply. "
+        "<em>Variance ratio</em> is the share of feature variance left inside the classes (0: each class "
+        "collapsed to a point). <em>Leakage</em> is the balanced accuracy of a cross-validated linear probe "
+        "predicting the bias value (chance 1/K), <em>within class</em> after the label is accounted for. "
+        "<em>Bias sensitivity</em> is the share of feature variance due to the background colour alone when "
+        "every test digit is re-rendered on every colour, and the <em>flip rate</em> the share of those "
+        "re-renderings whose prediction changes. The scatter asks whether less distortion goes with less bias; "
+        "the curves show how both develop over the epochs; the strip shows one test digit (the first of the "
+        "test set, not a selected one) on every colour with each method's prediction.",
+        (diagnostics_figure, scatter_figure, curves_figure, strips_figure),
+    ),
+    SectionSpec(
+        "comparisons",
+        "Paired comparisons against the baseline",
+        "Each marker is a method's mean difference from the baseline over the seeds both completed, paired by "
+        "seed (same data colouring, split and initialisation), with its Student-t interval; the dotted line is "
+        "zero. An interval that crosses zero is no evidence of a difference at this number of seeds; with one "
+        "seed there is no interval. The panel titles say which direction is better.",
+        (comparisons_figure,),
+    ),
+)

@@ -24,6 +24,11 @@ from tqdm import tqdm
 from ceco_fair.errors import DataError
 from ceco_fair.layout import (
     BIAS_MATRIX_FILE,
+    COLOUR_STRIP_FILE,
+    COMPARISONS_COLUMNS,
+    COMPARISONS_FILE,
+    CURVES_COLUMNS,
+    CURVES_FILE,
     GROUP_TABLE_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
@@ -53,6 +58,8 @@ from ceco_fair.metrics.specs import (
 from ceco_fair.report.readers import (
     as_float,
     read_bias_matrix,
+    read_comparisons,
+    read_curves,
     read_group_table,
     read_history,
     read_json_mapping,
@@ -115,6 +122,10 @@ class Results:
         projections: One row per point: the run columns plus ``x, y, target_value,
             sensitive_value`` (labels as strings), at most 2,000 points per run.
         missing: What is missing or unreadable, in folder order.
+        curves: One row per run × tracked epoch: the run columns plus ``epoch`` and the tracked
+            values of ``curves.csv``.
+        strips: ``run_id`` → the run's colour strip (one test digit on every background colour).
+        comparisons: The rows of ``comparisons.csv`` (empty without one).
         group_colours: ``run_id`` → one CSS colour per sensitive group, for runs whose
             dataset gave its groups colours (``run.json``'s ``group_colours``).
 
@@ -131,6 +142,9 @@ class Results:
     projections: pd.DataFrame
     missing: tuple[MissingItem, ...]
     group_colours: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    strips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -220,6 +234,8 @@ def load_results(output_dir: Path) -> Results:
     manifest = _read_optional(root, MANIFEST_FILE, read_json_mapping, missing)
     csv_rows = _read_optional(root, RESULTS_CSV, read_results_csv, missing)
     json_runs = _read_optional(root, RESULTS_JSON, read_results_json, missing)
+    has_comparisons = (root / COMPARISONS_FILE).is_file()
+    comparisons = _read_optional(root, COMPARISONS_FILE, read_comparisons, missing) if has_comparisons else None
     csv_table = csv_rows if csv_rows is not None else _empty_metric_rows()
 
     folders = _read_run_folders(runs_dir, missing) if runs_dir.is_dir() else {}
@@ -293,6 +309,15 @@ def load_results(output_dir: Path) -> Results:
             for run_id, folder in folders.items()
             if isinstance(folder.info.get("group_colours"), list)
         },
+        curves=_join_runs(
+            _concat(
+                [f.curves.assign(run_id=r) for r, f in folders.items() if f.curves is not None],
+                ["run_id", *CURVES_COLUMNS[:1]],
+            ),
+            runs,
+        ),
+        strips={run_id: folder.strip for run_id, folder in folders.items() if folder.strip is not None},
+        comparisons=comparisons if comparisons is not None else pd.DataFrame(columns=list(COMPARISONS_COLUMNS)),
     )
 
 
@@ -306,6 +331,8 @@ class _RunFolder:
     bias_matrix: pd.DataFrame | None
     group_table: pd.DataFrame | None
     projection: pd.DataFrame | None
+    curves: pd.DataFrame | None
+    strip: dict[str, Any] | None
     present: frozenset[str]
 
 
@@ -322,6 +349,8 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
             bias_matrix=_read_run_file(folder, BIAS_MATRIX_FILE, read_bias_matrix, missing),
             group_table=_read_run_file(folder, GROUP_TABLE_FILE, read_group_table, missing),
             projection=_read_run_file(folder, PROJECTION_FILE, read_projection, missing),
+            curves=_read_run_file(folder, CURVES_FILE, read_curves, missing),
+            strip=_read_run_file(folder, COLOUR_STRIP_FILE, read_json_mapping, missing),
             present=frozenset(path.name for path in folder.iterdir()),
         )
     return result

@@ -13,7 +13,14 @@ import pandas as pd
 import yaml
 
 from ceco_fair.errors import DataError
-from ceco_fair.layout import GROUP_TABLE_COLUMNS, HISTORY_COLUMNS, PROJECTION_COLUMNS, RUN_STATUSES
+from ceco_fair.layout import (
+    COMPARISONS_COLUMNS,
+    CURVES_COLUMNS,
+    GROUP_TABLE_COLUMNS,
+    HISTORY_COLUMNS,
+    PROJECTION_COLUMNS,
+    RUN_STATUSES,
+)
 from ceco_fair.metrics.specs import GROUP_RATES, ci_high_name, ci_low_name
 
 MAX_PROJECTION_POINTS: Final = 2_000
@@ -147,10 +154,25 @@ def read_results_csv(path: Path) -> pd.DataFrame:
 
 def read_history(path: Path) -> pd.DataFrame:
     """A run's ``history.csv``, every column numeric."""
-    table = read_csv(path, HISTORY_COLUMNS, ())
+    return read_numeric_table(path, HISTORY_COLUMNS)
+
+
+def read_curves(path: Path) -> pd.DataFrame:
+    """A run's ``curves.csv`` (``epoch`` and the tracked values), every column numeric."""
+    return read_numeric_table(path, CURVES_COLUMNS[:1])
+
+
+def read_numeric_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """A CSV file with the ``required`` columns whose every column is numeric."""
+    table = read_csv(path, required, ())
     for name in table.columns:
         table[name] = numeric_column(table[name], path, str(name))
     return table
+
+
+def read_comparisons(path: Path) -> pd.DataFrame:
+    """The folder's ``comparisons.csv``: paired differences against the baseline."""
+    return read_csv(path, COMPARISONS_COLUMNS, ("n_seeds", "mean_difference", "ci_low", "ci_high"))
 
 
 def read_bias_matrix(path: Path) -> pd.DataFrame:

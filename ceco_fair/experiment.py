@@ -15,9 +15,10 @@ from ceco_fair.auditing import AuditResult, audit_features, split_features
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.data.registry import build_dataset
 from ceco_fair.distributed import DistributedSession
-from ceco_fair.models import build_encoder, infer_feature_dim
+from ceco_fair.encoder_io import ENCODER_FILE, build_protocol_encoder, save_encoder
+from ceco_fair.models import infer_feature_dim
 from ceco_fair.protocol import Protocol, RunSpec
-from ceco_fair.train import MethodModel, pretrain, unwrap
+from ceco_fair.train import HISTORY_COLUMNS, MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,7 @@ def execute_run(
     record = run_record(protocol, run)
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
-    encoder = build_encoder(
-        encoder_config.arch,
-        feature_dim=encoder_config.feature_dim,
-        kernel_size=encoder_config.kernel_size,
-        small_image_stem=encoder_config.small_image_stem,
-        **dict(encoder_config.kwargs),
-    )
+    encoder = build_protocol_encoder(encoder_config)
     if not isinstance(getattr(encoder, "feature_dim", None), int):
         image = train_set[0][0]
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
@@ -110,29 +105,33 @@ def execute_run(
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "run.json", {**record, "status": "running"})
-    history = pretrain(
-        model,
-        method,
-        train_set,
-        protocol.train,
-        seed=run.seed,
-        device=device,
-        checkpoint_path=run_dir / "checkpoint.pt",
-        resume=resume,
-        context=context,
-        contrastive_loss=session.contrastive_loss(
+    history: list[dict[str, float]] = []
+    if method.trains:
+        history = pretrain(
+            model,
             method,
-            n_classes=n_classes,
-            n_groups=int(getattr(train_set, "n_groups")),  # noqa: B009
-        ),
-        progress=progress,
-        description=run.run_id,
-    )
+            train_set,
+            protocol.train,
+            seed=run.seed,
+            device=device,
+            checkpoint_path=run_dir / "checkpoint.pt",
+            resume=resume,
+            context=context,
+            contrastive_loss=session.contrastive_loss(
+                method,
+                n_classes=n_classes,
+                n_groups=int(getattr(train_set, "n_groups")),  # noqa: B009
+            ),
+            progress=progress,
+            description=run.run_id,
+        )
     if not context.is_main:
         return None
-    atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    table = pd.DataFrame(history) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
+    atomic_write_text(run_dir / "history.csv", table.to_csv(index=False))
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
+    save_encoder(encoder_module, run_dir / ENCODER_FILE)
     train_features, test_features = split_features(
         encoder_module,
         train_set,

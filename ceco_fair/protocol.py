@@ -201,6 +201,10 @@ def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
 
 def _parse_seeds(raw: Any) -> list[int]:
     seeds = _positive_list(raw if raw is not None else [0], "seeds", int)
+    for index, seed in enumerate(seeds):
+        if seed < 0:
+            where = f"seeds[{index}]" if isinstance(raw, list) else "seeds"
+            raise ProtocolError(f"{where}: expected a seed >= 0, got {seed}")
     if len(set(seeds)) != len(seeds):
         raise ProtocolError(f"seeds: duplicate seeds in {seeds}")
     return seeds

@@ -26,6 +26,7 @@ from ceco_fair.experiment import build_split, data_key, execute_run, run_record
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.protocol import Protocol, load_protocol
 from ceco_fair.results import read_results, write_results
+from ceco_fair.run_checks import check_before_writing
 from ceco_fair.train import TrainingDiverged
 
 logger = logging.getLogger("ceco_fair")
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             if session.context.is_main:
                 print_grid(protocol, output, device)
             return EXIT_OK
+        check_before_writing(protocol)
         return run_protocol(protocol, output, device, resume=args.resume, progress=not args.quiet, session=session)
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")

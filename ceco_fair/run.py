@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from ceco_fair import determinism
 from ceco_fair.checkpoint import atomic_write_json, atomic_write_text
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.errors import CecoFairError
@@ -138,12 +139,15 @@ def run_protocol(
     """Run every cell of the grid; return the exit status (1 if a run failed)."""
     session = session or DistributedSession()
     context = session.context
-    manifest = build_manifest(device, world_size=context.world_size, resumed=resume)
+    deterministic = determinism.effective(protocol.train.deterministic, device)
+    manifest = build_manifest(device, world_size=context.world_size, resumed=resume, deterministic=deterministic)
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "protocol.yaml", yaml.safe_dump(protocol.resolved(), sort_keys=False))
         atomic_write_json(output / "manifest.json", manifest)
-    with log_to_file(output / "run.log" if context.is_main else None):
+    with log_to_file(output / "run.log" if context.is_main else None), determinism.deterministic_mode(
+        deterministic, device
+    ):
         return _run_grid(protocol, output, device, manifest, resume=resume, progress=progress, session=session)
 
 
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     session: DistributedSession | None = None
     try:
         protocol = load_protocol(args.protocol)
+        determinism.prepare_environment(protocol.train.deterministic)
         requested = args.device or protocol.device
         session = start_distributed("cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu")
         device = choose_device(requested, session.local_rank)

@@ -79,6 +79,8 @@ class TrainConfig:
     log_every: int = 50
     max_batches_per_epoch: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    deterministic: bool | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -18,6 +18,7 @@ from ceco_fair.distributed import DistributedSession
 from ceco_fair.encoder_io import ENCODER_FILE, build_protocol_encoder, save_encoder
 from ceco_fair.models import infer_feature_dim
 from ceco_fair.protocol import Protocol, RunSpec
+from ceco_fair.tensorboard_log import epoch_log
 from ceco_fair.train import HISTORY_COLUMNS, MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def execute_run(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "run.json", {**record, "status": "running"})
     history: list[dict[str, float]] = []
+    log = epoch_log(run_dir, protocol.train.tensorboard and context.is_main and method.trains)
     if method.trains:
         history = pretrain(
             model,
@@ -124,7 +126,10 @@ def execute_run(
             ),
             progress=progress,
             description=run.run_id,
+            on_epoch=log,
         )
+    if log is not None:
+        log.close()
     if not context.is_main:
         return None
     table = pd.DataFrame(history) if history else pd.DataFrame(columns=HISTORY_COLUMNS)

@@ -29,6 +29,7 @@ from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.errors import CecoFairError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models import ProjectionHead
+from ceco_fair.tensorboard_log import require_tensorboard
 from ceco_fair.user_code import is_user_spec
 from ceco_fair.user_loss import build_user_loss
 
@@ -99,6 +100,8 @@ class TrainConfig:
             )
         if self.num_workers < 0:
             raise CecoFairError(f"train.num_workers: expected >= 0, got {self.num_workers}")
+        if self.tensorboard:
+            require_tensorboard()
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,7 @@ def pretrain(
     context: DistributedContext | None = None,
     progress: bool = True,
     description: str = "",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with ``method`` on ``dataset`` and return the per-epoch history.
 
@@ -363,6 +367,7 @@ def pretrain(
         context: this process's rank and world size.
         progress: show a progress bar per epoch.
         description: the progress bar's label.
+        on_epoch: called with each new epoch's history row (e.g. a TensorBoard log).
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``lr``, ``seconds``, ``images_per_s``, ``data_seconds``.
@@ -456,6 +461,8 @@ def pretrain(
             "data_seconds": data_seconds,
         }
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         logger.info(
             "%s epoch %d/%d loss %.4f (%.0f images/s)",
             description,

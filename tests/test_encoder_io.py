@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from test_protocol import run_cli
 
 from ceco_fair import load_encoder
 from ceco_fair.encoder_io import load_weights
 from ceco_fair.errors import DataError
 from ceco_fair.models import SmallConvNet
+from ceco_fair.protocol import load_protocol
 
 RUN = "runs/ce-rho0.99-seed0"
 
@@ -91,3 +93,18 @@ def test_a_torchvision_model_validates_as_an_encoder(
     protocol = write_protocol(methods=["frozen"], encoder={"arch": "torchvision.models:resnet18"})
     status, err = run_cli(protocol, tmp_path / "out", capsys, "--dry-run")
     assert status == 0, err
+
+
+def test_shipped_audit_example_runs_its_check_once_the_weights_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "protocols" / "audit_encoder.yaml"
+    status, err = run_cli(example, tmp_path / "out", capsys, "--dry-run")
+    assert status == 2 and "encoder.weights: no file at" in err and "TIMESTAMP" in err
+    raw = yaml.safe_load(example.read_text(encoding="utf-8"))
+    torch.save(SmallConvNet(feature_dim=raw["encoder"]["feature_dim"]).state_dict(), tmp_path / "encoder.pt")
+    raw["encoder"]["weights"] = "encoder.pt"
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    status, err = run_cli(tmp_path / "audit.yaml", tmp_path / "out", capsys, "--dry-run")
+    assert status == 0, err
+    assert load_protocol(tmp_path / "audit.yaml").encoder.weights == str(tmp_path / "encoder.pt")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+import yaml
 from test_protocol import run_cli
 from user_loss import ViewAgreement
 
 from ceco_fair.errors import CecoFairError
+from ceco_fair.protocol import load_protocol
+from ceco_fair.train import build_method_loss
 from ceco_fair.user_code import check_call_arguments
 
 
@@ -78,3 +83,23 @@ def test_signature_check_calls_nothing_and_names_missing_keywords() -> None:
         check_call_arguments(factory, {"depth": 1, "widht": 3}, "encoder.kwargs", "m:factory")
     check_call_arguments(lambda **anything: None, {"x": 1}, "k", "m:f")
     assert called == []
+
+
+def test_readme_loss_example_validates_and_computes(
+    write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your own loss") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    (tmp_path / "my_losses.py").write_text(code.group(1), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    methods = yaml.safe_load(code.group(1).splitlines()[0].split("in the protocol:")[1])["methods"]
+    protocol = load_protocol(write_protocol(methods=methods))
+    assert [m.label for m in protocol.methods] == ["align"]
+    loss = build_method_loss(protocol.methods[0].config)
+    assert loss is not None
+    same = torch.randn(5, 1, 4).expand(5, 2, 4)
+    assert loss(same, torch.zeros(5), torch.zeros(5)).item() == pytest.approx(0.0, abs=1e-6)
+    opposite = torch.cat([same[:, :1], -same[:, :1]], dim=1)
+    assert loss(opposite, torch.zeros(5), torch.zeros(5)).item() == pytest.approx(2.0 * 4.0)

@@ -55,3 +55,16 @@ def test_dry_run_imports_a_factory_but_calls_nothing(
     status, err = run_cli(protocol, tmp_path / "out", capsys, "--dry-run")
     assert status == 0, err
     assert not witness.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_real_run_calls_the_factory_once_before_the_output_folder_exists(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, output = tmp_path / "calls.txt", tmp_path / "out"
+    protocol = write_protocol(
+        methods=["frozen"],
+        encoder={"arch": "tiny_encoder:records_calls", "kwargs": {"log": str(log), "output": str(output)}},
+    )
+    status, err = run_cli(protocol, output, capsys)
+    assert status == 0, err
+    assert log.read_text().split() == ["False", "True"]  # the check, then the one run

@@ -21,3 +21,10 @@ def writes_file(path: str) -> nn.Module:
     """A factory with a visible side effect: it writes ``path`` when called."""
     Path(path).write_text("called\n", encoding="utf-8")
     return make()
+
+
+def records_calls(log: str, output: str) -> nn.Module:
+    """A factory that appends to ``log`` whether the folder ``output`` existed when it was called."""
+    with Path(log).open("a", encoding="utf-8") as file:
+        file.write(f"{Path(output).exists()}\n")
+    return make()

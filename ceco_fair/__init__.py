@@ -17,6 +17,7 @@ from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
     from ceco_fair.auditing import AuditResult, audit, audit_features
+    from ceco_fair.encoder_io import load_encoder
 
 try:
     __version__ = metadata.version("ceco_fair")
@@ -27,6 +28,7 @@ _LAZY = {
     "AuditResult": "ceco_fair.auditing",
     "audit": "ceco_fair.auditing",
     "audit_features": "ceco_fair.auditing",
+    "load_encoder": "ceco_fair.encoder_io",
 }
 
 __all__ = [
@@ -37,11 +39,12 @@ __all__ = [
     "__version__",
     "audit",
     "audit_features",
+    "load_encoder",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``audit``, ``audit_features`` and ``AuditResult`` on first access."""
+    """Import ``audit``, ``audit_features``, ``AuditResult`` and ``load_encoder`` on first access."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ceco_fair' has no attribute {name!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,30 +27,6 @@ def closest(name: str, valid: Iterable[str]) -> str:
         return f" (did you mean {match[0]!r}?)"
     return f" (valid: {', '.join(valid)})" if valid else ""
 
-
-def import_named(spec: str, key: str) -> object:
-    """Import what ``"package.module:name"`` names (a user's encoder factory or dataset class).
-
-    Args:
-        spec: the module path and the attribute, joined by ``:``.
-        key: the protocol key that gave it (for the message).
-
-    Returns:
-        The attribute.
-
-    Raises:
-        CecoFairError: ``spec`` is not ``module:name``, the module cannot be imported, or it lacks ``name``.
-    """
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise CecoFairError(f"{key}: expected 'package.module:name', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise CecoFairError(f"{key}: cannot import module {module_name!r} ({error})") from None
-    if not hasattr(module, attribute):
-        raise CecoFairError(f"{key}: module {module_name!r} has no {attribute!r}")
-    return getattr(module, attribute)
 
 
 def check_keys(mapping: Mapping[str, Any], valid: Iterable[str], path: str) -> None:

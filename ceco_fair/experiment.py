@@ -16,19 +16,23 @@ from ceco_fair.data.base import check_dataset
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.diagnostics import dataset_counterfactuals, view_features
 from ceco_fair.distributed import DistributedSession
+from ceco_fair.encoder_io import build_protocol_encoder, save_encoder
 from ceco_fair.io import atomic_write_json, atomic_write_text
 from ceco_fair.layout import (
     CHECKPOINT_FILE,
     CURVES_COLUMNS,
     CURVES_FILE,
+    ENCODER_FILE,
     HISTORY_FILE,
     RUN_FILE,
     STATUS_COMPLETE,
     STATUS_RUNNING,
 )
-from ceco_fair.models import build_encoder, infer_feature_dim
+from ceco_fair.models import infer_feature_dim
 from ceco_fair.protocol import Protocol, RunSpec
+from ceco_fair.tensorboard_log import epoch_log
 from ceco_fair.tracking import EpochTracker
+from ceco_fair.train import HISTORY_COLUMNS as TRAINING_COLUMNS
 from ceco_fair.train import MethodModel, pretrain, unwrap
 
 logger = logging.getLogger(__name__)
@@ -73,7 +77,7 @@ def data_key(run: RunSpec) -> tuple[Any, ...]:
 
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     """``history.csv`` (training statistics per epoch) and, for tracked runs, ``curves.csv``."""
-    frame = pd.DataFrame(history)
+    frame = pd.DataFrame(history) if history else pd.DataFrame(columns=list(TRAINING_COLUMNS))
     tracked = [column for column in CURVES_COLUMNS[1:] if column in frame.columns]
     atomic_write_text(run_dir / HISTORY_FILE, frame.drop(columns=tracked).to_csv(index=False))
     if tracked:
@@ -115,13 +119,7 @@ def execute_run(
     record = run_record(protocol, run)
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
-    encoder = build_encoder(
-        encoder_config.arch,
-        feature_dim=encoder_config.feature_dim,
-        kernel_size=encoder_config.kernel_size,
-        small_image_stem=encoder_config.small_image_stem,
-        **dict(encoder_config.kwargs),
-    )
+    encoder = build_protocol_encoder(encoder_config)
     if not isinstance(getattr(encoder, "feature_dim", None), int):
         image = train_set[0][0]
         encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
@@ -132,42 +130,49 @@ def execute_run(
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / RUN_FILE, {**record, "status": STATUS_RUNNING})
-    history = pretrain(
-        model,
-        method,
-        train_set,
-        protocol.train,
-        seed=run.seed,
-        device=device,
-        checkpoint_path=run_dir / CHECKPOINT_FILE,
-        resume=resume,
-        context=context,
-        contrastive_loss=session.contrastive_loss(
+    history: list[dict[str, float]] = []
+    log = epoch_log(run_dir, protocol.train.tensorboard and context.is_main and method.trains)
+    if method.trains:
+        history = pretrain(
+            model,
             method,
-            n_classes=n_classes,
-            n_groups=train_facts.n_groups,
-        ),
-        progress=progress,
-        description=run.run_id,
-        track=EpochTracker(
             train_set,
-            test_set,
-            kind=record["metric_kind"],
-            augment=protocol.train.augment,
+            protocol.train,
             seed=run.seed,
             device=device,
-            points=protocol.eval.track_points,
-            batch_size=protocol.eval.batch_size,
+            checkpoint_path=run_dir / CHECKPOINT_FILE,
+            resume=resume,
+            context=context,
+            contrastive_loss=session.contrastive_loss(
+                method,
+                n_classes=n_classes,
+                n_groups=train_facts.n_groups,
+            ),
+            progress=progress,
+            description=run.run_id,
+            track=EpochTracker(
+                train_set,
+                test_set,
+                kind=record["metric_kind"],
+                augment=protocol.train.augment,
+                seed=run.seed,
+                device=device,
+                points=protocol.eval.track_points,
+                batch_size=protocol.eval.batch_size,
+            )
+            if protocol.eval.track_every
+            else None,
+            track_every=protocol.eval.track_every,
+            on_epoch=log,
         )
-        if protocol.eval.track_every
-        else None,
-        track_every=protocol.eval.track_every,
-    )
+    if log is not None:
+        log.close()
     if not context.is_main:
         return None
     write_history(run_dir, history)
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
+    save_encoder(encoder_module, run_dir / ENCODER_FILE)
     train_features, test_features = split_features(
         encoder_module,
         train_set,

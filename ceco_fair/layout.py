@@ -102,7 +102,6 @@ class ResultFile:
         writer: The module that writes it.
         columns: Its (required) columns, for tables.
         kind: The metric kind that writes it (``bias`` or ``group``), ``None`` for every run.
-        reserved: The name is reserved for a file no writer produces yet.
     """
 
     name: str
@@ -110,7 +109,6 @@ class ResultFile:
     writer: str
     columns: tuple[str, ...] = ()
     kind: MetricKind | None = None
-    reserved: bool = False
 
 
 FILES: Final = (
@@ -123,7 +121,7 @@ FILES: Final = (
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
     ResultFile(RUN_FILE, "run", "ceco_fair.experiment", RUN_COLUMNS),
     ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.train"),
-    ResultFile(ENCODER_FILE, "run", "ceco_fair.experiment", reserved=True),
+    ResultFile(ENCODER_FILE, "run", "ceco_fair.encoder_io"),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.experiment", CURVES_COLUMNS),
     ResultFile(METRICS_FILE, "run", "ceco_fair.auditing"),

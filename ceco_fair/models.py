@@ -7,14 +7,14 @@ exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.m
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from ceco_fair.config import import_named
 from ceco_fair.errors import CecoFairError
+from ceco_fair.user_code import call_user, check_call_arguments, load_callable
 
 ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
 
@@ -117,20 +117,16 @@ class ProjectionHead(nn.Module):
 
 def _load_factory(spec: str) -> Callable[..., nn.Module]:
     """Resolve ``"package.module:factory"`` to a callable, with a clear error if it fails."""
-    if ":" not in spec:
-        raise CecoFairError(
-            f"encoder.arch {spec!r}: expected one of {', '.join(ENCODERS)} or 'package.module:factory'"
-        )
-    factory = import_named(spec, "encoder.arch")
-    if not callable(factory):
-        raise CecoFairError(f"encoder.arch {spec!r}: not callable")
-    return factory
+    return load_callable(spec, "encoder.arch", f"one of {', '.join(ENCODERS)}")
 
 
-def check_encoder_spec(arch: str) -> None:
-    """Raise :class:`CecoFairError` if ``arch`` names no built-in encoder nor an importable factory."""
+def check_encoder_spec(arch: str, kwargs: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`CecoFairError` if ``arch`` names no built-in encoder nor an importable factory.
+
+    A factory's ``kwargs`` are checked against its signature; the factory is not called.
+    """
     if arch not in ENCODERS:
-        _load_factory(arch)
+        check_call_arguments(_load_factory(arch), kwargs or {}, "encoder.kwargs", arch)
 
 
 def infer_feature_dim(
@@ -186,7 +182,7 @@ def build_encoder(
         return SmallConvNet(feature_dim=feature_dim)
     if arch == "resnet18":
         return ResNet18(small_image_stem=small_image_stem)
-    model = _load_factory(arch)(**factory_kwargs)
+    model = call_user(_load_factory(arch), factory_kwargs, "encoder.arch", arch)
     if not isinstance(model, nn.Module):
         raise CecoFairError(
             f"encoder.arch {arch!r}: the factory returned {type(model).__name__}, not a torch.nn.Module"

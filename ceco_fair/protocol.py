@@ -27,11 +27,14 @@ from ceco_fair.data.registry import (
     dataset_options,
     preflight,
 )
+from ceco_fair.encoder_io import check_weights_file
 from ceco_fair.errors import CecoFairError, ProtocolError
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models import check_encoder_spec
 from ceco_fair.probe import ProbeConfig
-from ceco_fair.train import METHODS, MethodConfig, TrainConfig
+from ceco_fair.train import FROZEN, METHODS, MethodConfig, TrainConfig
+from ceco_fair.user_code import is_user_spec, spec_attribute
+from ceco_fair.user_loss import check_user_loss
 
 GRID_KEYS = ("rho", "attributes")
 METHOD_KEYS = ("name", "label", "ce_weight")
@@ -47,9 +50,10 @@ class EncoderConfig:
     small_image_stem: bool = False
     projection_dim: int = 128
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None
 
     def __post_init__(self) -> None:
-        check_encoder_spec(self.arch)
+        check_encoder_spec(self.arch, self.kwargs)
         for name in ("feature_dim", "kernel_size", "projection_dim"):
             if getattr(self, name) < 1:
                 raise CecoFairError(
@@ -205,6 +209,10 @@ def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
 
 def _parse_seeds(raw: Any) -> list[int]:
     seeds = _positive_list(raw if raw is not None else [0], "seeds", int)
+    for index, seed in enumerate(seeds):
+        if seed < 0:
+            where = f"seeds[{index}]" if isinstance(raw, list) else "seeds"
+            raise ProtocolError(f"{where}: expected a seed >= 0, got {seed}")
     if len(set(seeds)) != len(seeds):
         raise ProtocolError(f"seeds: duplicate seeds in {seeds}")
     return seeds
@@ -264,13 +272,15 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
         if not isinstance(item, Mapping) or "name" not in item:
             raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
         name = item["name"]
-        if name not in METHODS:
+        if name not in METHODS and not is_user_spec(name):
             raise ProtocolError(
                 f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}"
             )
         loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
-        if name == "ce":
+        if name in ("ce", FROZEN):
             check_keys(loss_kwargs, (), path)
+        elif is_user_spec(name):
+            check_user_loss(name, loss_kwargs, path)
         else:
             valid = loss_arguments(name)
             check_keys(loss_kwargs, valid, path)
@@ -283,7 +293,7 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
         )
         if ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
-        label = coerce(item.get("label", name), str, f"{path}.label")
+        label = coerce(item.get("label", spec_attribute(name) if is_user_spec(name) else name), str, f"{path}.label")
         specs.append(MethodSpec(label, MethodConfig(name, loss_kwargs, ce_weight)))
     labels = [s.label for s in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -351,6 +361,9 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         data[key] = coerce(value, types.get(key, Any), f"data.{key}")
     if source is not None:
         data = _resolve_paths(data, source.parent)
+    encoder = from_mapping(EncoderConfig, _resolve_weights(raw.get("encoder") or {}, source), "encoder")
+    if check_data and encoder.weights is not None:
+        check_weights_file(encoder.weights)
     if check_data:
         for target, sensitive in attributes:
             extra = {
@@ -373,7 +386,7 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         rhos=rhos,
         attributes=attributes,
         seeds=_parse_seeds(raw.get("seeds")),
-        encoder=from_mapping(EncoderConfig, raw.get("encoder") or {}, "encoder"),
+        encoder=encoder,
         methods=methods,
         train=from_mapping(TrainConfig, raw.get("train") or {}, "train"),
         probe=from_mapping(ProbeConfig, raw.get("probe") or {}, "probe"),
@@ -398,6 +411,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             for k, v in source.items()
         }
     return resolved
+
+
+def _resolve_weights(encoder: Any, source: Path | None) -> Any:
+    """``encoder.weights`` relative to the protocol file, like the data paths."""
+    if source is None or not isinstance(encoder, Mapping) or not isinstance(encoder.get("weights"), str):
+        return encoder
+    return {**encoder, "weights": str(_relative_to(Path(encoder["weights"]), source.parent))}
 
 
 def _relative_to(path: Path, base: Path) -> Path:

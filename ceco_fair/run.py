@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from ceco_fair import determinism
 from ceco_fair.comparisons import write_comparisons
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.errors import CecoFairError
@@ -36,6 +37,7 @@ from ceco_fair.layout import (
 from ceco_fair.manifest import build_manifest, now
 from ceco_fair.protocol import Protocol, load_protocol
 from ceco_fair.results import read_results, write_results
+from ceco_fair.run_checks import check_before_writing
 from ceco_fair.train import TrainingDiverged
 
 logger = logging.getLogger("ceco_fair")
@@ -147,12 +149,15 @@ def run_protocol(
     """Run every cell of the grid; return the exit status (1 if a run failed)."""
     session = session or DistributedSession()
     context = session.context
-    manifest = build_manifest(device, world_size=context.world_size, resumed=resume)
+    deterministic = determinism.effective(protocol.train.deterministic, device)
+    manifest = build_manifest(device, world_size=context.world_size, resumed=resume, deterministic=deterministic)
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / PROTOCOL_FILE, yaml.safe_dump(protocol.resolved(), sort_keys=False))
         atomic_write_json(output / MANIFEST_FILE, manifest)
-    with log_to_file(output / LOG_FILE if context.is_main else None):
+    with log_to_file(output / LOG_FILE if context.is_main else None), determinism.deterministic_mode(
+        deterministic, device
+    ):
         return _run_grid(protocol, output, device, manifest, resume=resume, progress=progress, session=session)
 
 
@@ -232,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     session: DistributedSession | None = None
     try:
         protocol = load_protocol(args.protocol)
+        determinism.prepare_environment(protocol.train.deterministic)
         requested = args.device or protocol.device
         session = start_distributed("cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu")
         device = choose_device(requested, session.local_rank)
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             if session.context.is_main:
                 print_grid(protocol, output, device)
             return EXIT_OK
+        check_before_writing(protocol)
         return run_protocol(protocol, output, device, resume=args.resume, progress=not args.quiet, session=session)
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")

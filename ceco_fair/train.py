@@ -29,11 +29,18 @@ from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.errors import CecoFairError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models import ProjectionHead
+from ceco_fair.tensorboard_log import require_tensorboard
+from ceco_fair.user_code import is_user_spec
+from ceco_fair.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("ce", *sorted(LOSSES))
+FROZEN = "frozen"
+"""The method that trains nothing: the encoder is audited as built (and loaded from ``encoder.weights``)."""
+METHODS: tuple[str, ...] = ("ce", FROZEN, *sorted(LOSSES))
 CHECKPOINT_VERSION = 1
+HISTORY_COLUMNS = ("epoch", "loss", "lr", "seconds", "images_per_s", "data_seconds")
+"""The per-epoch history's columns (``history.csv``)."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,6 +80,8 @@ class TrainConfig:
     log_every: int = 50
     max_batches_per_epoch: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    deterministic: bool | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -91,6 +100,8 @@ class TrainConfig:
             )
         if self.num_workers < 0:
             raise CecoFairError(f"train.num_workers: expected >= 0, got {self.num_workers}")
+        if self.tensorboard:
+            require_tensorboard()
 
 
 @dataclass(frozen=True)
@@ -112,8 +123,13 @@ class MethodConfig:
 
     @property
     def contrastive(self) -> bool:
-        """Whether the method trains with a contrastive loss on two views."""
-        return self.name != "ce"
+        """Whether the method trains with a contrastive loss on two views (a named or a user loss)."""
+        return self.name not in ("ce", FROZEN)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the method pretrains the encoder (every method but ``frozen``)."""
+        return self.name != FROZEN
 
 
 class MethodModel(nn.Module):
@@ -228,9 +244,10 @@ def method_loss_module(method: MethodConfig) -> ContrastiveLoss | None:
 
     Without the checks the loss reads nothing back to the host. Non-finite features give a
     non-finite loss instead of an input error, so that a diverging run stops as
-    :class:`TrainingDiverged` with its last good checkpoint kept.
+    :class:`TrainingDiverged` with its last good checkpoint kept. A user loss
+    (``"package.module:Name"``) is not a :class:`ContrastiveLoss`: see :func:`build_method_loss`.
     """
-    if not method.contrastive:
+    if not method.contrastive or is_user_spec(method.name):
         return None
     loss = build_loss(method.name, **dict(method.loss_kwargs))
     loss.check_values = False
@@ -248,9 +265,12 @@ def build_method_loss(
         n_groups: the dataset's number of sensitive groups.
 
     Returns:
-        ``(features [B, V, P], labels [B], sensitive [B]) -> scalar``; with both sizes it indexes
-        fixed-size tables by the ids and makes no host synchronisation.
+        ``(features [B, V, P], labels [B], sensitive [B]) -> scalar``; with both sizes a named loss
+        indexes fixed-size tables by the ids and makes no host synchronisation. A user loss
+        (``"package.module:Name"``) is built with the method's keywords and called as it is.
     """
+    if is_user_spec(method.name):
+        return build_user_loss(method.name, method.loss_kwargs)
     loss = method_loss_module(method)
     return None if loss is None else functools.partial(loss, n_classes=n_classes, n_groups=n_groups)
 
@@ -328,6 +348,7 @@ def pretrain(
     description: str = "",
     track: Callable[[nn.Module], dict[str, float]] | None = None,
     track_every: int = 0,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with ``method`` on ``dataset`` and return the per-epoch history.
 
@@ -351,6 +372,7 @@ def pretrain(
         track: measures the encoder after an epoch (e.g. :class:`ceco_fair.tracking.EpochTracker`); its
             values join that epoch's history row (rank 0 only), with ``track_seconds``.
         track_every: call ``track`` after every ``track_every``-th epoch and after the last (0: never).
+        on_epoch: called with each new epoch's history row (e.g. a TensorBoard log).
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``lr``, ``seconds``, ``images_per_s``, ``data_seconds``
@@ -457,6 +479,8 @@ def pretrain(
             row.update(track(encoder))
             row["track_seconds"] = time.perf_counter() - tracked_from
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         logger.info(
             "%s epoch %d/%d loss %.4f (%.0f images/s)",
             description,

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder beside the checkout and tiny protocol files."""
+"""Shared fixtures: the small real data files carried in ``tests/data/real`` and tiny protocol files."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from tiny_protocol import tiny_protocol_dict
 
 torch.set_num_threads(2)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REAL_DATA = Path(__file__).resolve().parent / "data" / "real"
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """The real MNIST test files and CelebA attribute sample (tests and benchmarks only)."""
-    assert SHARED_DATA.exists(), f"expected the shared data folder at {SHARED_DATA}"
-    return SHARED_DATA
+def real_data() -> Path:
+    """The real MNIST test files and CelebA attribute sample carried with the tests (see its README)."""
+    assert REAL_DATA.exists(), f"expected the test data folder at {REAL_DATA}"
+    return REAL_DATA
 
 
 @pytest.fixture

@@ -371,9 +371,8 @@ def test_forest_plot_shows_comparisons_csv(biased: Path, tmp_path: Path) -> None
     fig = comparisons_figure(load_results(folder))
     assert fig is not None
     first = table[table["metric"] == table["metric"].iloc[0]]
-    plotted = {
-        (trace.name, y): x for trace in fig.data if trace.xaxis in ("x", None) for x, y in zip(trace.x, trace.y)
-    }
+    first_panel = [trace for trace in fig.data if trace.xaxis in ("x", None)]
+    plotted = {(trace.name, y): x for trace in first_panel for x, y in zip(trace.x, trace.y, strict=True)}
     for _, row in first.iterrows():
         assert plotted[(row["condition"], row["method"])] == pytest.approx(row["mean_difference"], rel=1e-3)
     assert comparisons_figure(load_results(biased)) is None

@@ -68,9 +68,6 @@ def test_layout_names_each_file_once_and_its_run_tables_by_kind() -> None:
     assert layout.run_table_file("group") == layout.GROUP_TABLE_FILE
     assert layout.run_table_file("") is None
     assert layout.STATUS_RUNNING in layout.RUN_STATUSES
-    assert {entry.name for entry in layout.FILES if entry.reserved} == {
-        layout.ENCODER_FILE,
-    }
     assert layout.RESULTS_COLUMNS[-2:] == ("metric", "value")
     rows = layout.tidy_rows([{"run_id": "a", "sensitive": ["Male", "Young"], "metrics": {"accuracy": 0.5}}])
     assert rows == [

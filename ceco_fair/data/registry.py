@@ -16,12 +16,12 @@ from typing import Any, Final
 
 from torch.utils.data import Dataset
 
-from ceco_fair.config import import_named
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.data.celeba import CelebA
 from ceco_fair.data.utkface import UTKFace
 from ceco_fair.errors import CecoFairError
+from ceco_fair.user_code import load_callable
 
 DATASETS: Final[dict[str, type[FairnessDataset]]] = {
     "biased_mnist": BiasedMNIST,
@@ -56,7 +56,7 @@ def import_factory(name: str) -> type[FairnessDataset]:
         CecoFairError: If the module cannot be imported, lacks the class, or the class lacks
             ``metric_kind``, ``takes_rho`` or ``preflight``.
     """
-    factory = import_named(name, "data.dataset")
+    factory = load_callable(name, "data.dataset", "a built-in dataset")
     if not isinstance(factory, type):
         raise CecoFairError(f"data.dataset: {name} is not a class")
     check_dataset_class(factory, name)

@@ -98,15 +98,15 @@ def utk_names() -> Callable[..., list[str]]:
 
 
 @pytest.fixture
-def mnist_test_dir(shared_data: Path) -> Path:
+def mnist_test_dir(real_data: Path) -> Path:
     """The real MNIST test IDX files (t10k only)."""
-    return shared_data / MNIST_TEST_DIR
+    return real_data / MNIST_TEST_DIR
 
 
 @pytest.fixture
-def celeba_sample(shared_data: Path) -> Path:
-    """The real first 20,000 rows of CelebA's attribute file."""
-    return shared_data / CELEBA_SAMPLE
+def celeba_sample(real_data: Path) -> Path:
+    """The real first 1,000 rows of CelebA's attribute file."""
+    return real_data / CELEBA_SAMPLE
 
 
 def utkface_names(n: int, seed: int = 0) -> list[str]:

@@ -1,0 +1,34 @@
+"""A user-style loss, loaded by protocols as ``user_loss:ViewAgreement`` (tests put tests/ on the path)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ViewAgreement(nn.Module):
+    """Mean squared distance between the normalised views of each image, times ``scale``.
+
+    ``calls`` records the shapes of every call, so that tests can see the loss ran.
+    """
+
+    calls: ClassVar[list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]] = []
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
+        ViewAgreement.calls.append((tuple(features.shape), tuple(labels.shape), tuple(sensitive.shape)))
+        views = F.normalize(features, dim=-1)  # [N, V, D]
+        return self.scale * (views[:, 0] - views[:, 1]).pow(2).sum(-1).mean()
+
+
+class Raises(nn.Module):
+    """A loss whose construction fails."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("this loss cannot be built")

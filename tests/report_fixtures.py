@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ceco_fair.comparisons import write_comparisons
 from ceco_fair.layout import (
     BIAS_MATRIX_FILE,
     CHECKPOINT_FILE,
+    COLOUR_STRIP_FILE,
+    CURVES_COLUMNS,
+    CURVES_FILE,
     GROUP_TABLE_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
@@ -39,6 +43,7 @@ GROUP_METHODS = ("supcon", "fscl", "contex")
 GROUP_NAMES = ("White", "Black", "Asian")
 BIAS_CLASSES = 10
 BIAS_GROUP_COLOURS = [f"rgb({10 * i},{255 - 10 * i},0)" for i in range(BIAS_CLASSES)]
+STRIP_COLOURS = [(10 * i, 255 - 10 * i, 0) for i in range(BIAS_CLASSES)]
 
 
 def write_biased_mnist_folder(
@@ -50,8 +55,13 @@ def write_biased_mnist_folder(
     epochs: int = 10,
     projection_points: int = 2000,
     name: str = "quickstart",
+    diagnostics: bool = False,
 ) -> Path:
-    """Write a BiasedMNIST protocol's results (one run per method × ρ × seed) into ``root``."""
+    """Write a BiasedMNIST protocol's results (one run per method × ρ × seed) into ``root``.
+
+    With ``diagnostics`` every run also gets the representation diagnostics, per-epoch curves and a
+    colour strip, and the folder a ``comparisons.csv``, as a run with ``eval.track_every`` writes them.
+    """
     runs = []
     for m, method in enumerate(methods):
         for rho in rhos:
@@ -96,6 +106,9 @@ def write_biased_mnist_folder(
                     index=pd.Index(range(BIAS_CLASSES), name="target"),
                     columns=[str(c) for c in range(BIAS_CLASSES)],
                 ).to_csv(folder / BIAS_MATRIX_FILE)
+                if diagnostics:
+                    metrics.update(_write_distortion(folder, rng, epochs))
+                    _write_json(folder / METRICS_FILE, metrics)
                 runs.append({**run, "status": "complete", "metrics": metrics})
     protocol = {
         "name": name,
@@ -108,7 +121,36 @@ def write_biased_mnist_folder(
         "report": True,
     }
     _write_top(root, protocol, runs)
+    if diagnostics:
+        write_comparisons(root, runs, kind="bias", baseline=None, confidence=0.95)
     return root
+
+
+def _write_distortion(folder: Path, rng: np.random.Generator, epochs: int) -> dict[str, float]:
+    """A run's curves and colour strip; returns its diagnostics."""
+    curves = pd.DataFrame({"epoch": np.arange(1, epochs + 1)})
+    for column in CURVES_COLUMNS[1:]:
+        if column != "knn_worst_group_accuracy":
+            curves[column] = np.sort(rng.uniform(0.1, 0.9, size=epochs))
+    curves.to_csv(folder / CURVES_FILE, index=False)
+    digit = (rng.uniform(size=(28, 28)) > 0.7)[..., None]
+    images = [np.where(digit, 255, np.array(colour)[None, None, :]).astype(int).tolist() for colour in STRIP_COLOURS]
+    predictions = [int(p) for p in rng.integers(0, BIAS_CLASSES, size=len(STRIP_COLOURS))]
+    _write_json(
+        folder / COLOUR_STRIP_FILE,
+        {"index": 0, "target": 7, "colour": 3, "images": images, "predictions": predictions},
+    )
+    return {
+        "instance_retrieval": float(rng.uniform(0.1, 0.5)),
+        "instance_retrieval_within_cell": float(rng.uniform(0.3, 0.9)),
+        "alignment": float(rng.uniform(0.1, 0.6)),
+        "uniformity": float(rng.uniform(-3.5, -1.0)),
+        "variance_ratio": float(rng.uniform(0.2, 0.9)),
+        "leakage": float(rng.uniform(0.1, 1.0)),
+        "leakage_within_class": float(rng.uniform(0.1, 1.0)),
+        "bias_sensitivity": float(rng.uniform(0.0, 1.0)),
+        "counterfactual_flip_rate": float(rng.uniform(0.0, 0.9)),
+    }
 
 
 def write_group_folder(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_protocol_dict
+from tiny_protocol import tiny_protocol_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SECOND_RUN = "runs/contex-rho0.99-seed0"

@@ -700,3 +700,47 @@ def test_group_fairness_report_has_no_bias_section(tmp_path: Path) -> None:
     html = (build_report(folder)).read_text(encoding="utf-8")
     assert 'id="bias"' not in html and "gain over SupCon" not in html
     assert 'id="fairness"' in html
+
+
+@pytest.fixture(scope="module")
+def distorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_biased_mnist_folder(
+        tmp_path_factory.mktemp("distortion"), rhos=(0.9,), seeds=(0, 1, 2), epochs=4, diagnostics=True
+    )
+
+
+def test_distortion_figures_show_the_seed_means(distorted: Path) -> None:
+    from ceco_fair.report import figures_distortion as D
+
+    results = load_results(distorted)
+    fig = D.diagnostics_figure(results)
+    assert fig is not None
+    names = D.representation_metrics(results.metrics)
+    assert len(names) == 9 and names[0] == "instance_retrieval"
+    for index, name in enumerate(names):
+        trace = fig.data[index]
+        for method, shown in zip(trace.x, trace.y, strict=True):
+            values = [
+                json.loads((distorted / f"runs/{method}-rho0.9-seed{s}/metrics.json").read_text())[name]
+                for s in (0, 1, 2)
+            ]
+            assert shown == pytest.approx(np.mean(values), rel=1e-3)
+    scatter = D.scatter_figure(results)
+    assert scatter is not None and sum(len(t.x) for t in scatter.data) == 9
+    curves = D.curves_figure(results)
+    assert curves is not None and {t.name for t in curves.data} == {"ce", "supcon", "contex"}
+    strips = D.strips_figure(results)
+    assert strips is not None and len(strips.data) == 3 * 10
+    assert all(trace.type == "image" for trace in strips.data)
+    assert D.comparisons_figure(results) is not None
+    page = render_report(results)
+    assert 'id="distortion"' in page and 'id="comparisons"' in page
+
+
+def test_distortion_figures_are_absent_without_diagnostics(biased: Path, group: Path) -> None:
+    from ceco_fair.report import figures_distortion as D
+
+    for folder in (biased, group):
+        results = load_results(folder)
+        for make in (D.diagnostics_figure, D.scatter_figure, D.curves_figure, D.strips_figure):
+            assert make(results) is None

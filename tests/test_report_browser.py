@@ -111,13 +111,19 @@ FOLDERS: dict[str, tuple[Callable[[Path], Path], int]] = {
         lambda root: write_biased_mnist_folder(
             root, rhos=(0.99, 0.997), seeds=(0, 1), epochs=3, projection_points=300
         ),
-        5,
+        4,
     ),
     "group": (
         lambda root: write_group_folder(
             root, pairs=(("gender", "race"), ("gender", "age")), epochs=3
         ),
         5,
+    ),
+    "distortion": (
+        lambda root: write_biased_mnist_folder(
+            root, rhos=(0.9, 0.99), seeds=(0, 1, 2), epochs=3, projection_points=100, diagnostics=True
+        ),
+        9,
     ),
     "audit": (write_audit_folder, 4),
     "escaping": (xss_folder, 5),

@@ -1,0 +1,131 @@
+"""Tables of a results folder for papers and notes: mean and interval over seeds, method × condition.
+
+``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C]`` prints one Markdown
+table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
+mean over seeds with its interval (:func:`ceco_fair.report.stats.seed_interval`: Student's t for
+three seeds or more). Accuracies and other fractions in [0, 1] are shown in percent with one
+decimal. Torch-free: it reads ``results.csv`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ceco_fair.comparisons import condition_of
+from ceco_fair.errors import CecoFairError
+from ceco_fair.layout import RESULTS_CSV
+from ceco_fair.metrics.specs import label, spec_of
+from ceco_fair.report.stats import DEFAULT_CONFIDENCE, summarize
+
+PERCENT_METRICS = frozenset(
+    {
+        "accuracy",
+        "unbiased_accuracy",
+        "bias_aligned_accuracy",
+        "bias_conflicting_accuracy",
+        "worst_group_accuracy",
+    }
+)
+"""Metrics shown in percent (one decimal); the others with three decimals."""
+
+USAGE_ERROR_STATUS = 2
+
+
+def seed_summary(results: pd.DataFrame, metrics: Sequence[str], confidence: float) -> pd.DataFrame:
+    """Mean and interval over seeds of each (method, condition, metric).
+
+    Args:
+        results: the tidy rows of ``results.csv``.
+        metrics: the metrics to keep.
+        confidence: the intervals' level.
+
+    Returns:
+        Columns ``method, condition, metric, mean, low, high, n, kind`` in order of appearance.
+    """
+    table = results[results["metric"].isin(metrics)].copy()
+    table["condition"] = [
+        condition_of({"rho": rho, "target": target, "sensitive": sensitive})
+        for rho, target, sensitive in zip(
+            _or_none(table["rho"]), _or_none(table["target"]), _or_none(table["sensitive"]), strict=True
+        )
+    ]
+    return summarize(table, ["method", "condition", "metric"], confidence=confidence)
+
+
+def format_cell(mean: float, low: float, high: float, *, percent: bool) -> str:
+    """``37.6 [31.2, 44.0]`` (percent, one decimal) or ``0.412 [0.380, 0.444]``; ``–`` without a value."""
+    if not math.isfinite(mean):
+        return "–"
+    scale, digits = (100.0, 1) if percent else (1.0, 3)
+    text = f"{scale * mean:.{digits}f}"
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+    return text
+
+
+def markdown_table(summary: pd.DataFrame, metric: str) -> str:
+    """One metric's table: a row per method, a column per condition."""
+    rows = summary[summary["metric"] == metric]
+    conditions = list(dict.fromkeys(rows["condition"]))
+    methods = list(dict.fromkeys(rows["method"]))
+    percent = metric in PERCENT_METRICS
+    cells = {
+        (str(method), str(condition)): format_cell(float(mean), float(low), float(high), percent=percent)
+        for method, condition, mean, low, high in zip(
+            rows["method"], rows["condition"], rows["mean"], rows["low"], rows["high"], strict=True
+        )
+    }
+    unit = " (%)" if percent else ""
+    lines = [
+        f"| {label(metric)}{unit} | " + " | ".join(conditions) + " |",
+        "|---|" + "---|" * len(conditions),
+    ]
+    lines += [f"| {m} | " + " | ".join(cells.get((m, c), "–") for c in conditions) + " |" for m in methods]
+    return "\n".join(lines)
+
+
+def summary_markdown(folder: Path, metrics: Sequence[str] | None = None, confidence: float = DEFAULT_CONFIDENCE) -> str:
+    """Every requested metric's table for the results folder ``folder`` (default: every metric with a spec)."""
+    path = folder / RESULTS_CSV
+    if not path.is_file():
+        raise CecoFairError(f"{folder}: no {RESULTS_CSV} (is it a results folder?)")
+    results = pd.read_csv(path)
+    chosen = list(metrics) if metrics else [m for m in dict.fromkeys(results["metric"]) if spec_of(m) is not None]
+    unknown = [m for m in chosen if m not in set(results["metric"])]
+    if unknown:
+        raise CecoFairError(f"--metrics: {', '.join(unknown)} not in {path}")
+    summary = seed_summary(results, chosen, confidence)
+    return "\n\n".join(markdown_table(summary, metric) for metric in chosen) + "\n"
+
+
+def _or_none(column: pd.Series) -> list[object]:
+    return [None if pd.isna(value) else value for value in column]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ceco_fair.summary``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ceco_fair.summary",
+        description="Print Markdown tables (mean [interval] over seeds, method x condition) of a results folder.",
+    )
+    parser.add_argument("output_dir", metavar="OUTPUT_DIR", type=Path, help="the results folder")
+    parser.add_argument("--metrics", nargs="+", help="metrics to tabulate (default: all with a spec)")
+    parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
+    args = parser.parse_args(argv)
+    if not 0 < args.confidence < 1:
+        parser.exit(USAGE_ERROR_STATUS, f"error: --confidence: expected a value in (0, 1), got {args.confidence}\n")
+    try:
+        sys.stdout.write(summary_markdown(args.output_dir, args.metrics, args.confidence))
+    except CecoFairError as error:
+        parser.exit(USAGE_ERROR_STATUS, f"error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -744,3 +745,28 @@ def test_distortion_figures_are_absent_without_diagnostics(biased: Path, group: 
         results = load_results(folder)
         for make in (D.diagnostics_figure, D.scatter_figure, D.curves_figure, D.strips_figure):
             assert make(results) is None
+
+
+def test_a_spread_whose_interval_reaches_zero_says_no_evidence(group: Path) -> None:
+    from ceco_fair.report.html import NO_EVIDENCE, reaches_zero
+
+    at_zero = pd.Series({"mean": 0.02, "low": 0.0, "high": 0.05, "kind": "bootstrap"})
+    apart = pd.Series({"mean": 0.08, "low": 0.03, "high": 0.12, "kind": "bootstrap"})
+    assert reaches_zero("equalized_odds_difference", at_zero)
+    assert not reaches_zero("equalized_odds_difference", apart)
+    assert not reaches_zero("accuracy", at_zero)
+    assert not reaches_zero(
+        "demographic_parity_difference", pd.Series({"mean": 0.0, "low": 0.0, "high": 0.0, "kind": "single"})
+    )
+    results = load_results(group)
+    metrics = results.metrics.copy()
+    spread = metrics["metric"] == "equalized_odds_difference"
+    metrics.loc[spread, "ci_low"] = 0.0
+    page = render_report(dataclasses.replace(results, metrics=metrics))
+    marker = f'<span class="no-evidence">{NO_EVIDENCE}</span>'
+    assert marker in page
+    assert marker not in render_report(
+        dataclasses.replace(
+            results, metrics=metrics[metrics["metric"] != "equalized_odds_difference"].assign(ci_low=0.01)
+        )
+    )

@@ -98,7 +98,7 @@ def diagnostics_by_method(
     fig = make_subplots(
         rows=rows,
         cols=PANEL_COLUMNS,
-        subplot_titles=[f"{label_of(n)} {direction_of(n)}" for n in names],
+        subplot_titles=[f"{text(label_of(n))}<br>{direction_of(n)}" for n in names],
         vertical_spacing=0.5 / rows,
     )
     colours = method_colours(methods)
@@ -323,7 +323,8 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
         rows=1,
         cols=len(metrics),
         shared_yaxes=True,
-        subplot_titles=[f"{label_of(m)} {direction_of(m)}" for m in metrics],
+        subplot_titles=[f"{text(label_of(m))}<br>{direction_of(m)}" for m in metrics],
+        horizontal_spacing=0.04,
     )
     order = [m for m in methods if m in set(comparisons["method"])]
     conditions = list(dict.fromkeys(comparisons["condition"]))

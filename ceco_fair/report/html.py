@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from ceco_fair.io import atomic_write_text
 from ceco_fair.layout import REPORT_FILE
-from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better
+from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better, spec_of
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
 from ceco_fair.report.stats import interval_description, summarize
@@ -75,6 +75,7 @@ th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: ri
 th { background: var(--soft); font-weight: 600; white-space: normal; min-width: 6em; }
 th.text, td.text { text-align: left; }
 td.best { font-weight: 700; background: var(--best); }
+.no-evidence { display: block; font-size: 0.75em; color: #555; }
 td .interval { display: block; font-size: 0.8em; font-weight: 400; color: var(--muted); }
 tr.condition th { background: #fff; padding-top: 14px; font-weight: 600; }
 tbody th { font-weight: 400; background: none; }
@@ -94,8 +95,10 @@ SUMMARY_GUIDE = (
     "One row per method (and per ρ or attribute pair), in percent. Each cell is the mean over "
     "seeds; the interval column says what the ± or [low–high] means for the row. The best value "
     "of each column is highlighted: highest for accuracies (↑), lowest for differences between "
-    "groups (↓)."
+    "groups (↓). A difference between groups whose interval reaches 0 says “no evidence of a "
+    "difference”: its groups may well be treated alike, whatever the point estimate."
 )
+NO_EVIDENCE = "no evidence of a difference"
 SELECTOR_GUIDE = "Hover for values; use the menu at the top right of a figure to switch views."
 
 
@@ -271,6 +274,8 @@ def summary_table(results: Results) -> str | None:
                     mark = ' class="best"'
                 value, interval = ("—", "") if row is None else format_interval(row)
                 shown = f'{value}<span class="interval">{interval}</span>' if interval else value
+                if row is not None and reaches_zero(name, row):
+                    shown += f'<span class="no-evidence">{NO_EVIDENCE}</span>'
                 cells.append(f"<td{mark}>{shown}</td>")
             kinds = dict.fromkeys(str(row["kind"]) for row in metric_rows.values())
             described = [interval_description(kind, results.confidence) for kind in kinds if kind != "none"]
@@ -291,6 +296,14 @@ def summary_table(results: Results) -> str | None:
         f"<thead><tr>{''.join(head)}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def reaches_zero(metric: str, row: pd.Series) -> bool:
+    """Whether a difference between groups has an interval that reaches 0 (no evidence of a difference)."""
+    spec = spec_of(metric)
+    if spec is None or spec.kind != "group" or not spec.lower_is_better:
+        return False
+    return str(row["kind"]) in ("t", "range", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
 
 
 def format_interval(row: pd.Series) -> tuple[str, str]:

@@ -46,8 +46,9 @@ logger = logging.getLogger(__name__)
 VIEW_SEED_OFFSET = 7919
 """Seeds the views' augmentation apart from training's streams: view ``v`` uses ``seed · 7919 + v``."""
 
-UNIFORMITY_POINTS = 20_000
-"""Uniformity is exact up to this many points; larger test sets are subsampled (fixed seed)."""
+SUBSAMPLE_POINTS = 20_000
+"""Uniformity and leakage use every test point up to this many; larger test sets are subsampled (fixed
+seed), which keeps both exact on the subsample and their cost bounded (retrieval is block-wise and uses all)."""
 
 
 @dataclass
@@ -132,7 +133,7 @@ def feature_diagnostics(
         features: plain (un-augmented) test features ``[n, D]``.
         targets: ``[n]`` integer targets.
         sensitive: ``[n]`` integer sensitive / bias values.
-        seed: seeds the leakage probe's folds and the uniformity subsample.
+        seed: seeds the leakage probe's folds and the subsample of :data:`SUBSAMPLE_POINTS`.
         views: features of two augmentations of the same ``n`` images, for retrieval and alignment.
 
     Returns:
@@ -141,13 +142,14 @@ def feature_diagnostics(
     """
     n = len(features)
     chosen = np.arange(n)
-    if n > UNIFORMITY_POINTS:
-        chosen = np.sort(np.random.default_rng(seed).choice(n, size=UNIFORMITY_POINTS, replace=False))
+    if n > SUBSAMPLE_POINTS:
+        chosen = np.sort(np.random.default_rng(seed).choice(n, size=SUBSAMPLE_POINTS, replace=False))
+    sample = features[torch.from_numpy(chosen)]
     scores = {
         "variance_ratio": variance_ratio(features, targets),
-        "uniformity": uniformity(features[torch.from_numpy(chosen)]),
-        "leakage": leakage(features, sensitive, seed=seed),
-        "leakage_within_class": leakage(features, sensitive, targets, seed=seed),
+        "uniformity": uniformity(sample),
+        "leakage": leakage(sample, sensitive[chosen], seed=seed),
+        "leakage_within_class": leakage(sample, sensitive[chosen], targets[chosen], seed=seed),
     }
     if views is not None:
         scores["instance_retrieval"] = instance_retrieval(views.first, views.second)

@@ -193,17 +193,16 @@ def _finish(protocol: Protocol, output: Path, manifest: dict[str, Any], shard: S
     logger.info("results: %s", output / RESULTS_CSV)
 
 
-def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: bool) -> str | None:
-    """Whether this process trains ``run``: None if so, else why not (complete, or claimed by another)."""
+def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: bool) -> bool:
+    """Whether this process trains ``run``: not when it is complete (with ``resume``) or another holds its claim."""
     folder = run_dir(output, run.run_id)
     if resume:
         done = read_run_record(folder)
         if done is not None and done["status"] == STATUS_COMPLETE:
-            return "already complete"
+            logger.info("%s: already complete", run.run_id)
+            return False
     claim = {**origin, "pid": os.getpid(), "claimed": now()}
-    if not claim_run(folder, claim, take_over=resume, lock=output / LOCK_FILE):
-        return "claimed by another process"
-    return None
+    return claim_run(folder, claim, take_over=resume, lock=output / LOCK_FILE)
 
 
 def _run_grid(
@@ -228,12 +227,9 @@ def _run_grid(
     grid = protocol.grid()
     mine = [(position, run) for position, run in enumerate(grid) if shard.owns(position)]
     for count, (position, run) in enumerate(mine, start=1):
-        where = f"[{count}/{len(mine)}, grid #{position + 1}, shard {shard}] {run.run_id}"
-        skip = session.broadcast(_take_run(output, run, origin, resume=resume) if context.is_main else None)
-        if skip is not None:
-            logger.info("%s: %s", where, skip)
+        logger.info("[%d/%d, grid #%d, shard %s] %s", count, len(mine), position + 1, shard, run.run_id)
+        if not session.broadcast(_take_run(output, run, origin, resume=resume) if context.is_main else None):
             continue
-        logger.info("%s", where)
         if data_key(run) != cached_key:
             datasets = (build_split(protocol, run, "train"), build_split(protocol, run, "test"))
             cached_key = data_key(run)

@@ -138,5 +138,5 @@ def claim_run(run_folder: Path, claim: Mapping[str, Any], *, take_over: bool, lo
                 atomic_write_json(path, claim)
                 logger.info("%s: took over the claim of %s", run_folder.name, describe_claim(holder))
                 return True
-    logger.info("%s: claimed by %s; skipped", run_folder.name, describe_claim(read_claim(run_folder)))
+    logger.warning("%s: claimed by %s; skipped", run_folder.name, describe_claim(read_claim(run_folder)))
     return False

@@ -100,9 +100,11 @@ def check_output(output: Path, protocol: Protocol, resume: bool, *, sharded: boo
     """Never overwrite an earlier run; resume, or join as a shard, only a folder of the same protocol."""
     saved = output / PROTOCOL_FILE
     option = "--resume" if resume else "--shard"
-    if resume or (sharded and saved.exists()):
+    if sharded and not saved.exists() and not _holds_files(output):
+        return  # the first shard into a new folder; with --resume too, so one job script starts and restarts
+    if resume or sharded:
         if not saved.exists():
-            raise CecoFairError(f"--resume: {output} holds no earlier run (no protocol.yaml)")
+            raise CecoFairError(f"{option}: {output} holds no earlier run (no protocol.yaml)")
         previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
         current = protocol.resolved()
         changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
@@ -110,6 +112,11 @@ def check_output(output: Path, protocol: Protocol, resume: bool, *, sharded: boo
             raise CecoFairError(f"{option}: the protocol differs from the one in {saved} in: {', '.join(changed)}")
     elif output.exists() and any(output.iterdir()):
         raise CecoFairError(f"--output: {output} already holds results; choose another folder or add --resume")
+
+
+def _holds_files(output: Path) -> bool:
+    """Whether ``output`` holds anything but hidden files (the lock, a shard's file being written)."""
+    return output.is_dir() and any(not path.name.startswith(".") for path in output.iterdir())
 
 
 def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Shard) -> None:

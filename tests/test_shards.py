@@ -79,7 +79,8 @@ def run_origins(output: Path) -> dict[str, str]:
 
 def test_two_parallel_shards_give_the_one_process_results(reference: Path, tmp_path: Path) -> None:
     protocol, output = grid_protocol(tmp_path / "protocol.yaml", report=True), tmp_path / "out"
-    shards = [start(protocol, output, "--shard", f"{k}/2") for k in (1, 2)]
+    # The second shard starts as a job script restarting itself would: --resume on a new folder.
+    shards = [start(protocol, output, "--shard", "1/2"), start(protocol, output, "--shard", "2/2", "--resume")]
     for shard in shards:
         finish(shard)
     table = pd.read_csv(output / RESULTS_CSV)
@@ -131,6 +132,29 @@ def test_a_killed_shard_resumes_and_the_other_is_unaffected(reference: Path, tmp
     assert (output / RESULTS_CSV).read_text() == (reference / RESULTS_CSV).read_text()
     assert run_origins(output) == SHARD_OF
     assert json.loads((output / MANIFEST_FILE).read_text())["finished"] is not None
+
+
+def test_torchrun_inside_a_shard_trains_its_runs_with_every_process(tmp_path: Path) -> None:
+    protocol, output = grid_protocol(tmp_path / "protocol.yaml"), tmp_path / "out"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    done = subprocess.run(
+        [*torchrun, "-m", "ceco_fair.run", str(protocol), "--output", str(output), "--quiet", "--shard", "2/2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert tuple(pd.read_csv(output / RESULTS_CSV)["run_id"].drop_duplicates()) == GRID[1::2]
+    assert run_origins(output) == {run_id: "2/2" for run_id in GRID[1::2]}
+    assert sorted(path.name for path in (output / RUNS_DIR).iterdir()) == sorted(GRID[1::2])
+    manifest = json.loads((output / MANIFEST_FILE).read_text())
+    assert manifest["shards"]["2/2"]["world_size"] == 2 and manifest["finished"] is None
 
 
 CLAIMANT = """

@@ -98,6 +98,8 @@ def test_two_parallel_shards_give_the_one_process_results(reference: Path, tmp_p
     assert all(entry["finished"] for entry in manifest["shards"].values())
     report = (output / REPORT_FILE).read_text(encoding="utf-8")
     assert "4 runs, 4 complete" in report and 'id="missing"' not in report
+    for run_id, shard in SHARD_OF.items():
+        assert f'<code>{run_id}</code></td><td class="text">complete</td><td class="text">{shard}</td>' in report
 
 
 def test_a_killed_shard_resumes_and_the_other_is_unaffected(reference: Path, tmp_path: Path) -> None:

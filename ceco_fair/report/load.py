@@ -36,6 +36,7 @@ from ceco_fair.layout import (
     RESULTS_JSON,
     RUN_COLUMNS,
     RUN_FILE,
+    RUN_ORIGIN_COLUMNS,
     RUNS_DIR,
     STATUS_COMPLETE,
     STATUS_INCOMPLETE,
@@ -117,6 +118,8 @@ class Results:
         missing: What is missing or unreadable, in folder order.
         group_colours: ``run_id`` → one CSS colour per sensitive group, for runs whose
             dataset gave its groups colours (``run.json``'s ``group_colours``).
+        origins: ``run_id`` → where the run was trained (``shard``, ``host``, ``device`` from
+            ``run.json``), for runs that recorded it.
 
     """
 
@@ -131,6 +134,7 @@ class Results:
     projections: pd.DataFrame
     missing: tuple[MissingItem, ...]
     group_colours: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -292,6 +296,11 @@ def load_results(output_dir: Path) -> Results:
             run_id: tuple(str(colour) for colour in folder.info["group_colours"])
             for run_id, folder in folders.items()
             if isinstance(folder.info.get("group_colours"), list)
+        },
+        origins={
+            run_id: {key: str(folder.info[key]) for key in RUN_ORIGIN_COLUMNS if key in folder.info}
+            for run_id, folder in folders.items()
+            if any(key in folder.info for key in RUN_ORIGIN_COLUMNS)
         },
     )
 

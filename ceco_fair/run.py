@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     session: DistributedSession | None = None
     try:
         shard = parse_shard(args.shard) if args.shard is not None else Shard()
-        if args.shard is not None and shard.count > 1 and args.output is None:
+        if shard.count > 1 and args.output is None and not args.dry_run:
             raise CecoFairError("--shard: give --output, the one folder every shard writes into")
         protocol = load_protocol(args.protocol)
         requested = args.device or protocol.device

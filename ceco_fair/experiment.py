@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ def execute_run(
     resume: bool,
     progress: bool = True,
     session: DistributedSession | None = None,
+    origin: Mapping[str, Any] | None = None,
 ) -> AuditResult | None:
     """Pretrain, probe and measure one run, writing its files into ``run_dir``.
 
@@ -110,13 +112,15 @@ def execute_run(
         resume: continue from ``run_dir/checkpoint.pt`` if present.
         progress: show progress bars.
         session: this process's place in a data-parallel run (default: one process).
+        origin: where the run is trained (shard, host, device; see
+            :data:`~ceco_fair.layout.RUN_ORIGIN_COLUMNS`), recorded in ``run.json``.
 
     Returns:
         The evaluation (None on processes other than rank 0 of a data-parallel run).
     """
     session = session or DistributedSession()
     context = session.context
-    record = run_record(protocol, run)
+    record = {**run_record(protocol, run), **(origin or {})}
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
     encoder = build_protocol_encoder(encoder_config)

@@ -1,15 +1,18 @@
 """Atomic file writes: a reader sees either the old complete file or the new one, never half.
 
 Every output is written to a temporary file in the destination's folder and moved into place with
-``os.replace``. Torch-free, so the report can write without importing torch.
+``os.replace``; :func:`locked` serialises read-modify-write steps of several processes (on one
+machine or many sharing a file system). Torch-free, so the report can write without importing torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,3 +63,19 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_nan_to_none(item) for item in value]
     return value
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block; other holders wait.
+
+    The lock belongs to this open file: a second :func:`locked` on the same path, even in the same
+    process, waits for the first to end. The kernel drops it when the process dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, _default_mode())
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)

@@ -36,6 +36,12 @@ GROUP_TABLE_FILE: Final = "group_table.csv"
 BIAS_MATRIX_FILE: Final = "bias_matrix.csv"
 COUNTERFACTUAL_FILE: Final = "counterfactual.csv"
 COLOUR_STRIP_FILE: Final = "counterfactual_strip.json"
+GRID_FILE: Final = "grid.json"
+"""``{"runs": [run_id, ...]}`` in grid order: the order of the result tables and what a complete folder holds."""
+LOCK_FILE: Final = ".lock"
+"""Held (``flock``) while a process rebuilds the folder-level files or updates the manifest."""
+CLAIM_FILE: Final = "claim.json"
+"""Created exclusively by the process that trains a run: its shard, host, process id and time."""
 
 RUN_COLUMNS: Final = (
     "run_id",
@@ -49,6 +55,8 @@ RUN_COLUMNS: Final = (
     "seed",
 )
 """A run's identifying fields: in ``run.json``, in each ``results.json`` entry and in ``results.csv``."""
+RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
+"""Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
 RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
@@ -83,6 +91,8 @@ STATUS_COMPLETE: Final = "complete"
 STATUS_FAILED: Final = "failed"
 STATUS_INCOMPLETE: Final = "incomplete"
 RUN_STATUSES: Final = (STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED, STATUS_INCOMPLETE)
+FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
+"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
 """``running`` (written when a run starts), ``complete``, ``failed`` (training diverged) and
 ``incomplete`` (the reader's word for a run folder without a status or metrics)."""
 
@@ -118,8 +128,11 @@ FILES: Final = (
     ResultFile(RESULTS_CSV, "folder", "ceco_fair.results", RESULTS_COLUMNS),
     ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.comparisons", COMPARISONS_COLUMNS),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
+    ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
+    ResultFile(LOCK_FILE, "folder", "ceco_fair.results"),
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
     ResultFile(RUN_FILE, "run", "ceco_fair.experiment", RUN_COLUMNS),
+    ResultFile(CLAIM_FILE, "run", "ceco_fair.shards"),
     ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.train"),
     ResultFile(ENCODER_FILE, "run", "ceco_fair.encoder_io"),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.experiment", HISTORY_COLUMNS),

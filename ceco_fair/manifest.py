@@ -1,7 +1,14 @@
-"""What a run was made with: package versions, git revision, device, host and times."""
+"""What a run was made with: package versions, git revision, device, host and times.
+
+A folder that several processes (``--shard``) write into holds one ``manifest.json``: the facts of
+the process that wrote it last, the earliest start, ``finished`` once every run of the grid is done,
+and under ``shards`` one entry per shard (host, device, processes, start, end, resumed).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import socket
 import subprocess
@@ -11,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ceco_fair.io import atomic_write_json, locked
+from ceco_fair.layout import LOCK_FILE, MANIFEST_FILE, RUN_ORIGIN_COLUMNS
+
+SHARD_FACTS = ("hostname", "device", "world_size", "resumed", "started", "finished")
+"""The facts of one process kept under the manifest's ``shards``."""
 
 PACKAGES = (
     "ceco_fair",
@@ -80,3 +93,49 @@ def build_manifest(device: torch.device, **extra: Any) -> dict[str, Any]:
         "finished": None,
         **extra,
     }
+
+
+def run_origin(shard: str, device: torch.device) -> dict[str, str]:
+    """Where a run is trained (:data:`~ceco_fair.layout.RUN_ORIGIN_COLUMNS`): shard, host, device.
+
+    On CUDA the device names ``CUDA_VISIBLE_DEVICES`` when it is set (one shard per GPU).
+    """
+    described = device_description(device)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if device.type == "cuda" and visible:
+        described += f" (CUDA_VISIBLE_DEVICES={visible})"
+    return dict(zip(RUN_ORIGIN_COLUMNS, (shard, socket.gethostname(), described), strict=True))
+
+
+def merge_manifest(
+    previous: dict[str, Any] | None, current: dict[str, Any], shard: str, *, finished: str | None
+) -> dict[str, Any]:
+    """The folder's manifest once this process's ``current`` joins what ``previous`` recorded.
+
+    Args:
+        previous: The manifest in the folder (None when there is none).
+        current: This process's manifest (:func:`build_manifest`; its ``finished`` is this process's end).
+        shard: This process's shard, ``K/N``.
+        finished: When the whole grid was done (None while runs are missing).
+
+    Returns:
+        ``current``'s facts with the earliest ``started``, ``finished`` and ``shards``: every shard's
+        :data:`SHARD_FACTS`, this one's replaced.
+    """
+    previous = previous or {}
+    shards = dict(previous.get("shards") or {})
+    shards[shard] = {key: current.get(key) for key in SHARD_FACTS}
+    started = min(str(value) for value in (previous.get("started"), current["started"]) if value)
+    return {**current, "started": started, "finished": finished, "shards": shards}
+
+
+def update_manifest(folder: Path, current: dict[str, Any], shard: str, *, finished: str | None) -> None:
+    """Merge ``current`` into ``folder/manifest.json`` under the folder's lock (see :func:`merge_manifest`)."""
+    path = folder / MANIFEST_FILE
+    with locked(folder / LOCK_FILE):
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        merged = merge_manifest(previous if isinstance(previous, dict) else None, current, shard, finished=finished)
+        atomic_write_json(path, merged)

@@ -3,19 +3,41 @@
 ``results.json`` holds ``{"runs": [...]}``, each run with its :data:`~ceco_fair.layout.RUN_COLUMNS`,
 ``status`` and ``metrics``; ``results.csv`` has one row per run × metric with the columns
 :data:`~ceco_fair.layout.RESULTS_COLUMNS`. See :mod:`ceco_fair.layout`.
+
+A protocol folder's tables are rebuilt from its run folders (:func:`rebuild_folder`): each run owns
+``runs/<run_id>/``, so any number of processes can train runs of one grid into one folder, and
+whichever rebuilds last leaves every finished run in the tables, once, in grid order.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from ceco_fair.io import atomic_write_json, atomic_write_text
-from ceco_fair.layout import RESULTS_COLUMNS, RESULTS_CSV, RESULTS_JSON, tidy_rows
+from ceco_fair.comparisons import write_comparisons
+from ceco_fair.io import atomic_write_json, atomic_write_text, locked
+from ceco_fair.layout import (
+    FINAL_STATUSES,
+    GRID_FILE,
+    LOCK_FILE,
+    METRICS_FILE,
+    PROTOCOL_FILE,
+    RESULTS_COLUMNS,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RUN_FILE,
+    RUN_ORIGIN_COLUMNS,
+    RUNS_DIR,
+    STATUS_COMPLETE,
+    run_fields,
+    tidy_rows,
+)
 
 
 def tidy_results(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -36,3 +58,106 @@ def read_results(folder: Path) -> list[dict[str, Any]]:
         return []
     runs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
     return runs
+
+
+def write_grid(folder: Path, run_ids: Iterable[str]) -> None:
+    """Write ``grid.json``: the run ids of the whole grid, in grid order."""
+    atomic_write_json(folder / GRID_FILE, {"runs": list(run_ids)})
+
+
+def read_grid(folder: Path) -> list[str]:
+    """The grid's run ids in order, from ``grid.json`` (empty when the folder has none)."""
+    path = folder / GRID_FILE
+    if not path.exists():
+        return []
+    return [str(run_id) for run_id in json.loads(path.read_text(encoding="utf-8"))["runs"]]
+
+
+def _read_json(path: Path) -> Any:
+    """``path``'s JSON, or None when it is missing or not (yet) valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_run_record(run_folder: Path) -> dict[str, Any] | None:
+    """The ``results.json`` entry of a finished run, from its ``run.json`` and ``metrics.json``.
+
+    Returns:
+        ``{run fields, status, [error], metrics, shard, host, device}`` for a run whose status is
+        ``complete`` (with its metrics written) or ``failed``; None for a run still running, killed,
+        or never started.
+    """
+    run = _read_json(run_folder / RUN_FILE)
+    if not isinstance(run, dict) or run.get("status") not in FINAL_STATUSES:
+        return None
+    record: dict[str, Any] = {**run_fields(run), "status": run["status"]}
+    if run["status"] == STATUS_COMPLETE:
+        metrics = _read_json(run_folder / METRICS_FILE)
+        if not isinstance(metrics, dict):
+            return None
+        record["metrics"] = metrics
+    else:
+        record.update(error=run.get("error"), metrics={})
+    record.update({key: run[key] for key in RUN_ORIGIN_COLUMNS if key in run})
+    return record
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What :func:`rebuild_folder` found.
+
+    Attributes:
+        records: The finished runs (complete or failed), in grid order, as written to ``results.json``.
+        missing: The grid's run ids that are not finished (not started, running, or killed).
+    """
+
+    records: list[dict[str, Any]]
+    missing: list[str]
+
+
+def rebuild_folder(folder: Path) -> FolderState:
+    """Rebuild ``results.json``, ``results.csv`` and ``comparisons.csv`` from the run folders.
+
+    Holds the folder's lock for the whole read-and-write, so a rebuild that read an older state
+    never overwrites a newer one; each file is still replaced atomically. Runs are ordered as in
+    ``grid.json`` (runs it does not list come last, by name). The comparisons take their baseline and
+    confidence from the folder's ``protocol.yaml`` (``eval``) and their metric kind from the runs.
+
+    Args:
+        folder: A protocol's output folder.
+
+    Returns:
+        The finished runs and the grid's unfinished ones.
+    """
+    with locked(folder / LOCK_FILE):
+        order = read_grid(folder)
+        runs_dir = folder / RUNS_DIR
+        found: dict[str, dict[str, Any]] = {}
+        for run_folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+            record = read_run_record(run_folder) if run_folder.is_dir() else None
+            if record is not None:
+                found[run_folder.name] = record
+        listed = set(order)
+        ids = [run_id for run_id in order if run_id in found] + [r for r in found if r not in listed]
+        records = [found[run_id] for run_id in ids]
+        write_results(folder, records)
+        protocol = _read_yaml(folder / PROTOCOL_FILE)
+        evaluation = protocol.get("eval") if isinstance(protocol, dict) else None
+        if records and isinstance(evaluation, dict) and "confidence" in evaluation:
+            write_comparisons(
+                folder,
+                records,
+                kind=str(records[-1]["metric_kind"]),
+                baseline=evaluation.get("baseline"),
+                confidence=float(evaluation["confidence"]),
+            )
+    return FolderState(records, [run_id for run_id in order if run_id not in found])
+
+
+def _read_yaml(path: Path) -> Any:
+    """``path``'s YAML, or None when it is missing."""
+    if not path.exists():
+        return None
+    return yaml.safe_load(path.read_text(encoding="utf-8"))

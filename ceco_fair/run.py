@@ -1,8 +1,11 @@
-"""Command line: ``python -m ceco_fair.run PROTOCOL.yaml [--output DIR] [--resume] [--device D] [--dry-run]``.
+"""Command line: ``python -m ceco_fair.run PROTOCOL.yaml [--output DIR] [--resume] [--shard K/N] [...]``.
 
 Validates the whole protocol (keys, values, data folders) before any training, runs the grid of
 methods × ρ/attributes × seeds, writes every run's folder, the tidy ``results.csv`` /
 ``results.json`` and an HTML report. Bad input: one line on stderr, exit status 2, nothing written.
+With ``--shard K/N`` the process runs only its share of the grid (see :mod:`ceco_fair.shards`);
+every run's folder is claimed before training, and the folder-level files are rebuilt from the run
+folders after each run, so shards running at once fill one folder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,24 +24,25 @@ import torch
 import yaml
 
 from ceco_fair import determinism
-from ceco_fair.comparisons import write_comparisons
 from ceco_fair.distributed import DistributedSession, start_distributed
 from ceco_fair.errors import CecoFairError
 from ceco_fair.experiment import build_split, data_key, execute_run, run_record
-from ceco_fair.io import atomic_write_json, atomic_write_text
+from ceco_fair.io import atomic_write_json, atomic_write_text, locked
 from ceco_fair.layout import (
+    LOCK_FILE,
     LOG_FILE,
-    MANIFEST_FILE,
     PROTOCOL_FILE,
     RESULTS_CSV,
+    RUN_FILE,
     STATUS_COMPLETE,
     STATUS_FAILED,
     run_dir,
 )
-from ceco_fair.manifest import build_manifest, now
-from ceco_fair.protocol import Protocol, load_protocol
-from ceco_fair.results import read_results, write_results
+from ceco_fair.manifest import build_manifest, now, run_origin, update_manifest
+from ceco_fair.protocol import Protocol, RunSpec, load_protocol
+from ceco_fair.results import read_run_record, rebuild_folder, write_grid
 from ceco_fair.run_checks import check_before_writing
+from ceco_fair.shards import Shard, claim_run, parse_shard
 from ceco_fair.train import TrainingDiverged
 
 logger = logging.getLogger("ceco_fair")
@@ -57,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--resume",
         action="store_true",
         help="continue an interrupted run in --output (default: the newest folder of this protocol)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only the grid's runs whose 0-based index modulo N is K-1; shards share one --output folder",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides the protocol's device")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the grid, train nothing")
@@ -88,26 +98,37 @@ def default_output(protocol: Protocol, resume: bool) -> Path:
     return candidate
 
 
-def check_output(output: Path, protocol: Protocol, resume: bool) -> None:
-    """Never overwrite an earlier run; resume only a folder made by the same protocol."""
+def check_output(output: Path, protocol: Protocol, resume: bool, *, sharded: bool = False) -> None:
+    """Never overwrite an earlier run; resume, or join as a shard, only a folder of the same protocol."""
     saved = output / PROTOCOL_FILE
-    if resume:
+    option = "--resume" if resume else "--shard"
+    if sharded and not saved.exists() and not _holds_files(output):
+        return  # the first shard into a new folder; with --resume too, so one job script starts and restarts
+    if resume or sharded:
         if not saved.exists():
-            raise CecoFairError(f"--resume: {output} holds no earlier run (no protocol.yaml)")
+            raise CecoFairError(f"{option}: {output} holds no earlier run (no protocol.yaml)")
         previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
         current = protocol.resolved()
         changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
         if changed:
-            raise CecoFairError(f"--resume: the protocol differs from the one in {saved} in: {', '.join(changed)}")
+            raise CecoFairError(f"{option}: the protocol differs from the one in {saved} in: {', '.join(changed)}")
     elif output.exists() and any(output.iterdir()):
         raise CecoFairError(f"--output: {output} already holds results; choose another folder or add --resume")
 
 
-def print_grid(protocol: Protocol, output: Path, device: torch.device) -> None:
-    """The dry run's summary on stdout."""
+def _holds_files(output: Path) -> bool:
+    """Whether ``output`` holds anything but hidden files (the lock, a shard's file being written)."""
+    return output.is_dir() and any(not path.name.startswith(".") for path in output.iterdir())
+
+
+def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Shard) -> None:
+    """The dry run's summary on stdout: the shard's runs with their 1-based grid index and shard."""
     grid = protocol.grid()
     lines = [f"protocol {protocol.name!r} is valid: {len(grid)} runs on {device}, output {output}"]
-    lines += [f"  {run.run_id}" for run in grid]
+    mine = [(position, run) for position, run in enumerate(grid) if shard.owns(position)]
+    if shard.count > 1:
+        lines.append(f"shard {shard}: {len(mine)} of the {len(grid)} runs")
+    lines += [f"  {position + 1:>4}  {run.run_id}  (shard {shard})" for position, run in mine]
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -145,55 +166,89 @@ def run_protocol(
     resume: bool,
     progress: bool,
     session: DistributedSession | None = None,
+    shard: Shard | None = None,
 ) -> int:
-    """Run every cell of the grid; return the exit status (1 if a run failed)."""
+    """Run this shard's cells of the grid (all of them by default); return the exit status (1 if a run failed)."""
     session = session or DistributedSession()
+    shard = shard or Shard()
     context = session.context
     deterministic = determinism.effective(protocol.train.deterministic, device)
     manifest = build_manifest(device, world_size=context.world_size, resumed=resume, deterministic=deterministic)
     if context.is_main:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / PROTOCOL_FILE, yaml.safe_dump(protocol.resolved(), sort_keys=False))
-        atomic_write_json(output / MANIFEST_FILE, manifest)
+        write_grid(output, (run.run_id for run in protocol.grid()))
+        update_manifest(output, manifest, str(shard), finished=None)
     with log_to_file(output / LOG_FILE if context.is_main else None), determinism.deterministic_mode(
         deterministic, device
     ):
-        return _run_grid(protocol, output, device, manifest, resume=resume, progress=progress, session=session)
+        failed = _run_grid(
+            protocol, output, device, resume=resume, progress=progress, session=session, shard=shard
+        )
+        if context.is_main:
+            _finish(protocol, output, manifest, shard)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _finish(protocol: Protocol, output: Path, manifest: dict[str, Any], shard: Shard) -> None:
+    """Rebuild the folder's tables, record this shard's end and write the report."""
+    state = rebuild_folder(output)
+    update_manifest(output, {**manifest, "finished": now()}, str(shard), finished=None if state.missing else now())
+    if state.missing:
+        logger.info("%d of the grid's runs not finished yet: %s", len(state.missing), ", ".join(state.missing))
+    if protocol.report:
+        from ceco_fair.report import build_report
+
+        with locked(output / LOCK_FILE):
+            report = build_report(output)
+        logger.info("report: %s", report)
+    logger.info("results: %s", output / RESULTS_CSV)
+
+
+def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: bool) -> bool:
+    """Whether this process trains ``run``: not when it is complete (with ``resume``) or another holds its claim."""
+    folder = run_dir(output, run.run_id)
+    if resume:
+        done = read_run_record(folder)
+        if done is not None and done["status"] == STATUS_COMPLETE:
+            logger.info("%s: already complete", run.run_id)
+            return False
+    claim = {**origin, "pid": os.getpid(), "claimed": now()}
+    return claim_run(folder, claim, take_over=resume, lock=output / LOCK_FILE)
 
 
 def _run_grid(
     protocol: Protocol,
     output: Path,
     device: torch.device,
-    manifest: dict[str, Any],
     *,
     resume: bool,
     progress: bool,
     session: DistributedSession,
+    shard: Shard,
 ) -> int:
-    """The grid loop of :func:`run_protocol`."""
+    """The grid loop of :func:`run_protocol`; returns the number of failed runs.
+
+    Rank 0 decides whether each run is this process's to train (and claims it) and tells the others.
+    """
     context = session.context
-    previous = {r["run_id"]: r for r in read_results(output)} if resume else {}
-    records: dict[str, dict[str, Any]] = {}
+    origin = run_origin(str(shard), device)
     failed = 0
     cached_key: tuple[Any, ...] | None = None
     datasets: tuple[Any, Any] | None = None
     grid = protocol.grid()
-    for index, run in enumerate(grid, start=1):
-        folder = run_dir(output, run.run_id)
-        done = previous.get(run.run_id)
-        if done is not None and done.get("status") == STATUS_COMPLETE:
-            logger.info("[%d/%d] %s: already complete", index, len(grid), run.run_id)
-            records[run.run_id] = done
+    mine = [(position, run) for position, run in enumerate(grid) if shard.owns(position)]
+    for count, (position, run) in enumerate(mine, start=1):
+        logger.info("[%d/%d, grid #%d, shard %s] %s", count, len(mine), position + 1, shard, run.run_id)
+        if not session.broadcast(_take_run(output, run, origin, resume=resume) if context.is_main else None):
             continue
-        logger.info("[%d/%d] %s", index, len(grid), run.run_id)
         if data_key(run) != cached_key:
             datasets = (build_split(protocol, run, "train"), build_split(protocol, run, "test"))
             cached_key = data_key(run)
         assert datasets is not None
-        record: dict[str, Any] = run_record(protocol, run)
+        folder = run_dir(output, run.run_id)
         try:
-            result = execute_run(
+            execute_run(
                 protocol,
                 run,
                 folder,
@@ -203,31 +258,17 @@ def _run_grid(
                 resume=resume,
                 progress=progress,
                 session=session,
+                origin=origin,
             )
-            record.update(status=STATUS_COMPLETE, metrics=result.metrics if result is not None else {})
         except TrainingDiverged as error:
             logger.error("%s", error)
-            record.update(status=STATUS_FAILED, error=str(error), metrics={})
             failed += 1
-        records[run.run_id] = record
+            if context.is_main:
+                record = {**run_record(protocol, run), **origin, "status": STATUS_FAILED, "error": str(error)}
+                atomic_write_json(folder / RUN_FILE, record)
         if context.is_main:
-            write_results(output, list(records.values()))
-            write_comparisons(
-                output,
-                records.values(),
-                kind=str(record["metric_kind"]),
-                baseline=protocol.eval.baseline,
-                confidence=protocol.eval.confidence,
-            )
-    if context.is_main:
-        atomic_write_json(output / MANIFEST_FILE, {**manifest, "finished": now()})
-        if protocol.report:
-            from ceco_fair.report import build_report
-
-            report = build_report(output)
-            logger.info("report: %s", report)
-        logger.info("results: %s", output / RESULTS_CSV)
-    return EXIT_FAILED if failed else EXIT_OK
+            rebuild_folder(output)
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet)
     session: DistributedSession | None = None
     try:
+        shard = parse_shard(args.shard) if args.shard is not None else Shard()
+        if shard.count > 1 and args.output is None and not args.dry_run:
+            raise CecoFairError("--shard: give --output, the one folder every shard writes into")
         protocol = load_protocol(args.protocol)
         determinism.prepare_environment(protocol.train.deterministic)
         requested = args.device or protocol.device
@@ -247,14 +291,16 @@ def main(argv: list[str] | None = None) -> int:
                 "set it to false for CPU processes"
             )
         output = session.broadcast(args.output or default_output(protocol, args.resume))
-        check_output(output, protocol, args.resume)
+        check_output(output, protocol, args.resume, sharded=args.shard is not None)
         session.barrier()
         if args.dry_run:
             if session.context.is_main:
-                print_grid(protocol, output, device)
+                print_grid(protocol, output, device, shard)
             return EXIT_OK
         check_before_writing(protocol)
-        return run_protocol(protocol, output, device, resume=args.resume, progress=not args.quiet, session=session)
+        return run_protocol(
+            protocol, output, device, resume=args.resume, progress=not args.quiet, session=session, shard=shard
+        )
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USAGE

@@ -145,8 +145,8 @@ def test_resume_refuses_a_checkpoint_of_another_version(
     checkpoint = output / "runs" / "ce-rho0.99-seed0" / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)
     torch.save({**state, "version": 0}, checkpoint)
-    results = json.loads((output / "results.json").read_text())
-    (output / "results.json").write_text(json.dumps({"runs": [{**r, "status": "running"} for r in results["runs"]]}))
+    record = output / "runs" / "ce-rho0.99-seed0" / "run.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "running"}))
     assert main([str(protocol), "--output", str(output), "--quiet", "--resume"]) == 2
     error = capsys.readouterr().err
     assert "checkpoint version 0" in error and len(error.strip().splitlines()) == 1

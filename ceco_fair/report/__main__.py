@@ -1,18 +1,27 @@
 """Command line: ``python -m ceco_fair.report OUTPUT_DIR [--output FILE]``.
 
-Rebuilds the HTML report of a protocol's output folder from its saved results. Exit status 0
-on success, 2 with a one-line message on bad input (a missing folder, a malformed file).
+Rebuilds the HTML report of a protocol's output folder from its saved results. A folder the
+runner made (it holds ``grid.json``) first has its ``results.json``, ``results.csv`` and
+``comparisons.csv`` rebuilt from whatever runs are finished, and the unfinished ones are listed,
+so the command works while shards are still running. Exit status 0 on success, 2 with a one-line
+message on bad input (a missing folder, a malformed file).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from ceco_fair.errors import CecoFairError
+from ceco_fair.io import locked
+from ceco_fair.layout import GRID_FILE, LOCK_FILE
 from ceco_fair.report.html import REPORT_FILE, build_report
+from ceco_fair.results import rebuild_folder
+
+logger = logging.getLogger(__name__)
 
 USAGE_ERROR_STATUS = 2
 
@@ -47,7 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        build_report(args.output_dir, output=args.output)
+        if (args.output_dir / GRID_FILE).is_file():
+            state = rebuild_folder(args.output_dir)
+            finished = len(state.records)
+            logger.info("%d of %d runs finished", finished, finished + len(state.missing))
+            for run_id in state.missing:
+                logger.info("missing: %s", run_id)
+        with locked(args.output_dir / LOCK_FILE) if args.output_dir.is_dir() else contextlib.nullcontext():
+            build_report(args.output_dir, output=args.output)
     except CecoFairError as error:
         parser.exit(USAGE_ERROR_STATUS, f"{parser.prog}: error: {error}\n")
     return 0

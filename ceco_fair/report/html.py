@@ -24,7 +24,7 @@ import yaml
 from plotly.offline import get_plotlyjs
 
 from ceco_fair.io import atomic_write_text
-from ceco_fair.layout import REPORT_FILE
+from ceco_fair.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
 from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better, spec_of
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
@@ -384,11 +384,29 @@ def _header(results: Results, contents: Sequence[tuple[str, str]]) -> str:
             "<details><summary>Protocol and environment</summary>",
             "<h3>Environment</h3>",
             _facts(results.manifest),
+            _run_origins(results),
             "<h3>Protocol</h3>",
             f"<pre>{escape(protocol) if results.protocol else 'protocol.yaml not found'}</pre>",
             "</details>",
             "</header>",
         ]
+    )
+
+
+def _run_origins(results: Results) -> str:
+    """Every run with its status and where it was trained (shard, host, device); empty if none recorded it."""
+    if not results.origins:
+        return ""
+    head = "".join(f'<th class="text">{escape(name)}</th>' for name in ("run", "status", *RUN_ORIGIN_COLUMNS))
+    rows = []
+    for run in results.runs.itertuples():
+        origin = results.origins.get(str(run.run_id), {})
+        cells = [f"<code>{escape(str(run.run_id))}</code>", escape(str(run.status))]
+        cells += [escape(origin.get(key, "—")) for key in RUN_ORIGIN_COLUMNS]
+        rows.append("<tr>" + "".join(f'<td class="text">{cell}</td>' for cell in cells) + "</tr>")
+    return (
+        '<h3>Runs</h3><div class="table-wrap"><table class="facts">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

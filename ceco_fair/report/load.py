@@ -41,6 +41,7 @@ from ceco_fair.layout import (
     RESULTS_JSON,
     RUN_COLUMNS,
     RUN_FILE,
+    RUN_ORIGIN_COLUMNS,
     RUNS_DIR,
     STATUS_COMPLETE,
     STATUS_INCOMPLETE,
@@ -128,6 +129,8 @@ class Results:
         comparisons: The rows of ``comparisons.csv`` (empty without one).
         group_colours: ``run_id`` → one CSS colour per sensitive group, for runs whose
             dataset gave its groups colours (``run.json``'s ``group_colours``).
+        origins: ``run_id`` → where the run was trained (``shard``, ``host``, ``device`` from
+            ``run.json``), for runs that recorded it.
 
     """
 
@@ -145,6 +148,7 @@ class Results:
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     strips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -318,6 +322,11 @@ def load_results(output_dir: Path) -> Results:
         ),
         strips={run_id: folder.strip for run_id, folder in folders.items() if folder.strip is not None},
         comparisons=comparisons if comparisons is not None else pd.DataFrame(columns=list(COMPARISONS_COLUMNS)),
+        origins={
+            run_id: {key: str(folder.info[key]) for key in RUN_ORIGIN_COLUMNS if key in folder.info}
+            for run_id, folder in folders.items()
+            if any(key in folder.info for key in RUN_ORIGIN_COLUMNS)
+        },
     )
 
 

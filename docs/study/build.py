@@ -1,12 +1,13 @@
 """Rebuild docs/study/ from a finished run of protocols/distortion_study.yaml.
 
-    python docs/study/build.py RESULTS_DIR [--docs docs/study]
+    python docs/study/build.py RESULTS_DIR [--colored COLORED_RESULTS_DIR] [--docs docs/study]
 
 Copies the runner's own results.csv and comparisons.csv, gathers every run's curves.csv into one
 curves.csv (with method, rho and seed), writes convergence.csv (epochs to reach 90% of the run's
 final kNN accuracy) and two figures as PNG (accuracy against rho; paired differences against
 SupCon), drawn by the report's own figure functions and photographed by headless Chromium.
-Prints the Markdown tables that docs/study.md quotes.
+With ``--colored`` (a finished run of protocols/distortion_study_colored.yaml) its results.csv and
+comparisons.csv are copied into ``colored/``. Prints the Markdown tables that docs/study.md quotes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ STUDY_METRICS = (
     "leakage_within_class",
     "alignment",
     "uniformity",
+)
+COLORED_METRICS = (
+    "accuracy",
+    "worst_group_accuracy",
+    "equalized_odds_difference",
+    "demographic_parity_difference",
+    "instance_retrieval_within_cell",
+    "variance_ratio",
+    "bias_sensitivity",
+    "leakage_within_class",
 )
 CHROMIUM = "/usr/bin/chromium"
 METHOD_ORDER = ("ce", "simclr", "supcon", "contex", "fscl", "biascon")
@@ -109,6 +120,7 @@ def save_png(figure: object, path: Path, width: int = 1100, height: int = 520) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
+    parser.add_argument("--colored", type=Path, help="a finished run of protocols/distortion_study_colored.yaml")
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
     docs: Path = args.docs
@@ -126,6 +138,12 @@ def main() -> None:
     save_png(forest, docs / "paired_differences.png", width=1400, height=560)
     print(summary_markdown(docs, STUDY_METRICS))
     print(convergence_tables(steps))
+    if args.colored is not None:
+        colored = docs / "colored"
+        colored.mkdir(exist_ok=True)
+        for name in (RESULTS_CSV, COMPARISONS_FILE):
+            shutil.copyfile(args.colored / name, colored / name)
+        print(summary_markdown(colored, COLORED_METRICS))
 
 
 if __name__ == "__main__":

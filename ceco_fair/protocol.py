@@ -70,7 +70,7 @@ class EvalConfig:
     projection_points: int = 2000
     batch_size: int = 512
     track_every: int = 0
-    track_points: int = 1000
+    track_points: int = 500
     baseline: str | None = None
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """Slow, obviously-correct reference of the contrastive losses, one anchor at a time, in float64.
 
-Written from the definitions in shared/design.md §3 and shared/research/protocols.md §1, §3, §4,
+Written from the papers' definitions (SimCLR, SupCon, ConTeX, FSCL, BiasCon; see the README's loss table),
 independently of the package's engine (no class sums, no blocks, no masks):
 
     ℓ(i) = −(1/|P(i)|) Σ_{p ∈ P(i)} [ s_ip − log Σ_{k ∈ D(i)} exp(s_ik) ],   s_ik = z_i·z_k / τ

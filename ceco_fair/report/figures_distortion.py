@@ -31,6 +31,7 @@ from ceco_fair.report.style import (
     SectionSpec,
     add_selector,
     apply_layout,
+    condition_options,
     method_colours,
     seed_text,
     significant,
@@ -102,19 +103,13 @@ def diagnostics_by_method(
         vertical_spacing=0.5 / rows,
     )
     colours = method_colours(methods)
-    options: list[Option] = []
     table = metrics[metrics["metric"].isin(names)]
-    for condition in conditions:
+
+    def draw(condition: str) -> None:
         summary = summarize(table[table["condition"] == condition], ["metric", "method"], confidence=confidence)
-        if summary.empty:
-            continue
-        first = len(fig.data)
+        shown = [m for m in methods if m in set(summary["method"])]
         for index, name in enumerate(names):
-            part = (
-                summary[summary["metric"] == name]
-                .set_index("method")
-                .reindex([m for m in methods if m in set(summary["method"])])
-            )
+            part = summary[summary["metric"] == name].set_index("method").reindex(shown).dropna(subset=["mean"])
             if part.empty:
                 continue
             fig.add_trace(
@@ -133,9 +128,8 @@ def diagnostics_by_method(
                 row=index // PANEL_COLUMNS + 1,
                 col=index % PANEL_COLUMNS + 1,
             )
-        options.append(
-            Option(condition, range(first, len(fig.data)), {"title.text": f"Diagnostics: {text(condition)}"})
-        )
+
+    options = condition_options(fig, conditions, draw, "Diagnostics")
     apply_layout(fig, title="Diagnostics", height=max(HEIGHT, 300 * rows))
     add_selector(fig, options)
     return fig
@@ -212,14 +206,13 @@ def tracked_curves(
         return None
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[CURVE_LABELS[p] for p in panels])
     colours = method_colours(methods)
-    options: list[Option] = []
     tidy = curves.melt(id_vars=["method", "condition", "seed", "epoch"], value_vars=panels, var_name="metric")
-    for condition in conditions:
+
+    def draw(condition: str) -> None:
         part = tidy[tidy["condition"] == condition]
         if part.empty:
-            continue
+            return
         summary = summarize(part, ["metric", "method", "epoch"], confidence=confidence)
-        first = len(fig.data)
         for col, panel in enumerate(panels, start=1):
             for method in [m for m in methods if m in set(summary["method"])]:
                 rows = summary[(summary["metric"] == panel) & (summary["method"] == method)].sort_values("epoch")
@@ -241,9 +234,8 @@ def tracked_curves(
                     row=1,
                     col=col,
                 )
-        options.append(
-            Option(condition, range(first, len(fig.data)), {"title.text": f"Per-epoch curves: {text(condition)}"})
-        )
+
+    options = condition_options(fig, conditions, draw, "Per-epoch curves")
     apply_layout(fig, title="Per-epoch curves")
     fig.update_xaxes(title_text="epoch")
     add_selector(fig, options)

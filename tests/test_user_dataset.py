@@ -93,7 +93,7 @@ def test_a_dataset_missing_members_is_named_on_one_line(
     ("dataset", "message"),
     [
         ("no_such_module:Data", "cannot import module 'no_such_module'"),
-        ("user_datasets:Nothing", "module 'user_datasets' has no 'Nothing'"),
+        ("user_datasets:Nothing", "user_datasets has no callable 'Nothing'"),
         ("user_datasets:_images", "user_datasets:_images is not a class"),
     ],
 )

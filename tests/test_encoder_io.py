@@ -41,7 +41,9 @@ def test_encoder_pt_round_trips_and_frozen_audit_matches_the_trained_run(
     assert status == 0, err
     metrics = json.loads((trained / RUN / "metrics.json").read_text())
     frozen_metrics = json.loads((frozen / "runs/frozen-rho0.99-seed0/metrics.json").read_text())
-    assert frozen_metrics == metrics and {"accuracy", "bias_sensitivity", "instance_retrieval_within_cell"} <= set(metrics)
+    assert frozen_metrics == metrics and {"accuracy", "bias_sensitivity", "instance_retrieval_within_cell"} <= set(
+        metrics
+    )
     assert not (frozen / "runs/frozen-rho0.99-seed0/checkpoint.pt").exists()  # nothing was trained
 
 

@@ -76,9 +76,8 @@ class AuditResult:
         group_table: per-group counts, accuracy, TPR, FPR, selection rate (group metrics only).
         bias_matrix: accuracy per (class, bias value) cell, ``[n_classes, n_bias]`` (bias metrics only).
         info: names and settings (encoder, dataset, target, sensitive, group names).
-        counterfactual: the probe's prediction for every test image on every background colour, one row
-            per (image, colour): ``index``, ``target``, ``sensitive``, ``colour``, ``prediction``
-            (recolourable datasets only).
+        counterfactual: the probe's prediction for every test image on every background colour ``[n_test, K]``
+            (recolourable datasets only); written as ``counterfactual.csv``, one row per (image, colour).
         strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
     """
 
@@ -89,7 +88,7 @@ class AuditResult:
     group_table: pd.DataFrame | None = None
     bias_matrix: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
-    counterfactual: pd.DataFrame | None = None
+    counterfactual: np.ndarray | None = None
     strip: dict[str, Any] | None = None
 
     def to_frame(self) -> pd.DataFrame:
@@ -108,7 +107,10 @@ class AuditResult:
             frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
             atomic_write_text(folder / BIAS_MATRIX_FILE, frame.to_csv())
         if self.counterfactual is not None:
-            atomic_write_text(folder / COUNTERFACTUAL_FILE, self.counterfactual.to_csv(index=False))
+            table = counterfactual_table(
+                self.predictions["target"].to_numpy(), self.predictions["sensitive"].to_numpy(), self.counterfactual
+            )
+            atomic_write_text(folder / COUNTERFACTUAL_FILE, table.to_csv(index=False))
         if self.strip is not None:
             atomic_write_json(folder / COLOUR_STRIP_FILE, self.strip)
 
@@ -333,7 +335,7 @@ def audit_features(
         group_names=info.get("group_names"),
     )
     frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
-    recoloured: pd.DataFrame | None = None
+    recoloured: np.ndarray | None = None
     if diagnostics:
         view_pair = None
         if views is not None:
@@ -346,9 +348,8 @@ def audit_features(
         scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
         if counterfactual is not None:
             counterfactual_x = _counterfactual(counterfactual, test_x.shape)
-            found, under_colour = counterfactual_diagnostics(counterfactual_x, predictions, fitted.predict)
+            found, recoloured = counterfactual_diagnostics(counterfactual_x, predictions, fitted.predict)
             scores.update(found)
-            recoloured = counterfactual_table(test_y, test_s, under_colour)
     return AuditResult(
         scores,
         kind,
@@ -559,8 +560,5 @@ def audit(
 
 def attach_strip(result: AuditResult, test: Dataset[Any]) -> None:
     """Add the report's colour strip of the first test digit when the audit measured colour sensitivity."""
-    if result.counterfactual is None:
-        return
-    frame = result.counterfactual
-    under_colour = frame["prediction"].to_numpy().reshape(-1, int(frame["colour"].max()) + 1)
-    result.strip = colour_strip(test, under_colour)
+    if result.counterfactual is not None:
+        result.strip = colour_strip(test, result.counterfactual)

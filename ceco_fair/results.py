@@ -51,14 +51,6 @@ def write_results(folder: Path, runs: list[dict[str, Any]]) -> None:
     atomic_write_text(folder / RESULTS_CSV, tidy_results(runs).to_csv(index=False))
 
 
-def read_results(folder: Path) -> list[dict[str, Any]]:
-    """The runs recorded in ``folder/results.json`` (an empty list if there is none)."""
-    path = folder / RESULTS_JSON
-    if not path.exists():
-        return []
-    runs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
-    return runs
-
 
 def write_grid(folder: Path, run_ids: Iterable[str]) -> None:
     """Write ``grid.json``: the run ids of the whole grid, in grid order."""

@@ -125,7 +125,7 @@ def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Sh
     """The dry run's summary on stdout: the shard's runs with their 1-based grid index and shard."""
     grid = protocol.grid()
     lines = [f"protocol {protocol.name!r} is valid: {len(grid)} runs on {device}, output {output}"]
-    mine = [(position, run) for position, run in enumerate(grid) if shard.owns(position)]
+    mine = shard.share(grid)
     if shard.count > 1:
         lines.append(f"shard {shard}: {len(mine)} of the {len(grid)} runs")
     lines += [f"  {position + 1:>4}  {run.run_id}  (shard {shard})" for position, run in mine]
@@ -237,7 +237,7 @@ def _run_grid(
     cached_key: tuple[Any, ...] | None = None
     datasets: tuple[Any, Any] | None = None
     grid = protocol.grid()
-    mine = [(position, run) for position, run in enumerate(grid) if shard.owns(position)]
+    mine = shard.share(grid)
     for count, (position, run) in enumerate(mine, start=1):
         logger.info("[%d/%d, grid #%d, shard %s] %s", count, len(mine), position + 1, shard, run.run_id)
         if not session.broadcast(_take_run(output, run, origin, resume=resume) if context.is_main else None):

@@ -18,16 +18,18 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ceco_fair.errors import CecoFairError
 from ceco_fair.io import atomic_write_json, locked
 from ceco_fair.layout import CLAIM_FILE
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class Shard:
     def owns(self, position: int) -> bool:
         """Whether the run at 0-based grid ``position`` belongs to this shard."""
         return position % self.count == self.index - 1
+
+    def share(self, grid: Sequence[T]) -> list[tuple[int, T]]:
+        """This shard's ``(0-based position, item)`` pairs of ``grid``, in grid order."""
+        return [(position, item) for position, item in enumerate(grid) if self.owns(position)]
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -19,9 +19,9 @@ import time
 import torch
 
 from ceco_fair.data import BiasedMNIST
-from ceco_fair.determinism import deterministic_mode, prepare_environment
-from ceco_fair.models import build_encoder
-from ceco_fair.train import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.models.encoders import build_encoder
+from ceco_fair.training.determinism import deterministic_mode, prepare_environment
+from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
 
 
 def train_once(
@@ -70,9 +70,7 @@ def main() -> None:
             cpu_times[deterministic].append(cpu_seconds)
             if deterministic:
                 weights.append(state)
-    repeatable = all(
-        torch.equal(weights[0][name], other[name]) for other in weights[1:] for name in weights[0]
-    )
+    repeatable = all(torch.equal(weights[0][name], other[name]) for other in weights[1:] for name in weights[0])
     print(f"{args.arch} on {args.device}, {args.steps} ConTeX steps of 128 images, {args.rounds} rounds")
     for name, measured in (("wall-clock", times), ("CPU", cpu_times)):
         default, strict = statistics.median(measured[False]), statistics.median(measured[True])

@@ -107,13 +107,19 @@ def compare(title: str, block: dict[str, Any], dense: dict[str, Any], analytic: 
     print(f"\n## {title}")
     difference = abs(block["value"] - dense["value"])
     print(f"value    block {block['value']!r}  dense {dense['value']!r}  diff {difference:.3g}")
-    print(f"time     block {block['seconds']:.2f} s  dense {dense['seconds']:.2f} s  "
-          f"ratio block/dense {block['seconds'] / dense['seconds']:.2f}")
-    print(f"peak RSS increase  block {gib(block['rss'])}  dense {gib(dense['rss'])}  "
-          f"ratio {block['rss'] / max(dense['rss'], 1):.3f}")
+    print(
+        f"time     block {block['seconds']:.2f} s  dense {dense['seconds']:.2f} s  "
+        f"ratio block/dense {block['seconds'] / dense['seconds']:.2f}"
+    )
+    print(
+        f"peak RSS increase  block {gib(block['rss'])}  dense {gib(dense['rss'])}  "
+        f"ratio {block['rss'] / max(dense['rss'], 1):.3f}"
+    )
     print(f"tracemalloc peak (block, numpy) {gib(block['traced'])}")
-    print(f"analytic largest intermediates  block {gib(analytic[0])}  dense {gib(analytic[1])}  "
-          f"ratio {analytic[0] / analytic[1]:.3f}")
+    print(
+        f"analytic largest intermediates  block {gib(analytic[0])}  dense {gib(analytic[1])}  "
+        f"ratio {analytic[0] / analytic[1]:.3f}"
+    )
 
 
 def main() -> None:
@@ -126,9 +132,7 @@ def main() -> None:
     n, n_u, block = args.n, args.n_uniformity, 2048
     print(f"torch threads {torch.get_num_threads()}, dim {DIM}, {N_LABELS} labels, block_size {block}")
 
-    retrieval = {
-        kind: run_isolated(f"retrieval_{kind}", n, args.repeats, args.seed) for kind in ("block", "dense")
-    }
+    retrieval = {kind: run_isolated(f"retrieval_{kind}", n, args.repeats, args.seed) for kind in ("block", "dense")}
     # block: float32 sims [block, n] + bool mask [block, n]; dense: float32 [n, n] + bool mask [n, n]
     compare(
         f"instance_retrieval, {n} x {DIM}, labels",

@@ -94,9 +94,7 @@ def main() -> None:
     print("\nShare of p-values below 0.05 (asymptotic chi-square power)\n")
     print(header("case", SPREAD_NAMES))
     for scenario, result in results:
-        cells = [
-            f"{np.mean(result.p_values[n] < 0.05):.1%} ({p_value_power(scenario, n):.1%})" for n in SPREAD_NAMES
-        ]
+        cells = [f"{np.mean(result.p_values[n] < 0.05):.1%} ({p_value_power(scenario, n):.1%})" for n in SPREAD_NAMES]
         print(f"| {scenario.label} | " + " | ".join(cells) + " |")
 
 

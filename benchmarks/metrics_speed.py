@@ -60,18 +60,14 @@ RATE_METRICS = {
 }
 
 
-def fairlearn_all(
-    y_true: np.ndarray, y_pred: np.ndarray, sensitive: np.ndarray
-) -> dict[str, float]:
+def fairlearn_all(y_true: np.ndarray, y_pred: np.ndarray, sensitive: np.ndarray) -> dict[str, float]:
     """The same six metrics with fairlearn, used as efficiently as it allows.
 
     One MetricFrame over s gives every rate (and so DP, EOdds, EOpp through ``difference``,
     which is what ``demographic_parity_difference`` & co. compute, one frame each); one over
     the (y, s) cells gives the worst-group accuracy and FSCL's EO.
     """
-    by_group = MetricFrame(
-        metrics=RATE_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive
-    )
+    by_group = MetricFrame(metrics=RATE_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive)
     spread = by_group.difference()
     cells = MetricFrame(
         metrics=accuracy_score,
@@ -126,9 +122,7 @@ def compare_point_metrics(n: int, n_groups: int, repeats: int) -> None:
 
 def compare_bootstrap(n: int, n_groups: int, n_boot: int, fairlearn_boot: int) -> None:
     y_true, y_pred, sensitive = synthetic(n, n_groups, seed=1)
-    ours_time, ours = best_time(
-        lambda: group_metrics(y_true, y_pred, sensitive, n_boot=n_boot, seed=0), 3
-    )
+    ours_time, ours = best_time(lambda: group_metrics(y_true, y_pred, sensitive, n_boot=n_boot, seed=0), 3)
     start = time.perf_counter()
     frame = MetricFrame(
         metrics=RATE_METRICS,

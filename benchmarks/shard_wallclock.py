@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ceco_fair.layout import RESULTS_CSV
+from ceco_fair.results.layout import RESULTS_CSV
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ import torch
 
 from ceco_fair.data import BiasedMNIST
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.models import build_encoder
-from ceco_fair.tracking import EpochTracker
-from ceco_fair.train import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.evaluation.tracking import EpochTracker
+from ceco_fair.models.encoders import build_encoder
+from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
 
 
 def run_once(train: BiasedMNIST, test: BiasedMNIST, epochs: int, track_every: int, points: int) -> float:

@@ -25,12 +25,12 @@ import torch
 import torch.multiprocessing as mp
 from host_sync import host_syncs
 
-from ceco_fair.batches import chunk_indices, iterate_batches
 from ceco_fair.data import BiasedMNIST
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
-from ceco_fair.distributed import DistributedSession, start_distributed
-from ceco_fair.models import build_encoder
-from ceco_fair.train import (
+from ceco_fair.models.encoders import build_encoder
+from ceco_fair.training.batches import chunk_indices, iterate_batches
+from ceco_fair.training.distributed import DistributedSession, start_distributed
+from ceco_fair.training.loop import (
     MethodConfig,
     MethodModel,
     OptimizerConfig,

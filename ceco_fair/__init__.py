@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
-    from ceco_fair.auditing import AuditResult, audit, audit_features
-    from ceco_fair.encoder_io import load_encoder
+    from ceco_fair.evaluation.auditing import AuditResult, audit, audit_features
+    from ceco_fair.models.files import load_encoder
 
 try:
     __version__ = metadata.version("ceco_fair")
@@ -25,10 +25,10 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     __version__ = "0.0.0"
 
 _LAZY = {
-    "AuditResult": "ceco_fair.auditing",
-    "audit": "ceco_fair.auditing",
-    "audit_features": "ceco_fair.auditing",
-    "load_encoder": "ceco_fair.encoder_io",
+    "AuditResult": "ceco_fair.evaluation.auditing",
+    "audit": "ceco_fair.evaluation.auditing",
+    "audit_features": "ceco_fair.evaluation.auditing",
+    "load_encoder": "ceco_fair.models.files",
 }
 
 __all__ = [

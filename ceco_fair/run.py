@@ -3,7 +3,7 @@
 Validates the whole protocol (keys, values, data folders) before any training, runs the grid of
 methods × ρ/attributes × seeds, writes every run's folder, the tidy ``results.csv`` /
 ``results.json`` and an HTML report. Bad input: one line on stderr, exit status 2, nothing written.
-With ``--shard K/N`` the process runs only its share of the grid (see :mod:`ceco_fair.shards`);
+With ``--shard K/N`` the process runs only its share of the grid (see :mod:`ceco_fair.runner.shards`);
 every run's folder is claimed before training, and the folder-level files are rebuilt from the run
 folders after each run, so shards running at once fill one folder.
 """
@@ -23,12 +23,10 @@ from typing import Any
 import torch
 import yaml
 
-from ceco_fair import determinism
-from ceco_fair.distributed import DistributedSession, start_distributed
+from ceco_fair.common.io import atomic_write_json, atomic_write_text, locked
 from ceco_fair.errors import CecoFairError
-from ceco_fair.experiment import build_split, data_key, execute_run, run_record
-from ceco_fair.io import atomic_write_json, atomic_write_text, locked
-from ceco_fair.layout import (
+from ceco_fair.results.folder import read_run_record, rebuild_folder, write_grid
+from ceco_fair.results.layout import (
     LOCK_FILE,
     LOG_FILE,
     PROTOCOL_FILE,
@@ -38,12 +36,14 @@ from ceco_fair.layout import (
     STATUS_FAILED,
     run_dir,
 )
-from ceco_fair.manifest import build_manifest, now, run_origin, update_manifest
-from ceco_fair.protocol import Protocol, RunSpec, load_protocol
-from ceco_fair.results import read_run_record, rebuild_folder, write_grid
-from ceco_fair.run_checks import check_before_writing
-from ceco_fair.shards import Shard, claim_run, parse_shard
-from ceco_fair.train import TrainingDiverged
+from ceco_fair.results.manifest import build_manifest, now, run_origin, update_manifest
+from ceco_fair.runner.checks import check_before_writing
+from ceco_fair.runner.experiment import build_split, data_key, execute_run, run_record
+from ceco_fair.runner.protocol import Protocol, RunSpec, load_protocol
+from ceco_fair.runner.shards import Shard, claim_run, parse_shard
+from ceco_fair.training import determinism
+from ceco_fair.training.distributed import DistributedSession, start_distributed
+from ceco_fair.training.loop import TrainingDiverged
 
 logger = logging.getLogger("ceco_fair")
 
@@ -179,12 +179,11 @@ def run_protocol(
         atomic_write_text(output / PROTOCOL_FILE, yaml.safe_dump(protocol.resolved(), sort_keys=False))
         write_grid(output, (run.run_id for run in protocol.grid()))
         update_manifest(output, manifest, str(shard), finished=None)
-    with log_to_file(output / LOG_FILE if context.is_main else None), determinism.deterministic_mode(
-        deterministic, device
+    with (
+        log_to_file(output / LOG_FILE if context.is_main else None),
+        determinism.deterministic_mode(deterministic, device),
     ):
-        failed = _run_grid(
-            protocol, output, device, resume=resume, progress=progress, session=session, shard=shard
-        )
+        failed = _run_grid(protocol, output, device, resume=resume, progress=progress, session=session, shard=shard)
         if context.is_main:
             _finish(protocol, output, manifest, shard)
     return EXIT_FAILED if failed else EXIT_OK

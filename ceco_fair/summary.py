@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ceco_fair.comparisons import condition_of
 from ceco_fair.errors import CecoFairError
-from ceco_fair.layout import RESULTS_CSV
 from ceco_fair.metrics.specs import label, spec_of
 from ceco_fair.report.stats import DEFAULT_CONFIDENCE, summarize
+from ceco_fair.results.comparisons import condition_of
+from ceco_fair.results.layout import RESULTS_CSV
 
 PERCENT_METRICS = frozenset(
     {

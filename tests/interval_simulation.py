@@ -101,9 +101,7 @@ class CaseResult:
     p_values: dict[str, np.ndarray]
 
 
-def run_case(
-    scenario: Scenario, n_datasets: int, n_boot: int, seed: int, confidence: float = 0.95
-) -> CaseResult:
+def run_case(scenario: Scenario, n_datasets: int, n_boot: int, seed: int, confidence: float = 0.95) -> CaseResult:
     """Plug-in values, percentile and simultaneous-band intervals, p-values for every dataset."""
     rng = np.random.default_rng(seed)
     counts = scenario.draw(n_datasets, rng)
@@ -114,9 +112,7 @@ def run_case(
     names = interval_names(rates=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        percentile = {
-            name: tuple(np.nanquantile(replicates[name], [alpha, 1 - alpha], axis=0)) for name in names
-        }
+        percentile = {name: tuple(np.nanquantile(replicates[name], [alpha, 1 - alpha], axis=0)) for name in names}
     critical = critical_values(max_t_statistics(counts, boot, rates=True), confidence)
     return CaseResult(
         estimates={name: estimates[name] for name in names},

@@ -1,6 +1,6 @@
 """Builders of synthetic results folders in the layout a protocol run writes.
 
-The layout is :mod:`ceco_fair.layout`'s: top-level protocol, manifest and result tables, and per
+The layout is :mod:`ceco_fair.results.layout`'s: top-level protocol, manifest and result tables, and per
 run its record, history, metrics, bias matrix (bias runs) or group table (group runs),
 projection and a checkpoint the report must ignore. Values are random but plausible and reproducible.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ceco_fair.comparisons import write_comparisons
-from ceco_fair.layout import (
+from ceco_fair.results.comparisons import write_comparisons
+from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
     CHECKPOINT_FILE,
     COLOUR_STRIP_FILE,

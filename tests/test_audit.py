@@ -14,10 +14,10 @@ from torch.utils.data import Subset
 from ceco_fair import AuditResult, audit, audit_features
 from ceco_fair.data import ColoredMNIST
 from ceco_fair.errors import CecoFairError
+from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.metrics import METRIC_NAMES
 from ceco_fair.metrics.specs import spec_of
-from ceco_fair.models import build_encoder
-from ceco_fair.probe import ProbeConfig
+from ceco_fair.models.encoders import build_encoder
 
 GROUP_METRICS = set(METRIC_NAMES)
 

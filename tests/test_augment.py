@@ -10,9 +10,7 @@ from ceco_fair.errors import CecoFairError
 
 
 def images(batch: int = 6) -> torch.Tensor:
-    return torch.randint(
-        0, 256, (batch, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-    )
+    return torch.randint(0, 256, (batch, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
 
 def test_identity_configuration_returns_the_normalised_input() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.batches import BatchSource, chunk_indices, iterate_batches
+from ceco_fair.training.batches import BatchSource, chunk_indices, iterate_batches
 
 
 class InMemory(Dataset[tuple[torch.Tensor, int, int]]):

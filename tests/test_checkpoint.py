@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ceco_fair.checkpoint import load_checkpoint, save_checkpoint
-from ceco_fair.io import atomic_write, atomic_write_json
+from ceco_fair.common.io import atomic_write, atomic_write_json
+from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ceco_fair.comparisons import condition_of, default_baseline, paired_comparisons
-from ceco_fair.layout import COMPARISONS_COLUMNS
+from ceco_fair.results.comparisons import condition_of, default_baseline, paired_comparisons
+from ceco_fair.results.layout import COMPARISONS_COLUMNS
 
 
 def run(method, seed, rho=0.9, loss=None, status="complete", **metrics):

@@ -11,8 +11,9 @@ from torch.utils.data import TensorDataset
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.errors import CecoFairError
-from ceco_fair.metrics import bias_sensitivity, counterfactual_features
-from ceco_fair.probe import extract_features
+from ceco_fair.evaluation.counterfactual import counterfactual_features
+from ceco_fair.evaluation.probe import extract_features
+from ceco_fair.metrics import bias_sensitivity
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,5 @@ def test_killed_during_the_second_run_and_resumed_ends_identical(
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert first_epoch_saved.exists() and not (output / SECOND_RUN / "metrics.json").exists()
-    subprocess.run(
-        command(protocol, output, "--resume"), env=environment(), cwd=tmp_path, check=True, timeout=300
-    )
+    subprocess.run(command(protocol, output, "--resume"), env=environment(), cwd=tmp_path, check=True, timeout=300)
     assert_same_results(whole, output)

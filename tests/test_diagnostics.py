@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ceco_fair import diagnostics
-from ceco_fair.diagnostics import Views, cell_ids, feature_diagnostics
+from ceco_fair.evaluation import diagnostics
+from ceco_fair.evaluation.diagnostics import Views, cell_ids, feature_diagnostics
 from ceco_fair.metrics import alignment, instance_retrieval, leakage, uniformity, variance_ratio
 
 

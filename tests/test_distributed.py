@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ceco_fair.distributed import global_contrastive_loss
 from ceco_fair.losses import LOSSES, build_loss
-from ceco_fair.train import DistributedContext
+from ceco_fair.training.distributed import global_contrastive_loss
+from ceco_fair.training.loop import DistributedContext
 
 WORLD = 2
 N_PER_RANK, VIEWS, DIM = 6, 2, 5

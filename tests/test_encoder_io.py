@@ -12,10 +12,10 @@ import yaml
 from test_protocol import run_cli
 
 from ceco_fair import load_encoder
-from ceco_fair.encoder_io import load_weights
 from ceco_fair.errors import DataError
-from ceco_fair.models import SmallConvNet
-from ceco_fair.protocol import load_protocol
+from ceco_fair.models.encoders import SmallConvNet
+from ceco_fair.models.files import load_weights
+from ceco_fair.runner.protocol import load_protocol
 
 RUN = "runs/ce-rho0.99-seed0"
 

@@ -16,9 +16,7 @@ from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics
 LOGGER = "ceco_fair.metrics.bias"
 
 
-def biased_predictions(
-    n: int, seed: int, rho: float = 0.3
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def biased_predictions(n: int, seed: int, rho: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Digits 0..9, colour == digit with probability rho, a model that leans on the colour."""
     rng = np.random.default_rng(seed)
     digit = rng.integers(0, 10, size=n)
@@ -42,9 +40,7 @@ def slow_bias_metrics(y_true: Any, y_pred: Any, bias: Any) -> dict[str, float]:
         "accuracy": math.fsum(aligned + conflicting) / len(y_true),
         "unbiased_accuracy": math.fsum(cell_accuracy) / len(cell_accuracy),
         "bias_aligned_accuracy": math.fsum(aligned) / len(aligned) if aligned else math.nan,
-        "bias_conflicting_accuracy": (
-            math.fsum(conflicting) / len(conflicting) if conflicting else math.nan
-        ),
+        "bias_conflicting_accuracy": (math.fsum(conflicting) / len(conflicting) if conflicting else math.nan),
     }
 
 
@@ -52,9 +48,7 @@ def slow_matrix(y_true: Any, y_pred: Any, bias: Any, n_classes: int, n_bias: int
     matrix = np.full((n_classes, n_bias), np.nan)
     for c in range(n_classes):
         for b in range(n_bias):
-            hits = [
-                t == p for t, p, s in zip(y_true, y_pred, bias, strict=True) if t == c and s == b
-            ]
+            hits = [t == p for t, p, s in zip(y_true, y_pred, bias, strict=True) if t == c and s == b]
             if hits:
                 matrix[c, b] = sum(hits) / len(hits)
     return matrix
@@ -76,9 +70,7 @@ def test_accuracy_matrix_equals_slow_loop_and_averages_to_unbiased_accuracy() ->
     matrix = bias_accuracy_matrix(y_true, y_pred, bias)
     assert matrix.shape == (10, 10)
     np.testing.assert_allclose(matrix, slow_matrix(y_true, y_pred, bias, 10, 10), atol=1e-12)
-    assert np.nanmean(matrix) == pytest.approx(
-        bias_metrics(y_true, y_pred, bias)["unbiased_accuracy"], abs=1e-12
-    )
+    assert np.nanmean(matrix) == pytest.approx(bias_metrics(y_true, y_pred, bias)["unbiased_accuracy"], abs=1e-12)
 
 
 def test_accuracy_matrix_marks_empty_cells_nan_and_honours_sizes() -> None:
@@ -129,9 +121,7 @@ def test_torch_inputs_equal_numpy_inputs() -> None:
     y_true, y_pred, bias = biased_predictions(200, seed=4)
     as_torch = [torch.from_numpy(a) for a in (y_true, y_pred, bias)]
     assert bias_metrics(*as_torch) == bias_metrics(y_true, y_pred, bias)
-    np.testing.assert_array_equal(
-        bias_accuracy_matrix(*as_torch), bias_accuracy_matrix(y_true, y_pred, bias)
-    )
+    np.testing.assert_array_equal(bias_accuracy_matrix(*as_torch), bias_accuracy_matrix(y_true, y_pred, bias))
 
 
 @pytest.mark.parametrize(
@@ -146,9 +136,7 @@ def test_torch_inputs_equal_numpy_inputs() -> None:
         (([0.5, 1], [0, 1], [0, 1]), {}, r"y_true must hold integer labels"),
     ],
 )
-def test_bad_inputs_raise_one_line_errors(
-    arrays: tuple[Any, Any, Any], kwargs: dict[str, Any], pattern: str
-) -> None:
+def test_bad_inputs_raise_one_line_errors(arrays: tuple[Any, Any, Any], kwargs: dict[str, Any], pattern: str) -> None:
     with pytest.raises(CecoFairError, match=pattern) as info:
         bias_accuracy_matrix(*(np.asarray(a) for a in arrays), **kwargs)
     assert "\n" not in str(info.value)

@@ -16,9 +16,7 @@ from ceco_fair.metrics.group import metrics_from_counts
 from ceco_fair.metrics.intervals import SPREAD_NAMES
 
 
-def population_sample(
-    n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def population_sample(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows from a fixed population: 3 groups (50/30/20 %) with different rates."""
     sensitive = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
     y_true = (rng.random(n) < np.array([0.3, 0.5, 0.6])[sensitive]).astype(np.int64)
@@ -33,9 +31,7 @@ def test_resample_counts_keeps_shape_total_and_expectation() -> None:
     draws = resample_counts(counts, 4000, np.random.default_rng(0))
     assert draws.shape == (4000, 2, 2, 2)
     assert np.all(draws.sum(axis=(1, 2, 3)) == counts.sum())
-    assert np.all(draws[:, 1, 0, 0] == 0) and np.all(
-        draws[:, 1, 1, 1] == 0
-    )  # empty cells stay empty
+    assert np.all(draws[:, 1, 0, 0] == 0) and np.all(draws[:, 1, 1, 1] == 0)  # empty cells stay empty
     # E[draw] = counts; the standard error of each cell mean is below sqrt(N / B) / 2
     np.testing.assert_allclose(draws.mean(axis=0), counts, atol=4 * math.sqrt(22 / 4000))
     again = resample_counts(counts, 4000, np.random.default_rng(0))
@@ -67,9 +63,7 @@ def test_count_bootstrap_matches_row_resampling() -> None:
         mean_se = math.sqrt((count_values.var() + row_values.var()) / n_boot)
         assert abs(count_values.mean() - row_values.mean()) < 4 * mean_se, name
         # sd of a sample sd is about sd / sqrt(2 B); allow 4 of them on the ratio
-        assert count_values.std() / row_values.std() == pytest.approx(
-            1.0, abs=4 * math.sqrt(2.0 / (2 * n_boot))
-        ), name
+        assert count_values.std() / row_values.std() == pytest.approx(1.0, abs=4 * math.sqrt(2.0 / (2 * n_boot))), name
         assert stats.ks_2samp(count_values, row_values).pvalue > 1e-3, name
 
 
@@ -148,9 +142,7 @@ def test_intervals_cover_the_population_value() -> None:
     covered = dict.fromkeys(truth, 0)
     for _ in range(n_datasets):
         y_true, y_pred, sensitive = population_sample(1500, rng)
-        result = group_metrics(
-            y_true, y_pred, sensitive, n_boot=500, seed=int(rng.integers(1 << 31))
-        )
+        result = group_metrics(y_true, y_pred, sensitive, n_boot=500, seed=int(rng.integers(1 << 31)))
         for name, value in truth.items():
             covered[name] += result[f"{name}_ci_low"] <= value <= result[f"{name}_ci_high"]
     for name, hits in covered.items():

@@ -62,9 +62,7 @@ def fairlearn_metrics(y_true: np.ndarray, y_pred: np.ndarray, sensitive: Any) ->
         "demographic_parity_difference": float(
             demographic_parity_difference(y_true, y_pred, sensitive_features=sensitive)
         ),
-        "equalized_odds_difference": float(
-            equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive)
-        ),
+        "equalized_odds_difference": float(equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive)),
         "equal_opportunity_difference": float(
             equal_opportunity_difference(y_true, y_pred, sensitive_features=sensitive)
         ),
@@ -104,9 +102,7 @@ def slow_worst_group_accuracy(y_true: Any, y_pred: Any, sensitive: Any) -> float
 def test_group_metrics_equal_fairlearn_and_slow_loops(n_groups: int, seed: int) -> None:
     y_true, y_pred, sensitive = random_predictions(600, n_groups, seed)
     ours = group_metrics(y_true, y_pred, sensitive)
-    assert list(ours) == [
-        key for name in METRIC_NAMES for key in (name, f"{name}_p_value") if key in EXPECTED_KEYS
-    ]
+    assert list(ours) == [key for name in METRIC_NAMES for key in (name, f"{name}_p_value") if key in EXPECTED_KEYS]
     expected = fairlearn_metrics(y_true, y_pred, sensitive)
     for name, value in expected.items():
         assert ours[name] == pytest.approx(value, abs=1e-12), name
@@ -299,14 +295,10 @@ def test_non_contiguous_and_string_group_labels() -> None:
 def test_torch_inputs_equal_numpy_inputs() -> None:
     y_true, y_pred, sensitive = random_predictions(300, 3, seed=13)
     as_numpy = group_metrics(y_true, y_pred, sensitive, n_boot=50)
-    as_torch = group_metrics(
-        torch.from_numpy(y_true), torch.from_numpy(y_pred), torch.from_numpy(sensitive), n_boot=50
-    )
+    as_torch = group_metrics(torch.from_numpy(y_true), torch.from_numpy(y_pred), torch.from_numpy(sensitive), n_boot=50)
     assert as_torch == as_numpy
     pd.testing.assert_frame_equal(
-        group_table(
-            torch.from_numpy(y_true), torch.from_numpy(y_pred), torch.from_numpy(sensitive)
-        ),
+        group_table(torch.from_numpy(y_true), torch.from_numpy(y_pred), torch.from_numpy(sensitive)),
         group_table(y_true, y_pred, sensitive),
     )
 
@@ -329,9 +321,7 @@ def test_bool_and_list_inputs() -> None:
         ([[0, 1]], [[0, 1]], [[0, 1]], r"y_true must be a 1-D array of labels, got shape \(1, 2\)"),
     ],
 )
-def test_bad_inputs_raise_one_line_errors(
-    y_true: Any, y_pred: Any, sensitive: Any, pattern: str
-) -> None:
+def test_bad_inputs_raise_one_line_errors(y_true: Any, y_pred: Any, sensitive: Any, pattern: str) -> None:
     for function in (group_metrics, group_table):
         with pytest.raises(CecoFairError, match=pattern) as info:
             function(np.asarray(y_true), np.asarray(y_pred), np.asarray(sensitive))

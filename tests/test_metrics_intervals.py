@@ -119,8 +119,7 @@ def slow_max_t(table: np.ndarray, drawn: np.ndarray, name: str) -> float:
     values = []
     for observed, again in zip(slow_units(table, name), slow_units(drawn, name), strict=True):
         again_rates = [
-            slow_rate(o) if o[1] == 0 else (a[0] / a[1] if a[1] else NAN)
-            for o, a in zip(observed, again, strict=True)
+            slow_rate(o) if o[1] == 0 else (a[0] / a[1] if a[1] else NAN) for o, a in zip(observed, again, strict=True)
         ]
         for i, j in itertools.combinations(range(len(observed)), 2):
             deviation = abs((again_rates[i] - again_rates[j]) - (slow_rate(observed[i]) - slow_rate(observed[j])))
@@ -250,12 +249,7 @@ def test_intervals_contain_the_plug_in_value(n_groups: int, seed: int) -> None:
 
 # --- coverage with known truth ------------------------------------------------------------
 
-SCENARIOS = [
-    Scenario(n_groups, gap, share)
-    for n_groups in (2, 3, 5)
-    for gap in (0.0, 0.05)
-    for share in (None, 0.1)
-]
+SCENARIOS = [Scenario(n_groups, gap, share) for n_groups in (2, 3, 5) for gap in (0.0, 0.05) for share in (None, 0.1)]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.label for s in SCENARIOS])

@@ -123,9 +123,7 @@ def test_retrieval_decides_float32_near_ties_in_float64(closer: int) -> None:
     """Two candidates 1e-10 apart in cosine, far below float32 resolution."""
     angles = [1e-3, 1e-3 + 1e-7] if closer == 0 else [1e-3 + 1e-7, 1e-3]
     view1 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    view2 = np.array(
-        [[math.cos(angles[0]), math.sin(angles[0]), 0.0], [math.cos(angles[1]), 0.0, math.sin(angles[1])]]
-    )
+    view2 = np.array([[math.cos(angles[0]), math.sin(angles[0]), 0.0], [math.cos(angles[1]), 0.0, math.sin(angles[1])]])
     expected = slow_retrieval(view1, view2)
     assert instance_retrieval(view1, view2) == expected
     assert expected == (1.0 if closer == 0 else 0.5)

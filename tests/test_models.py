@@ -7,12 +7,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.models import ProjectionHead, build_encoder, check_encoder_spec, infer_feature_dim
+from ceco_fair.models.encoders import ProjectionHead, build_encoder, check_encoder_spec, infer_feature_dim
 
 
-@pytest.mark.parametrize(
-    ("arch", "dim"), [("simple_conv", 128), ("small_conv", 128), ("resnet18", 512)]
-)
+@pytest.mark.parametrize(("arch", "dim"), [("simple_conv", 128), ("small_conv", 128), ("resnet18", 512)])
 def test_encoders_map_images_to_features(arch: str, dim: int) -> None:
     encoder = build_encoder(arch, small_image_stem=True)
     features = encoder(torch.randn(2, 3, 28, 28))

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from ceco_fair.protocol import load_protocol
 from ceco_fair.run import main
+from ceco_fair.runner.protocol import load_protocol
 
 
-def run_cli(
-    protocol: Path, output: Path, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, str]:
+def run_cli(protocol: Path, output: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     status = main([str(protocol), "--output", str(output), "--quiet", *extra])
     return status, capsys.readouterr().err
 
@@ -67,9 +65,7 @@ BAD_PROTOCOLS: list[tuple[str, dict[str, Any], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "override", "expected"), BAD_PROTOCOLS, ids=[c[0] for c in BAD_PROTOCOLS]
-)
+@pytest.mark.parametrize(("case", "override", "expected"), BAD_PROTOCOLS, ids=[c[0] for c in BAD_PROTOCOLS])
 def test_bad_protocol_exits_2_with_one_line_naming_the_key(
     case: str,
     override: dict[str, Any],
@@ -146,9 +142,7 @@ def test_biascon_defaults_to_auxiliary_cross_entropy(write_protocol: Callable[..
     assert protocol.methods[1].config.ce_weight == 0.0
 
 
-def test_cli_subprocess_has_no_traceback(
-    write_protocol: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_cli_subprocess_has_no_traceback(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
     protocol = write_protocol(train={"epochs": -3})
     done = subprocess.run(
         [sys.executable, "-m", "ceco_fair.run", str(protocol), "--output", str(tmp_path / "o")],
@@ -169,9 +163,5 @@ def test_shipped_protocols_are_valid() -> None:
         text = path.read_text(encoding="utf-8")
         for line in text.splitlines():
             stripped = line.strip()
-            if (
-                ":" in stripped
-                and not stripped.startswith(("#", "-"))
-                and not stripped.endswith(">-")
-            ):
+            if ":" in stripped and not stripped.startswith(("#", "-")) and not stripped.endswith(">-"):
                 assert "#" in line, f"{path.name}: key without a comment: {line!r}"

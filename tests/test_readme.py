@@ -12,11 +12,7 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S)
     assert first_block, "README.md must open with a fenced block of set-up commands"
-    return [
-        line.strip()
-        for line in first_block.group(1).splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    return [line.strip() for line in first_block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
 def test_readme_opens_with_quickstart_and_test_commands() -> None:
@@ -28,11 +24,7 @@ def test_readme_opens_with_quickstart_and_test_commands() -> None:
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    ci_commands = [
-        line.strip()
-        for line in ci.splitlines()
-        if "pytest" in line and not line.strip().startswith("#")
-    ]
+    ci_commands = [line.strip() for line in ci.splitlines() if "pytest" in line and not line.strip().startswith("#")]
     assert ci_commands == [readme_commands()[1]]
 
 

@@ -361,8 +361,8 @@ def test_bias_heatmaps_average_seeds_and_switch(biased: Path) -> None:
 def test_forest_plot_shows_comparisons_csv(biased: Path, tmp_path: Path) -> None:
     import shutil
 
-    from ceco_fair.comparisons import write_comparisons
     from ceco_fair.report.figures_distortion import comparisons_figure
+    from ceco_fair.results.comparisons import write_comparisons
 
     folder = tmp_path / "with-comparisons"
     shutil.copytree(biased, folder)

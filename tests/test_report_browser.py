@@ -34,9 +34,7 @@ ALL_FIGURES_DRAWN = """() => {
 def launch(playwright: Playwright) -> Browser:
     """Start the system's headless Chromium (as root it needs ``--no-sandbox``)."""
     if not CHROMIUM.exists():
-        raise FileNotFoundError(
-            f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'"
-        )
+        raise FileNotFoundError(f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
 
 
@@ -85,9 +83,7 @@ def save_screenshot(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), (
-        f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'"
-    )
+    assert CHROMIUM.exists(), f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'"
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium
@@ -108,15 +104,11 @@ def xss_folder(root: Path) -> Path:
 
 FOLDERS: dict[str, tuple[Callable[[Path], Path], int]] = {
     "biased_mnist": (
-        lambda root: write_biased_mnist_folder(
-            root, rhos=(0.99, 0.997), seeds=(0, 1), epochs=3, projection_points=300
-        ),
+        lambda root: write_biased_mnist_folder(root, rhos=(0.99, 0.997), seeds=(0, 1), epochs=3, projection_points=300),
         4,
     ),
     "group": (
-        lambda root: write_group_folder(
-            root, pairs=(("gender", "race"), ("gender", "age")), epochs=3
-        ),
+        lambda root: write_group_folder(root, pairs=(("gender", "race"), ("gender", "age")), epochs=3),
         5,
     ),
     "distortion": (
@@ -168,9 +160,7 @@ def test_report_renders_in_chromium(kind: str, browser: Browser, reports: dict[s
     assert watch.console_errors == []
     assert watch.page_errors == []
     assert watch.dialogs == []
-    assert [
-        url for url in watch.requests if not url.startswith(("file://", "data:", "blob:"))
-    ] == []
+    assert [url for url in watch.requests if not url.startswith(("file://", "data:", "blob:"))] == []
     figures = page.eval_on_selector_all(
         ".plotly-graph-div",
         "divs => divs.map(d => d.querySelectorAll('svg.main-svg, canvas').length > 0)",
@@ -191,9 +181,7 @@ def test_menu_switches_the_view(browser: Browser, reports: dict[str, Path]) -> N
     assert before == [True] + [False] * 5
     page.click(f"{heatmap} .updatemenu-header-group")
     page.locator(f"{heatmap} .updatemenu-dropdown-button").nth(1).click()
-    page.wait_for_function(
-        "d => d.data[1].visible === true", arg=page.query_selector(heatmap), timeout=10_000
-    )
+    page.wait_for_function("d => d.data[1].visible === true", arg=page.query_selector(heatmap), timeout=10_000)
     after = page.eval_on_selector(heatmap, "d => d.data.map(t => t.visible)")
     assert after == [False, True] + [False] * 4
     title = page.eval_on_selector(heatmap, "d => d.layout.title.text")
@@ -203,9 +191,7 @@ def test_menu_switches_the_view(browser: Browser, reports: dict[str, Path]) -> N
 
 
 def test_save_screenshot(browser: Browser, reports: dict[str, Path], tmp_path: Path) -> None:
-    png = save_screenshot(
-        reports["biased_mnist"], tmp_path / "docs" / "report.png", browser=browser
-    )
+    png = save_screenshot(reports["biased_mnist"], tmp_path / "docs" / "report.png", browser=browser)
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1200, 900)

@@ -11,7 +11,7 @@ from pathlib import Path
 from report_fixtures import write_biased_mnist_folder, write_group_folder
 
 import ceco_fair
-from ceco_fair import layout
+from ceco_fair.results import layout
 
 PACKAGE = Path(ceco_fair.__file__).parent
 BLOCK_TORCH = """
@@ -51,7 +51,7 @@ def test_report_builds_without_torch(tmp_path: Path) -> None:
     group = write_group_folder(tmp_path / "group", seeds=(0,), projection_points=50)
     done = run_without_torch(
         f"""
-        import ceco_fair.metrics.specs, ceco_fair.layout, ceco_fair.io
+        import ceco_fair.metrics.specs, ceco_fair.results.layout, ceco_fair.common.io
         from ceco_fair.report import build_report
         from ceco_fair.report.__main__ import main
         build_report({str(biased)!r})
@@ -74,4 +74,4 @@ def test_each_results_file_name_is_spelled_in_one_module() -> None:
             for path in PACKAGE.rglob("*.py")
             if literal.search(path.read_text(encoding="utf-8"))
         )
-        assert spelled == ["layout.py"], (name, spelled)
+        assert spelled == ["results/layout.py"], (name, spelled)

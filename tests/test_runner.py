@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-import ceco_fair.train as train_module
+import ceco_fair.training.loop as train_module
 from ceco_fair.data import PALETTE
-from ceco_fair.layout import RESULTS_COLUMNS
 from ceco_fair.metrics.specs import METRIC_SPECS
+from ceco_fair.results.layout import RESULTS_COLUMNS
 from ceco_fair.run import main
 
 BIAS_METRICS = {

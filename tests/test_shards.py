@@ -17,11 +17,11 @@ import pytest
 import yaml
 from tiny_protocol import tiny_protocol_dict
 
-from ceco_fair.layout import CLAIM_FILE, GRID_FILE, MANIFEST_FILE, REPORT_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
-from ceco_fair.manifest import merge_manifest
-from ceco_fair.results import rebuild_folder
+from ceco_fair.results.folder import rebuild_folder
+from ceco_fair.results.layout import CLAIM_FILE, GRID_FILE, MANIFEST_FILE, REPORT_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
+from ceco_fair.results.manifest import merge_manifest
 from ceco_fair.run import main
-from ceco_fair.shards import Shard, claim_run, parse_shard, read_claim, shard_of
+from ceco_fair.runner.shards import Shard, claim_run, parse_shard, read_claim, shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ("ce-rho0.99-seed0", "supcon-rho0.99-seed0", "ce-rho0.99-seed1", "supcon-rho0.99-seed1")
@@ -162,7 +162,7 @@ def test_torchrun_inside_a_shard_trains_its_runs_with_every_process(tmp_path: Pa
 CLAIMANT = """
 import sys, time
 from pathlib import Path
-from ceco_fair.shards import claim_run
+from ceco_fair.runner.shards import claim_run
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.001)
@@ -214,9 +214,7 @@ def test_resume_takes_over_only_the_claims_of_dead_or_distant_processes(tmp_path
 
 
 @pytest.mark.parametrize("value", ["0/2", "3/2", "a/b", "1/0", "2"])
-def test_bad_shard_values_are_one_line_errors(
-    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_shard_values_are_one_line_errors(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     protocol = grid_protocol(tmp_path / "protocol.yaml")
     assert main([str(protocol), "--output", str(tmp_path / "out"), "--shard", value]) == 2
     error = capsys.readouterr().err

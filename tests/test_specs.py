@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ceco_fair import layout
 from ceco_fair.metrics import METRIC_NAMES, METRIC_SPECS, RATE_METRIC_NAMES
 from ceco_fair.metrics.specs import (
     BIAS_METRICS,
@@ -17,6 +16,7 @@ from ceco_fair.metrics.specs import (
     spec_of,
     split_derived,
 )
+from ceco_fair.results import layout
 
 REPRESENTATION_DIRECTIONS = {
     "instance_retrieval": "higher",

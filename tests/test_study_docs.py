@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ceco_fair.protocol import load_protocol
+from ceco_fair.runner.protocol import load_protocol
 from ceco_fair.summary import seed_summary, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

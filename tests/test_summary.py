@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ceco_fair.layout import RESULTS_CSV
+from ceco_fair.results.layout import RESULTS_CSV
 from ceco_fair.summary import format_cell, main, summary_markdown
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from ceco_fair.tracking import knn_predict
+from ceco_fair.evaluation.tracking import knn_predict
 
 
 def test_knn_matches_sklearn_cosine_majority_vote():

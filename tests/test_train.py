@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.models import build_encoder
-from ceco_fair.train import (
+from ceco_fair.models.encoders import build_encoder
+from ceco_fair.training.loop import (
     MethodConfig,
     MethodModel,
     OptimizerConfig,

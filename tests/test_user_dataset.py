@@ -10,9 +10,9 @@ import pytest
 import user_datasets
 from tiny_protocol import tiny_protocol_dict
 
-from ceco_fair.layout import REPORT_FILE, RESULTS_CSV, RUN_FILE, run_dir
 from ceco_fair.metrics.specs import spec_of
 from ceco_fair.report import load_results
+from ceco_fair.results.layout import REPORT_FILE, RESULTS_CSV, RUN_FILE, run_dir
 from ceco_fair.run import main
 
 
@@ -67,9 +67,7 @@ def test_comparisons_find_the_baseline_by_loss_not_label(write_protocol: Callabl
     from ceco_fair.report.figures_distortion import comparisons_figure
 
     output = tmp_path / "out"
-    protocol = write_protocol(
-        user_protocol({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}, seeds=[0, 1])
-    )
+    protocol = write_protocol(user_protocol({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}, seeds=[0, 1]))
     assert main([str(protocol), "--output", str(output), "--quiet"]) == 0
     results = load_results(output)
     assert set(results.comparisons["baseline"]) == {"SupCon (baseline)"}

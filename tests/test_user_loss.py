@@ -13,10 +13,10 @@ import yaml
 from test_protocol import run_cli
 from user_loss import ViewAgreement
 
+from ceco_fair.common.user_code import check_call_arguments
 from ceco_fair.errors import CecoFairError
-from ceco_fair.protocol import load_protocol
-from ceco_fair.train import build_method_loss
-from ceco_fair.user_code import check_call_arguments
+from ceco_fair.runner.protocol import load_protocol
+from ceco_fair.training.loop import build_method_loss
 
 
 def test_user_loss_is_called_and_its_label_names_the_method(

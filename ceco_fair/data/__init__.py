@@ -1,16 +1,40 @@
 """Datasets: colour-biased MNIST from any MNIST source, UTKFace and CelebA, by name.
 
 All implement :class:`FairnessDataset`, as a dataset of your own named ``package.module:ClassName`` can.
+Each dataset module is imported on first access, so ``import ceco_fair.data.augment`` loads no dataset.
 """
 
 from __future__ import annotations
 
-from ceco_fair.data.base import FairnessDataset
-from ceco_fair.data.biased_mnist import PALETTE, BiasedMNIST, ColoredMNIST
-from ceco_fair.data.celeba import CelebA
-from ceco_fair.data.mnist_sources import MnistArrays, load_mnist, preflight_mnist_source
-from ceco_fair.data.registry import DATASETS, build_dataset, dataset_options, preflight
-from ceco_fair.data.utkface import UTKFace
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ceco_fair.data.base import FairnessDataset
+    from ceco_fair.data.biased_mnist import PALETTE, BiasedMNIST, ColoredMNIST
+    from ceco_fair.data.celeba import CelebA
+    from ceco_fair.data.mnist_sources import MnistArrays, load_mnist, preflight_mnist_source
+    from ceco_fair.data.registry import DATASETS, build_dataset, dataset_options, preflight
+    from ceco_fair.data.utkface import UTKFace
+
+_MNIST = "ceco_fair.data.biased_mnist"
+_SOURCES = "ceco_fair.data.mnist_sources"
+_REGISTRY = "ceco_fair.data.registry"
+_LAZY = {
+    "FairnessDataset": "ceco_fair.data.base",
+    "PALETTE": _MNIST,
+    "BiasedMNIST": _MNIST,
+    "ColoredMNIST": _MNIST,
+    "CelebA": "ceco_fair.data.celeba",
+    "UTKFace": "ceco_fair.data.utkface",
+    "MnistArrays": _SOURCES,
+    "load_mnist": _SOURCES,
+    "preflight_mnist_source": _SOURCES,
+    "DATASETS": _REGISTRY,
+    "build_dataset": _REGISTRY,
+    "dataset_options": _REGISTRY,
+    "preflight": _REGISTRY,
+}
 
 __all__ = [
     "DATASETS",
@@ -27,3 +51,10 @@ __all__ = [
     "preflight",
     "preflight_mnist_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a dataset class or helper on first access."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ceco_fair.data' has no attribute {name!r}")

@@ -8,13 +8,15 @@ name. Built-in datasets implement it (``BiasedMNIST``: ``metric_kind = "bias"``;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any, ClassVar, Final, Protocol, runtime_checkable
 
 from torch import Tensor
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.layout import METRIC_KINDS, MetricKind
+from ceco_fair.results.layout import METRIC_KINDS, MetricKind
 
 CLASS_MEMBERS: Final = ("metric_kind", "takes_rho", "preflight")
 """Members a dataset class has before any instance exists (the protocol's preflight reads them)."""
@@ -132,3 +134,18 @@ def check_dataset(dataset: object, name: str) -> FairnessDataset:
             "(see ceco_fair.data.base.FairnessDataset)"
         )
     return dataset
+
+
+def floor_share(count: int, rate: float | Fraction) -> int:
+    """Return ``⌊count · rate⌋`` computed exactly on the decimal value of ``rate``.
+
+    Args:
+        count: A non-negative integer.
+        rate: A float (taken as the decimal it prints as, e.g. ``0.29``) or an exact fraction.
+
+    Returns:
+        The floor of the exact product.
+
+    """
+    exact = rate if isinstance(rate, Fraction) else Fraction(repr(float(rate)))
+    return math.floor(count * exact)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
@@ -29,9 +28,10 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ceco_fair.data.base import floor_share
 from ceco_fair.data.mnist_sources import MnistSource, load_mnist, normalise_source, preflight_mnist_source
 from ceco_fair.errors import CecoFairError
-from ceco_fair.layout import MetricKind
+from ceco_fair.results.layout import MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -75,21 +75,6 @@ VALID_NEEDS_FRACTION = "split 'valid' needs val_fraction > 0 (a part carved from
 BAD_CONFLICT_ORDER = "conflict_order must be 'shuffled' or 'sequential', got {value!r}"
 
 
-def floor_share(count: int, rate: float | Fraction) -> int:
-    """Return ``⌊count · rate⌋`` computed exactly on the decimal value of ``rate``.
-
-    Args:
-        count: A non-negative integer.
-        rate: A float (taken as the decimal it prints as, e.g. ``0.29``) or an exact fraction.
-
-    Returns:
-        The floor of the exact product.
-
-    """
-    exact = rate if isinstance(rate, Fraction) else Fraction(repr(float(rate)))
-    return math.floor(count * exact)
-
-
 def rebias_colours(
     labels: npt.NDArray[np.int64],
     rho: float,
@@ -128,9 +113,7 @@ def rebias_colours(
     return colours
 
 
-def binary_colours(
-    targets: npt.NDArray[np.int64], rho: float, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
+def binary_colours(targets: npt.NDArray[np.int64], rho: float, rng: np.random.Generator) -> npt.NDArray[np.int64]:
     """Assign one of two colours per sample, correlated with a binary target by ``rho``.
 
     Per target class ``t``: shuffle its samples; the first ``⌊n_t·ρ⌋`` get colour ``t``, the
@@ -176,17 +159,11 @@ def colourise(digits: Tensor, colours: Tensor, palette: Tensor) -> Tensor:
 def _check_arguments(split: str, rho: float | None, seed: int, val_fraction: float) -> None:
     if split not in SPLITS:
         raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(SPLITS), value=split))
-    if rho is not None and (
-        isinstance(rho, bool) or not isinstance(rho, int | float) or not 0.0 <= rho <= 1.0
-    ):
+    if rho is not None and (isinstance(rho, bool) or not isinstance(rho, int | float) or not 0.0 <= rho <= 1.0):
         raise CecoFairError(BAD_RHO.format(value=rho))
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CecoFairError(BAD_SEED.format(value=seed))
-    if (
-        isinstance(val_fraction, bool)
-        or not isinstance(val_fraction, int | float)
-        or not 0.0 <= val_fraction < 1.0
-    ):
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0.0 <= val_fraction < 1.0:
         raise CecoFairError(BAD_VAL_FRACTION.format(value=val_fraction))
     if split == "valid" and val_fraction == 0:
         raise CecoFairError(VALID_NEEDS_FRACTION)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ceco_fair.data.images import Crop, FileImageDataset, check_crop, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.layout import LIST_SEPARATOR, MetricKind
+from ceco_fair.results.layout import LIST_SEPARATOR, MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ BAD_PARTITION = "{path} holds partition values other than 0, 1, 2 (e.g. {value!r
 BAD_COLUMNS = "{path} has columns {columns}; expected {expected}"
 DUPLICATE_IDS = "{path} lists {name!r} more than once"
 UNKNOWN_ATTRIBUTE = "unknown CelebA attribute {value!r} for {argument}{hint}"
-BAD_SENSITIVE = (
-    "sensitive must be an attribute name or a non-empty list of distinct names, got {v!r}"
-)
+BAD_SENSITIVE = "sensitive must be an attribute name or a non-empty list of distinct names, got {v!r}"
 TARGET_IN_SENSITIVE = "target {value!r} is also a sensitive attribute"
 UNKNOWN_SPLIT = "split must be one of {allowed}, got {value!r}"
 BAD_SEED = "seed must be a non-negative integer, got {value!r}"
@@ -148,9 +146,7 @@ def read_attribute_names(path: Path) -> list[str]:
     if path.suffix == ".csv":
         columns = [column.strip() for column in first.split(",")]
         if len(columns) < 2 or columns[0] != ID_COLUMN:
-            raise DataError(
-                BAD_COLUMNS.format(path=path, columns=columns, expected=f"{ID_COLUMN},<names>")
-            )
+            raise DataError(BAD_COLUMNS.format(path=path, columns=columns, expected=f"{ID_COLUMN},<names>"))
         return columns[1:]
     names = second.split()
     if not names:
@@ -203,9 +199,7 @@ def read_attributes(path: Path) -> pd.DataFrame:
             declared = int(count_line)
         except ValueError as exc:
             raise DataError(BAD_COUNT_LINE.format(path=path, line=count_line)) from exc
-        table = _read_table(
-            path, sep=r"\s+", skiprows=2, header=None, names=[ID_COLUMN, *names], index_col=False
-        )
+        table = _read_table(path, sep=r"\s+", skiprows=2, header=None, names=[ID_COLUMN, *names], index_col=False)
         if declared != len(table):
             logger.warning(
                 "%s announces %d images on line 1 but lists %d; using the rows",
@@ -223,9 +217,7 @@ def read_attributes(path: Path) -> pd.DataFrame:
     valid = (matrix == 1) | (matrix == -1)
     if not valid.all():
         row, column = np.argwhere(~valid)[0]
-        raise DataError(
-            BAD_VALUES.format(path=path, column=names[column], value=matrix[row, column])
-        )
+        raise DataError(BAD_VALUES.format(path=path, column=names[column], value=matrix[row, column]))
     binary = (matrix == 1).astype(np.int8)
     index = pd.Index(table[ID_COLUMN], name=ID_COLUMN)
     frame: pd.DataFrame = pd.DataFrame(binary, index=index, columns=names)
@@ -250,13 +242,9 @@ def read_partition(path: Path) -> pd.Series:
         table = _read_table(path)
         expected = [ID_COLUMN, PARTITION_COLUMN]
         if list(table.columns[:2]) != expected:
-            raise DataError(
-                BAD_COLUMNS.format(path=path, columns=list(table.columns), expected=expected)
-            )
+            raise DataError(BAD_COLUMNS.format(path=path, columns=list(table.columns), expected=expected))
     else:
-        table = _read_table(
-            path, sep=r"\s+", header=None, names=[ID_COLUMN, PARTITION_COLUMN], index_col=False
-        )
+        table = _read_table(path, sep=r"\s+", header=None, names=[ID_COLUMN, PARTITION_COLUMN], index_col=False)
     _check_ids(path, table[ID_COLUMN])
     codes = table[PARTITION_COLUMN]
     valid = codes.isin(tuple(PARTITIONS.values()))
@@ -313,9 +301,7 @@ def sensitive_tuple(sensitive: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def check_attributes(
-    names: Sequence[str], target: str, sensitive: str | Sequence[str]
-) -> tuple[str, tuple[str, ...]]:
+def check_attributes(names: Sequence[str], target: str, sensitive: str | Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """Validate a target and sensitive attributes against the table's names.
 
     Args:
@@ -348,9 +334,7 @@ def group_names(sensitive: Sequence[str]) -> list[str]:
 
     """
     return [
-        ", ".join(
-            name if (group >> bit) & 1 else f"not {name}" for bit, name in enumerate(sensitive)
-        )
+        ", ".join(name if (group >> bit) & 1 else f"not {name}" for bit, name in enumerate(sensitive))
         for group in range(2 ** len(sensitive))
     ]
 
@@ -510,9 +494,7 @@ class CelebA(FileImageDataset):
         missing = listed[~present]
         if len(missing) == len(listed):
             raise DataError(
-                NO_IMAGES.format(
-                    n_listed=len(listed), table=layout.partition_file, images=layout.image_folder
-                )
+                NO_IMAGES.format(n_listed=len(listed), table=layout.partition_file, images=layout.image_folder)
             )
         if len(missing):
             logger.warning(

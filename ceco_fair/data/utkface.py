@@ -38,10 +38,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ceco_fair.data.biased_mnist import floor_share
+from ceco_fair.data.base import floor_share
 from ceco_fair.data.images import FileImageDataset, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.layout import MetricKind
+from ceco_fair.results.layout import MetricKind
 
 logger = logging.getLogger(__name__)
 
@@ -312,9 +312,7 @@ def check_attribute_options(target: str, sensitive: str, age_bins: str) -> None:
     """
     for argument, value in (("target", target), ("sensitive", sensitive)):
         if value not in ATTRIBUTES:
-            raise CecoFairError(
-                UNKNOWN_ATTRIBUTE.format(argument=argument, allowed=list(ATTRIBUTES), value=value)
-            )
+            raise CecoFairError(UNKNOWN_ATTRIBUTE.format(argument=argument, allowed=list(ATTRIBUTES), value=value))
     if target == sensitive:
         raise CecoFairError(SAME_ATTRIBUTE.format(value=target))
     if age_bins not in AGE_BINS:
@@ -327,9 +325,7 @@ def _check_arguments(split: str, seed: int, bias_rate: float | None) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CecoFairError(BAD_SEED.format(value=seed))
     if bias_rate is not None and (
-        isinstance(bias_rate, bool)
-        or not isinstance(bias_rate, int | float)
-        or not 0.0 < bias_rate <= 1.0
+        isinstance(bias_rate, bool) or not isinstance(bias_rate, int | float) or not 0.0 < bias_rate <= 1.0
     ):
         raise CecoFairError(BAD_BIAS_RATE.format(value=bias_rate))
 
@@ -364,8 +360,7 @@ def bias_rate_mask(
         wanted = floor_share(n_major, minor_share)
         if wanted > len(conflicting):
             logger.warning(
-                "bias_rate %.4g: group %d has %d bias-conflicting samples, fewer than the %d "
-                "wanted; keeping all",
+                "bias_rate %.4g: group %d has %d bias-conflicting samples, fewer than the %d wanted; keeping all",
                 bias_rate,
                 group,
                 len(conflicting),
@@ -450,12 +445,8 @@ class UTKFace(FileImageDataset):
         if not records:
             raise DataError(NO_IMAGES.format(folder=folder))
         table = pd.DataFrame([asdict(record) for record in records])
-        target_codes, class_names = encode_attribute(
-            target, table, race_binary=race_binary, age_bins=age_bins
-        )
-        group_codes, group_names = encode_attribute(
-            sensitive, table, race_binary=race_binary, age_bins=age_bins
-        )
+        target_codes, class_names = encode_attribute(target, table, race_binary=race_binary, age_bins=age_bins)
+        group_codes, group_names = encode_attribute(sensitive, table, race_binary=race_binary, age_bins=age_bins)
         usable = (target_codes >= 0) & (group_codes >= 0)
         if not usable.all():
             logger.info("UTKFace: %d images fall outside the age bins", int((~usable).sum()))
@@ -468,9 +459,7 @@ class UTKFace(FileImageDataset):
         else:
             chosen = usable & self._listed(table, folder, skipped, split_file, split)
         if not chosen.any():
-            raise DataError(
-                EMPTY_SPLIT.format(split=split, n_usable=int(usable.sum()), folder=folder)
-            )
+            raise DataError(EMPTY_SPLIT.format(split=split, n_usable=int(usable.sum()), folder=folder))
         rows = np.flatnonzero(chosen)
         super().__init__(
             [folder / name for name in table["filename"].iloc[rows]],
@@ -487,9 +476,7 @@ class UTKFace(FileImageDataset):
         self.sensitive_attribute = sensitive
         self.target_name = str(target)
         self.sensitive_name = str(sensitive)
-        self.irregular = [
-            (record.filename, record.irregular) for record in records if record.irregular
-        ]
+        self.irregular = [(record.filename, record.irregular) for record in records if record.irregular]
         self.n_classes = len(class_names)
         self.n_groups = len(group_names)
         self.class_names = class_names
@@ -498,9 +485,7 @@ class UTKFace(FileImageDataset):
             self.verify()
         if bias_rate is not None and split == "train":
             if self.n_classes != 2 or self.n_groups != 2:
-                raise CecoFairError(
-                    BIAS_RATE_NEEDS_BINARY.format(n_classes=self.n_classes, n_groups=self.n_groups)
-                )
+                raise CecoFairError(BIAS_RATE_NEEDS_BINARY.format(n_classes=self.n_classes, n_groups=self.n_groups))
             self.keep(
                 bias_rate_mask(
                     self.targets.numpy(),
@@ -532,9 +517,7 @@ class UTKFace(FileImageDataset):
                 folder,
                 absent[:3],
             )
-        chosen: npt.NDArray[np.bool_] = np.array(
-            [mapping.get(name) == split for name in table["filename"]], dtype=bool
-        )
+        chosen: npt.NDArray[np.bool_] = np.array([mapping.get(name) == split for name in table["filename"]], dtype=bool)
         return chosen
 
     @staticmethod

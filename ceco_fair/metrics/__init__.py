@@ -11,7 +11,6 @@
   chi-square p-value per spread.
 - :func:`instance_retrieval`, :func:`alignment`, :func:`uniformity`, :func:`variance_ratio`,
   :func:`leakage`, :func:`bias_sensitivity`: diagnostics of a representation (features).
-- :func:`counterfactual_features`: features of every image on each background colour.
 
 The metric functions load on first access (their count tables accept torch tensors, so their
 modules import torch), which keeps ``import ceco_fair.metrics.specs`` torch-free.
@@ -27,7 +26,6 @@ from ceco_fair.metrics.specs import METRIC_SPECS, MetricSpec
 if TYPE_CHECKING:
     from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
     from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
-    from ceco_fair.metrics.counterfactual import counterfactual_features
     from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
     from ceco_fair.metrics.intervals import SPREAD_NAMES
     from ceco_fair.metrics.representation import (
@@ -45,7 +43,6 @@ _LAZY = {
     "bias_metrics": "ceco_fair.metrics.bias",
     "GroupConfusion": "ceco_fair.metrics.confusion",
     "group_confusion": "ceco_fair.metrics.confusion",
-    "counterfactual_features": "ceco_fair.metrics.counterfactual",
     "METRIC_NAMES": "ceco_fair.metrics.group",
     "RATE_METRIC_NAMES": "ceco_fair.metrics.group",
     "group_metrics": "ceco_fair.metrics.group",
@@ -70,7 +67,6 @@ __all__ = [
     "bias_accuracy_matrix",
     "bias_metrics",
     "bias_sensitivity",
-    "counterfactual_features",
     "group_confusion",
     "group_metrics",
     "group_table",

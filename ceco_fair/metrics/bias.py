@@ -63,9 +63,7 @@ def _cell_counts(
     return np.ascontiguousarray(correct), total
 
 
-def _ratio(
-    numerator: npt.NDArray[np.int64], denominator: npt.NDArray[np.int64]
-) -> npt.NDArray[np.float64]:
+def _ratio(numerator: npt.NDArray[np.int64], denominator: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """Elementwise ``numerator / denominator`` as float64, NaN where the denominator is 0."""
     out = np.full(numerator.shape, np.nan, dtype=np.float64)
     np.divide(numerator, denominator, out=out, where=denominator > 0)

@@ -111,9 +111,7 @@ def bootstrap_statistic(
     chunk = max(1, _VALUES_PER_CHUNK // max(1, per_resample))
     n_chunks = math.ceil(n_boot / chunk)
     parts: dict[str, list[FloatArray]] = {}
-    for start in tqdm(
-        range(0, n_boot, chunk), total=n_chunks, desc="bootstrap", disable=n_chunks < 2
-    ):
+    for start in tqdm(range(0, n_boot, chunk), total=n_chunks, desc="bootstrap", disable=n_chunks < 2):
         batch = resample_counts(counts, min(chunk, n_boot - start), rng)
         for name, values in statistic(batch).items():
             parts.setdefault(name, []).append(values)

@@ -25,9 +25,7 @@ IntArray = npt.NDArray[np.int64]
 NOT_1D = "{name} must be a 1-D array of labels, got shape {shape}"
 EMPTY = "{name} is empty; expected at least one label"
 NOT_INTEGER = "{name} must hold integer labels, got dtype {dtype}"
-LENGTH_MISMATCH = (
-    "{name} has {length} entries but {reference} has {expected}; expected equal lengths"
-)
+LENGTH_MISMATCH = "{name} has {length} entries but {reference} has {expected}; expected equal lengths"
 NOT_BINARY = (
     "{name} must be a binary target with values in {{0, 1}}, found values {values}; "
     "pass rates=False for a multi-class target"
@@ -104,9 +102,7 @@ def as_int_labels(values: LabelsLike, name: str) -> IntArray:
     return array.astype(np.int64, copy=False)
 
 
-def check_same_length(
-    reference: tuple[str, npt.NDArray[Any]], *others: tuple[str, npt.NDArray[Any]]
-) -> None:
+def check_same_length(reference: tuple[str, npt.NDArray[Any]], *others: tuple[str, npt.NDArray[Any]]) -> None:
     """Check that label arrays have the length of a reference array.
 
     Args:
@@ -121,9 +117,7 @@ def check_same_length(
     for name, array in others:
         if len(array) != len(ref_array):
             raise CecoFairError(
-                LENGTH_MISMATCH.format(
-                    name=name, length=len(array), reference=ref_name, expected=len(ref_array)
-                )
+                LENGTH_MISMATCH.format(name=name, length=len(array), reference=ref_name, expected=len(ref_array))
             )
 
 
@@ -202,9 +196,7 @@ def check_size(value: int | None, name: str) -> None:
         raise CecoFairError(BAD_SIZE.format(name=name, value=value))
 
 
-def confusion_counts(
-    y_true: IntArray, y_pred: IntArray, group: IntArray, n_classes: int, n_groups: int
-) -> IntArray:
+def confusion_counts(y_true: IntArray, y_pred: IntArray, group: IntArray, n_classes: int, n_groups: int) -> IntArray:
     """Count rows per (group, true class, predicted class) in one pass.
 
     Args:
@@ -226,9 +218,7 @@ def confusion_counts(
     return flat.astype(np.int64, copy=False).reshape(n_groups, n_classes, n_classes)
 
 
-def group_confusion(
-    y_true: LabelsLike, y_pred: LabelsLike, sensitive: LabelsLike, *, binary: bool
-) -> GroupConfusion:
+def group_confusion(y_true: LabelsLike, y_pred: LabelsLike, sensitive: LabelsLike, *, binary: bool) -> GroupConfusion:
     """Validate labels and build the per-group confusion counts.
 
     Args:

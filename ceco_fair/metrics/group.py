@@ -81,12 +81,8 @@ GROUP_RATE_NAMES: tuple[str, ...] = GROUP_RATES
 
 BAD_RATES = "rates must be a bool, got {value!r}"
 SINGLE_GROUP = "sensitive has a single group (%s): every between-group spread is 0"
-NO_POSITIVES = (
-    "groups %s have no samples with y_true == 1: their TPR is taken as 0, as fairlearn does"
-)
-NO_NEGATIVES = (
-    "groups %s have no samples with y_true == 0: their FPR is taken as 0, as fairlearn does"
-)
+NO_POSITIVES = "groups %s have no samples with y_true == 1: their TPR is taken as 0, as fairlearn does"
+NO_NEGATIVES = "groups %s have no samples with y_true == 0: their FPR is taken as 0, as fairlearn does"
 NO_PAIRS = "no target class is present in two or more groups: eo_fscl is 0"
 
 
@@ -165,9 +161,7 @@ def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArra
     cell_accuracy = _cell_accuracy(counts)
     result = {
         "accuracy": _overall_accuracy(counts),
-        "worst_group_accuracy": np.fmin.reduce(
-            cell_accuracy.reshape(*cell_accuracy.shape[:-2], -1), axis=-1
-        ),
+        "worst_group_accuracy": np.fmin.reduce(cell_accuracy.reshape(*cell_accuracy.shape[:-2], -1), axis=-1),
     }
     if rates:
         group_rates = _binary_rates(counts)
@@ -287,11 +281,7 @@ def group_metrics(
     _warn_undefined(counts, confusion.groups, rates=rates)
     point = metrics_from_counts(counts, rates=rates)
     p_values = homogeneity_p_values(counts, rates=rates)
-    intervals = (
-        _intervals(counts, rates=rates, n_boot=n_boot, confidence=confidence, seed=seed)
-        if n_boot > 0
-        else {}
-    )
+    intervals = _intervals(counts, rates=rates, n_boot=n_boot, confidence=confidence, seed=seed) if n_boot > 0 else {}
     result: dict[str, float] = {}
     for name, value in point.items():
         result[name] = float(value)

@@ -97,6 +97,7 @@ WORST_LOW = WORST + "_low"
 WORST_HIGH = WORST + "_high"
 """Key of the one-sided max-t statistic that sets the worst group's upper end."""
 
+
 @dataclass(frozen=True)
 class RateBlock:
     """Rates ``hits / totals`` of ``K`` units compared with each other (a family's block).
@@ -145,9 +146,7 @@ def metric_blocks(counts: IntArray, name: str) -> list[RateBlock]:
         flat = (*correct.shape[:-2], -1)
         return [RateBlock(correct.reshape(flat), per_class.reshape(flat), np.nan)]
     if name == "eo_fscl":
-        return [
-            RateBlock(correct[..., c], per_class[..., c], np.nan) for c in range(correct.shape[-1])
-        ]
+        return [RateBlock(correct[..., c], per_class[..., c], np.nan) for c in range(correct.shape[-1])]
     tpr = RateBlock(counts[..., 1, 1], per_class[..., 1], 0.0)
     fpr = RateBlock(counts[..., 0, 1], per_class[..., 0], 0.0)
     if name == "demographic_parity_difference":
@@ -230,9 +229,7 @@ def max_t_statistics(counts: IntArray, resampled: IntArray, *, rates: bool) -> d
             result.update(_worst_statistics(counts, resampled))
             continue
         parts = []
-        for observed, drawn in zip(
-            metric_blocks(counts, name), metric_blocks(resampled, name), strict=True
-        ):
+        for observed, drawn in zip(metric_blocks(counts, name), metric_blocks(resampled, name), strict=True):
             estimate, scale = _estimates(observed, paired=True)
             deviation = np.abs(_pairs(_resampled_rates(observed, drawn)) - estimate)
             parts.append(np.divide(deviation, scale, out=np.zeros_like(deviation), where=scale > 0))

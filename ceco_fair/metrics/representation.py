@@ -164,9 +164,7 @@ def instance_retrieval(
     return retrieved / int(n)
 
 
-def _retrieved_exactly(
-    first: FloatArray, second: FloatArray, groups: npt.NDArray[np.int64] | None, index: int
-) -> int:
+def _retrieved_exactly(first: FloatArray, second: FloatArray, groups: npt.NDArray[np.int64] | None, index: int) -> int:
     """1 if sample ``index`` is retrieved, decided with float64 similarities, else 0."""
     candidates = np.ones(first.shape[0], dtype=bool) if groups is None else groups == groups[index]
     candidates[index] = False
@@ -289,7 +287,7 @@ def bias_sensitivity(features: FeaturesLike) -> float:
     """Share of the variance of counterfactual features that the colour explains.
 
     ``features[i, k]`` encodes image ``i`` re-rendered on colour ``k`` (see
-    :func:`ceco_fair.metrics.counterfactual_features`); vectors are L2-normalised along ``D``.
+    :func:`ceco_fair.evaluation.counterfactual_features`); vectors are L2-normalised along ``D``.
     ``Σ_i Σ_k ||f_ik − f̄_i||² / Σ_i Σ_k ||f_ik − f̄||²`` with ``f̄_i`` the mean over ``k`` of image
     ``i`` and ``f̄`` the global mean. 0: the colour changes nothing; 1: only the colour matters.
     When every vector is identical (0/0) the result is 0.0.
@@ -376,9 +374,7 @@ def leakage(
     return float(np.average(scores, weights=weights))
 
 
-def _cross_validated_accuracy(
-    x: FloatArray, s: npt.NDArray[np.int64], folds: int, seed: int
-) -> float | None:
+def _cross_validated_accuracy(x: FloatArray, s: npt.NDArray[np.int64], folds: int, seed: int) -> float | None:
     """Balanced accuracy of out-of-fold linear predictions of ``s`` from ``x``, None if impossible."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from ceco_fair.common.io import locked
 from ceco_fair.errors import CecoFairError
-from ceco_fair.io import locked
-from ceco_fair.layout import GRID_FILE, LOCK_FILE
 from ceco_fair.report.html import REPORT_FILE, build_report
-from ceco_fair.results import rebuild_folder
+from ceco_fair.results.folder import rebuild_folder
+from ceco_fair.results.layout import GRID_FILE, LOCK_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,10 @@ module owns its sections (:mod:`~ceco_fair.report.figures_bias`,
 
 from __future__ import annotations
 
-from ceco_fair.report import figures_bias, figures_distortion, figures_group, figures_run
+import ceco_fair.report.figures_bias as figures_bias
+import ceco_fair.report.figures_distortion as figures_distortion
+import ceco_fair.report.figures_group as figures_group
+import ceco_fair.report.figures_run as figures_run
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho, bias_heatmaps, mean_matrix
 from ceco_fair.report.figures_group import fairness_accuracy_scatter, fairness_gaps, group_rates
 from ceco_fair.report.figures_run import projections, training_curves

@@ -23,13 +23,13 @@ import plotly.io as pio
 import yaml
 from plotly.offline import get_plotlyjs
 
-from ceco_fair.io import atomic_write_text
-from ceco_fair.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
+from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better, spec_of
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
 from ceco_fair.report.stats import interval_description, summarize
 from ceco_fair.report.style import HEIGHT
+from ceco_fair.results.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -248,11 +248,7 @@ def summary_table(results: Results) -> str | None:
     rows = []
     for condition in results.conditions:
         found = {
-            method: {
-                name: by_key[(condition, method, name)]
-                for name in columns
-                if (condition, method, name) in by_key
-            }
+            method: {name: by_key[(condition, method, name)] for name in columns if (condition, method, name) in by_key}
             for method in results.methods
         }
         found = {method: cells for method, cells in found.items() if cells}
@@ -261,10 +257,7 @@ def summary_table(results: Results) -> str | None:
                 f'<tr class="condition"><th class="text" colspan="{len(head)}" scope="rowgroup">'
                 f"{escape(condition)}</th></tr>"
             )
-        best = {
-            name: _best([_rounded(c[name]["mean"]) for c in found.values() if name in c], name)
-            for name in columns
-        }
+        best = {name: _best([_rounded(c[name]["mean"]) for c in found.values() if name in c], name) for name in columns}
         for method, metric_rows in found.items():
             cells = [f'<th class="text" scope="row">{escape(method)}</th>']
             for name in columns:
@@ -369,9 +362,7 @@ def _header(results: Results, contents: Sequence[tuple[str, str]]) -> str:
     complete = int((runs["status"] == "complete").sum())
     methods = ", ".join(escape(m) for m in results.methods) or "—"
     dataset = escape(results.dataset) or "—"
-    links = "".join(
-        f'<li><a href="#{anchor}">{escape(title)}</a></li>' for anchor, title in contents
-    )
+    links = "".join(f'<li><a href="#{anchor}">{escape(title)}</a></li>' for anchor, title in contents)
     protocol = yaml.safe_dump(results.protocol, sort_keys=False, allow_unicode=True)
     return "\n".join(
         [
@@ -435,9 +426,7 @@ def _notice(missing: Sequence[MissingItem]) -> str:
     """Render a visible list of what is missing or partial; empty text when nothing is."""
     if not missing:
         return ""
-    items = "".join(
-        f"<li><code>{escape(item.path)}</code>: {escape(item.reason)}</li>" for item in missing
-    )
+    items = "".join(f"<li><code>{escape(item.path)}</code>: {escape(item.reason)}</li>" for item in missing)
     return (
         '<section class="notice" id="missing" role="status">'
         "<h2>Missing or partial results</h2>"

@@ -1,6 +1,6 @@
 """Read a protocol's results folder into typed tables.
 
-The folder layout is :mod:`ceco_fair.layout`'s (see :func:`load_results`); the files are parsed
+The folder layout is :mod:`ceco_fair.results.layout`'s (see :func:`load_results`); the files are parsed
 by :mod:`ceco_fair.report.readers`. Files at the top of the
 folder are written once, when a protocol finishes, so a malformed one is an error
 (:class:`~ceco_fair.errors.DataError`). Files inside ``runs/<run_id>/`` may be missing or cut
@@ -22,31 +22,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from ceco_fair.errors import DataError
-from ceco_fair.layout import (
-    BIAS_MATRIX_FILE,
-    COLOUR_STRIP_FILE,
-    COMPARISONS_COLUMNS,
-    COMPARISONS_FILE,
-    CURVES_COLUMNS,
-    CURVES_FILE,
-    GROUP_TABLE_FILE,
-    HISTORY_COLUMNS,
-    HISTORY_FILE,
-    LIST_SEPARATOR,
-    MANIFEST_FILE,
-    METRICS_FILE,
-    PROJECTION_FILE,
-    PROTOCOL_FILE,
-    RESULTS_CSV,
-    RESULTS_JSON,
-    RUN_COLUMNS,
-    RUN_FILE,
-    RUN_ORIGIN_COLUMNS,
-    RUNS_DIR,
-    STATUS_COMPLETE,
-    STATUS_INCOMPLETE,
-    run_table_file,
-)
 from ceco_fair.metrics.specs import (
     CI_HIGH_SUFFIX,
     CI_LOW_SUFFIX,
@@ -71,6 +46,31 @@ from ceco_fair.report.readers import (
     read_yaml_mapping,
 )
 from ceco_fair.report.stats import DEFAULT_CONFIDENCE
+from ceco_fair.results.layout import (
+    BIAS_MATRIX_FILE,
+    COLOUR_STRIP_FILE,
+    COMPARISONS_COLUMNS,
+    COMPARISONS_FILE,
+    CURVES_COLUMNS,
+    CURVES_FILE,
+    GROUP_TABLE_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    LIST_SEPARATOR,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PROJECTION_FILE,
+    PROTOCOL_FILE,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RUN_COLUMNS,
+    RUN_FILE,
+    RUN_ORIGIN_COLUMNS,
+    RUNS_DIR,
+    STATUS_COMPLETE,
+    STATUS_INCOMPLETE,
+    run_table_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ RUN_ATTRIBUTES = (*RUN_COLUMNS[1:], "target_name", "sensitive_name")
 RUNS_TABLE_COLUMNS = ("run_id", *RUN_ATTRIBUTES, "status", "condition")
 
 FOLDER_MISSING = "results folder not found: {path} (expected a protocol's output folder)"
-NOTHING_TO_REPORT = (
-    f"no results in {{path}}: expected {RESULTS_CSV}, {RESULTS_JSON} or {RUNS_DIR}/<run_id>/ folders"
-)
+NOTHING_TO_REPORT = f"no results in {{path}}: expected {RESULTS_CSV}, {RESULTS_JSON} or {RUNS_DIR}/<run_id>/ folders"
 
 
 @dataclass(frozen=True)
@@ -209,7 +207,7 @@ def condition_label(rho: float, target: str, sensitive: str) -> str:
 def load_results(output_dir: Path) -> Results:
     """Read a protocol's results folder.
 
-    Layout: see :mod:`ceco_fair.layout`. ``results.json`` is the record: a run's metrics
+    Layout: see :mod:`ceco_fair.results.layout`. ``results.json`` is the record: a run's metrics
     come from it when it lists them, else from the run's ``metrics.json`` (a run that ended
     after the last write of ``results.json``), else from ``results.csv`` (a folder whose
     ``results.json`` is gone).
@@ -271,9 +269,7 @@ def load_results(output_dir: Path) -> Results:
     runs = _runs_table(records, raw_metrics, protocol or {})
     _check_expected_files(runs, raw_metrics, folders, protocol or {}, runs_dir.is_dir(), missing)
     projections = [
-        folder.projection.assign(run_id=run_id)
-        for run_id, folder in folders.items()
-        if folder.projection is not None
+        folder.projection.assign(run_id=run_id) for run_id, folder in folders.items() if folder.projection is not None
     ]
     return Results(
         root=root,
@@ -289,9 +285,7 @@ def load_results(output_dir: Path) -> Results:
             runs,
         ),
         bias_matrices={
-            run_id: folder.bias_matrix
-            for run_id, folder in folders.items()
-            if folder.bias_matrix is not None
+            run_id: folder.bias_matrix for run_id, folder in folders.items() if folder.bias_matrix is not None
         },
         group_rates=_join_runs(
             _concat(
@@ -304,9 +298,7 @@ def load_results(output_dir: Path) -> Results:
             ),
             runs,
         ),
-        projections=_join_runs(
-            _concat(projections, ["run_id", "x", "y", "target_value", "sensitive_value"]), runs
-        ),
+        projections=_join_runs(_concat(projections, ["run_id", "x", "y", "target_value", "sensitive_value"]), runs),
         missing=tuple(missing),
         group_colours={
             run_id: tuple(str(colour) for colour in folder.info["group_colours"])
@@ -365,9 +357,7 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
     return result
 
 
-def _read_run_file(
-    folder: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]
-) -> Any:
+def _read_run_file(folder: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]) -> Any:
     """Read one file of a run folder; ``None`` when absent, or unreadable (then recorded)."""
     path = folder / name
     if not path.is_file():
@@ -419,9 +409,7 @@ def _run_kind(recorded: str, metric_names: set[str]) -> str:
     return next((kind for kind in ("bias", "group") if kind in kinds), "")
 
 
-def _read_optional(
-    root: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]
-) -> Any:
+def _read_optional(root: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]) -> Any:
     """Read a top-level file, or record it as missing and return ``None``."""
     path = root / name
     if not path.is_file():
@@ -466,9 +454,7 @@ def _metric_rows(run_id: str, metrics: Mapping[str, Any]) -> pd.DataFrame:
         {
             "run_id": [run_id] * len(metrics),
             "metric": [str(name) for name in metrics],
-            "value": [
-                as_float(value, Path(METRICS_FILE), str(name)) for name, value in metrics.items()
-            ],
+            "value": [as_float(value, Path(METRICS_FILE), str(name)) for name, value in metrics.items()],
         }
     )
     return rows
@@ -495,16 +481,12 @@ def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
         bounds = raw[is_bound & raw["metric"].str.endswith(suffix)]
         bounds = bounds.assign(metric=bounds["metric"].str.slice(stop=-len(suffix)))
         bounds = bounds.drop_duplicates(["run_id", "metric"], keep="first")
-        values = values.merge(
-            bounds.rename(columns={"value": column}), on=["run_id", "metric"], how="left"
-        )
+        values = values.merge(bounds.rename(columns={"value": column}), on=["run_id", "metric"], how="left")
     folded: pd.DataFrame = values.reset_index(drop=True)
     return folded
 
 
-def _merge_record(
-    records: dict[str, dict[str, Any]], run_id: str, source: Mapping[str, Any]
-) -> None:
+def _merge_record(records: dict[str, dict[str, Any]], run_id: str, source: Mapping[str, Any]) -> None:
     """Update a run's attributes with the non-empty ones of ``source`` (later sources win)."""
     record = records.setdefault(run_id, {})
     for key in (*RUN_ATTRIBUTES, "status"):
@@ -543,12 +525,8 @@ def _runs_table(
     table = pd.DataFrame(rows, columns=list(RUNS_TABLE_COLUMNS))
     table["seed"] = table["seed"].astype("Int64")
     table["rho"] = table["rho"].astype(float)
-    declared = [
-        m.get("label", m.get("name")) for m in protocol.get("methods") or [] if isinstance(m, Mapping)
-    ]
-    method_order = {
-        name: index for index, name in enumerate(dict.fromkeys([*declared, *table["method"]]))
-    }
+    declared = [m.get("label", m.get("name")) for m in protocol.get("methods") or [] if isinstance(m, Mapping)]
+    method_order = {name: index for index, name in enumerate(dict.fromkeys([*declared, *table["method"]]))}
     condition_order = {label: index for index, label in enumerate(_sorted_conditions(table))}
     order = table.assign(
         _method=table["method"].map(method_order),
@@ -578,9 +556,5 @@ def _join_runs(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
-    table: pd.DataFrame = (
-        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})
-    )
+    table: pd.DataFrame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})
     return table
-
-

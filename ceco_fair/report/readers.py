@@ -13,7 +13,8 @@ import pandas as pd
 import yaml
 
 from ceco_fair.errors import DataError
-from ceco_fair.layout import (
+from ceco_fair.metrics.specs import GROUP_RATES, ci_high_name, ci_low_name
+from ceco_fair.results.layout import (
     COMPARISONS_COLUMNS,
     CURVES_COLUMNS,
     GROUP_TABLE_COLUMNS,
@@ -21,7 +22,6 @@ from ceco_fair.layout import (
     PROJECTION_COLUMNS,
     RUN_STATUSES,
 )
-from ceco_fair.metrics.specs import GROUP_RATES, ci_high_name, ci_low_name
 
 MAX_PROJECTION_POINTS: Final = 2_000
 RESULTS_CSV_REQUIRED: Final = ("run_id", "method", "metric", "value")

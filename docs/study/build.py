@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 from playwright.sync_api import sync_playwright
 
-from ceco_fair.comparisons import condition_of, paired_interval
-from ceco_fair.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
 from ceco_fair.report import load_results
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho
 from ceco_fair.report.figures_distortion import comparisons_figure
 from ceco_fair.report.stats import summarize
+from ceco_fair.results.comparisons import condition_of, paired_interval
+from ceco_fair.results.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
 from ceco_fair.summary import summary_markdown
 
 CONVERGENCE_SHARE = 0.9

@@ -151,9 +151,7 @@ def make_celeba(tmp_path: Path, celeba_sample: Path) -> Callable[..., Path]:
     file byte for byte (CRLF, count 202599 kept), with a generated partition file and small
     JPEGs; ``missing`` names images not written; ``csv`` writes the Kaggle CSV variant."""
 
-    def make(
-        n_rows: int = 200, name: str = "celeba_root", missing: Sequence[str] = (), csv: bool = False
-    ) -> Path:
+    def make(n_rows: int = 200, name: str = "celeba_root", missing: Sequence[str] = (), csv: bool = False) -> Path:
         folder = tmp_path / name / "celeba"
         images = folder / "img_align_celeba"
         images.mkdir(parents=True)
@@ -169,9 +167,7 @@ def make_celeba(tmp_path: Path, celeba_sample: Path) -> Callable[..., Path]:
             parts += [f"{f},{celeba_partition(i, n_rows)}" for i, f in enumerate(file_names)]
             (folder / "list_eval_partition.csv").write_text("\n".join(parts) + "\n")
         else:
-            (folder / "list_attr_celeba.txt").write_bytes(
-                b"\r\n".join(lines[: 2 + n_rows]) + b"\r\n"
-            )
+            (folder / "list_attr_celeba.txt").write_bytes(b"\r\n".join(lines[: 2 + n_rows]) + b"\r\n")
             parts = [f"{f} {celeba_partition(i, n_rows)}" for i, f in enumerate(file_names)]
             (folder / "list_eval_partition.txt").write_bytes(("\r\n".join(parts) + "\r\n").encode())
         jpeg = solid_jpeg((90, 160, 30), size=(218, 178))

@@ -12,7 +12,7 @@ from torch import nn
 from ceco_fair import audit
 from ceco_fair.data import CelebA, UTKFace
 from ceco_fair.data.base import FairnessDataset
-from ceco_fair.probe import ProbeConfig
+from ceco_fair.evaluation.probe import ProbeConfig
 
 
 def _pooled_colour() -> nn.Module:

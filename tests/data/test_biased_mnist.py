@@ -36,9 +36,7 @@ def exact_floor(count: int, rho: float) -> int:
     return int(Fraction(str(rho)) * count)
 
 
-def reference_rebias(
-    labels: np.ndarray, rho: float, rng: np.random.Generator, shuffled: bool
-) -> list[int]:
+def reference_rebias(labels: np.ndarray, rho: float, rng: np.random.Generator, shuffled: bool) -> list[int]:
     """The ReBias rule, sample by sample, drawing from ``rng`` in the same order."""
     colours = [-1] * len(labels)
     for label in range(10):
@@ -216,9 +214,7 @@ def test_colored_mnist_statistics(rho: float) -> None:
     assert set(dataset.bias.unique().tolist()) <= {0, 1}
     for target in (0, 1):
         in_class = dataset.targets == target
-        assert int((dataset.bias[in_class] == target).sum()) == exact_floor(
-            int(in_class.sum()), rho
-        )
+        assert int((dataset.bias[in_class] == target).sum()) == exact_floor(int(in_class.sum()), rho)
 
 
 def test_colored_mnist_pixels_and_contract() -> None:

@@ -46,9 +46,7 @@ def test_full_real_sample_parses(celeba_sample: Path, caplog: pytest.LogCaptureF
     }.items():
         assert list(table.columns).index(name) == index
     assert table.index[0] == "000001.jpg" and table.index[-1] == "001000.jpg"
-    assert table.loc[
-        "000001.jpg", ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"]
-    ].tolist() == [
+    assert table.loc["000001.jpg", ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"]].tolist() == [
         0,
         1,
         1,
@@ -132,9 +130,7 @@ def test_items_decode_resize_and_crop(make_celeba: Callable[..., Path]) -> None:
         CelebA(root, "test", image_size=24, crop=(300, 178))[0]
 
 
-def test_partial_copy_skips_missing_images(
-    make_celeba: Callable[..., Path], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_partial_copy_skips_missing_images(make_celeba: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
     missing = ["000003.jpg", "000170.jpg", "000199.jpg"]
     root = make_celeba(missing=missing)
     report = CelebA.check_root(root)
@@ -169,18 +165,14 @@ def test_no_image_present_is_an_error(make_celeba: Callable[..., Path]) -> None:
         ({"crop": -3}, "crop must be None"),
     ],
 )
-def test_argument_errors(
-    make_celeba: Callable[..., Path], kwargs: dict[str, object], fragment: str
-) -> None:
+def test_argument_errors(make_celeba: Callable[..., Path], kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(CecoFairError) as info:
         CelebA(make_celeba(), **kwargs)  # type: ignore[arg-type]
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
 
 
-def test_check_root_validates_attributes_and_layout(
-    make_celeba: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_check_root_validates_attributes_and_layout(make_celeba: Callable[..., Path], tmp_path: Path) -> None:
     root = make_celeba()
     with pytest.raises(CecoFairError, match="did you mean 'Big_Nose'"):
         CelebA.check_root(root, target="Big_nose", sensitive="Male")
@@ -188,9 +180,7 @@ def test_check_root_validates_attributes_and_layout(
         CelebA.check_root(tmp_path / "missing")
     assert CelebA.expected_layout() in str(info.value)
     (root / "celeba" / "list_eval_partition.txt").unlink()
-    with pytest.raises(
-        DataError, match=r"lacks list_eval_partition\.txt or list_eval_partition\.csv"
-    ):
+    with pytest.raises(DataError, match=r"lacks list_eval_partition\.txt or list_eval_partition\.csv"):
         CelebA.check_root(root)
 
 

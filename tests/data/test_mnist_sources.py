@@ -121,9 +121,7 @@ def test_plain_files_and_multi_member_gzip(mnist_test_dir: Path, tmp_path: Path)
     multi = tmp_path / "multi"
     multi.mkdir()
     raw = (plain / "t10k-labels-idx1-ubyte").read_bytes()
-    (multi / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(raw[:5000]) + gzip.compress(raw[5000:])
-    )
+    (multi / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]))
     shutil.copy(plain / "t10k-images-idx3-ubyte", multi / "t10k-images-idx3-ubyte")
     preflight_mnist_source({"idx_dir": multi}, splits=("test",))
     assert torch.equal(load_mnist({"idx_dir": multi}).test_labels, reference.test_labels)
@@ -264,9 +262,7 @@ def test_embedded_split_is_fixed_and_stratified() -> None:
     train_rows, test_rows = embedded_split_indices(labels)
     assert len(set(train_rows) | set(test_rows)) == 5000
     assert not set(train_rows) & set(test_rows)
-    assert np.array_equal(
-        arrays.test_images.reshape(1000, -1).numpy(), table[test_rows, :-1].astype(np.uint8)
-    )
+    assert np.array_equal(arrays.test_images.reshape(1000, -1).numpy(), table[test_rows, :-1].astype(np.uint8))
     assert np.array_equal(arrays.train_labels.numpy(), labels[train_rows])
     again_train, again_test = embedded_split_indices(labels)
     assert np.array_equal(again_train, train_rows) and np.array_equal(again_test, test_rows)

@@ -20,9 +20,7 @@ SPLITS = ("train", "valid", "test")
 
 def reference_code(name: str, attribute: str, race_binary: bool, age_bins: str) -> int | None:
     """Code an attribute straight from a file name; None when the age binning drops it."""
-    age, gender, race = (
-        int(part.strip().split(".")[0].removesuffix("jpg")) for part in name.split("_")[:3]
-    )
+    age, gender, race = (int(part.strip().split(".")[0].removesuffix("jpg")) for part in name.split("_")[:3])
     if attribute == "gender":
         return gender
     if attribute == "race":
@@ -75,9 +73,7 @@ def test_unparsable_names(name: str, fragment: str) -> None:
 # folder, attributes, splits
 
 
-def test_skipped_irregular_and_both_root_conventions(
-    make_utkface: Callable[..., Path], utk: Any
-) -> None:
+def test_skipped_irregular_and_both_root_conventions(make_utkface: Callable[..., Path], utk: Any) -> None:
     root = make_utkface()
     dataset = UTKFace(root, "train", image_size=16)
     skipped = dict(dataset.skipped)
@@ -244,9 +240,7 @@ def test_corrupt_image_is_dropped_by_preflight(
 ) -> None:
     root = make_utkface()
     holder = next(
-        split
-        for split in SPLITS
-        if utk.corrupt in {p.name for p in UTKFace(root, split, image_size=16).files}
+        split for split in SPLITS if utk.corrupt in {p.name for p in UTKFace(root, split, image_size=16).files}
     )
     lazy = UTKFace(root, holder, image_size=16)
     position = [p.name for p in lazy.files].index(utk.corrupt)
@@ -290,9 +284,7 @@ def test_split_file(make_utkface: Callable[..., Path], tmp_path: Path, utk: Any)
         ("filename,split\n1_0_0_20990101000000000.jpg.chip.jpg,train\n", "names none of"),
     ],
 )
-def test_bad_split_files(
-    make_utkface: Callable[..., Path], tmp_path: Path, content: str, fragment: str
-) -> None:
+def test_bad_split_files(make_utkface: Callable[..., Path], tmp_path: Path, content: str, fragment: str) -> None:
     split_file = tmp_path / "bad.csv"
     split_file.write_text(content)
     with pytest.raises(DataError) as info:
@@ -331,9 +323,7 @@ def test_check_root_errors(tmp_path: Path) -> None:
         ({"seed": -2}, "seed must be a non-negative integer"),
     ],
 )
-def test_argument_errors(
-    make_utkface: Callable[..., Path], kwargs: dict[str, Any], fragment: str
-) -> None:
+def test_argument_errors(make_utkface: Callable[..., Path], kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(CecoFairError) as info:
         UTKFace(make_utkface(), **kwargs)
     assert fragment in str(info.value)

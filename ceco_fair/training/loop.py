@@ -23,15 +23,15 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ceco_fair.batches import BatchSource, chunk_indices
-from ceco_fair.checkpoint import load_checkpoint, save_checkpoint
+from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.errors import CecoFairError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
-from ceco_fair.models import ProjectionHead
-from ceco_fair.tensorboard_log import require_tensorboard
-from ceco_fair.user_code import is_user_spec
-from ceco_fair.user_loss import build_user_loss
+from ceco_fair.models.encoders import ProjectionHead
+from ceco_fair.training.batches import BatchSource, chunk_indices
+from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
+from ceco_fair.training.tensorboard import require_tensorboard
+from ceco_fair.training.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ def pretrain(
         context: this process's rank and world size.
         progress: show a progress bar per epoch.
         description: the progress bar's label.
-        track: measures the encoder after an epoch (e.g. :class:`ceco_fair.tracking.EpochTracker`); its
+        track: measures the encoder after an epoch (e.g. :class:`ceco_fair.evaluation.tracking.EpochTracker`); its
             values join that epoch's history row (rank 0 only), with ``track_seconds``.
         track_every: call ``track`` after every ``track_every``-th epoch and after the last (0: never).
         on_epoch: called with each new epoch's history row (e.g. a TensorBoard log).

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.errors import CecoFairError
-from ceco_fair.probe import Encoder, extract_features
+from ceco_fair.evaluation.probe import Encoder, extract_features
 
 NOT_RECOLOURABLE = (
     "counterfactual_features: {name} has no background colours to re-render; it works for BiasedMNIST and ColoredMNIST"
@@ -56,7 +56,7 @@ def counterfactual_features(
 ) -> torch.Tensor:
     """Encode every image of ``dataset`` re-rendered on each of its ``K`` background colours.
 
-    The images go through :func:`ceco_fair.probe.extract_features` (the path of the linear
+    The images go through :func:`ceco_fair.evaluation.probe.extract_features` (the path of the linear
     probe): normalised as in training, no augmentation, the encoder in eval mode without
     gradients, in batches.
 

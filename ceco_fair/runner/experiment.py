@@ -12,14 +12,15 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
+from ceco_fair.common.io import atomic_write_json, atomic_write_text
 from ceco_fair.data.base import check_dataset
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
-from ceco_fair.diagnostics import dataset_counterfactuals, view_features
-from ceco_fair.distributed import DistributedSession
-from ceco_fair.encoder_io import build_protocol_encoder, save_encoder
-from ceco_fair.io import atomic_write_json, atomic_write_text
-from ceco_fair.layout import (
+from ceco_fair.evaluation.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
+from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
+from ceco_fair.evaluation.tracking import EpochTracker
+from ceco_fair.models.encoders import infer_feature_dim
+from ceco_fair.models.files import build_protocol_encoder, save_encoder
+from ceco_fair.results.layout import (
     CHECKPOINT_FILE,
     CURVES_COLUMNS,
     CURVES_FILE,
@@ -29,12 +30,11 @@ from ceco_fair.layout import (
     STATUS_COMPLETE,
     STATUS_RUNNING,
 )
-from ceco_fair.models import infer_feature_dim
-from ceco_fair.protocol import Protocol, RunSpec
-from ceco_fair.tensorboard_log import epoch_log
-from ceco_fair.tracking import EpochTracker
-from ceco_fair.train import HISTORY_COLUMNS as TRAINING_COLUMNS
-from ceco_fair.train import MethodModel, pretrain, unwrap
+from ceco_fair.runner.protocol import Protocol, RunSpec
+from ceco_fair.training.distributed import DistributedSession
+from ceco_fair.training.loop import HISTORY_COLUMNS as TRAINING_COLUMNS
+from ceco_fair.training.loop import MethodModel, pretrain, unwrap
+from ceco_fair.training.tensorboard import epoch_log
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def execute_run(
         progress: show progress bars.
         session: this process's place in a data-parallel run (default: one process).
         origin: where the run is trained (shard, host, device; see
-            :data:`~ceco_fair.layout.RUN_ORIGIN_COLUMNS`), recorded in ``run.json``.
+            :data:`~ceco_fair.results.layout.RUN_ORIGIN_COLUMNS`), recorded in ``run.json``.
 
     Returns:
         The evaluation (None on processes other than rank 0 of a data-parallel run).

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable
 from ceco_fair.errors import CecoFairError
-from ceco_fair.user_code import call_user, check_call_arguments, load_callable
 
 ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
 
@@ -105,9 +105,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int = 128) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)
-        )
+        self.mlp = nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Project ``features [B, in_dim]`` to ``[B, out_dim]``."""
@@ -147,9 +145,7 @@ def infer_feature_dim(
         encoder.train(was_training)
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise CecoFairError(
-            f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2"
-        )
+        raise CecoFairError(f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2")
     return int(output.shape[1])
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ceco_fair.common.io import atomic_write_json, locked
 from ceco_fair.errors import CecoFairError
-from ceco_fair.io import atomic_write_json, locked
-from ceco_fair.layout import CLAIM_FILE
+from ceco_fair.results.layout import CLAIM_FILE
 
 logger = logging.getLogger(__name__)
 

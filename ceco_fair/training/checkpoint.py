@@ -1,4 +1,4 @@
-"""Checkpoints that survive an interrupted run, written atomically (see :mod:`ceco_fair.io`)."""
+"""Checkpoints that survive an interrupted run, written atomically (see :mod:`ceco_fair.common.io`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ceco_fair.io import atomic_write, atomic_write_json, atomic_write_text
+from ceco_fair.common.io import atomic_write, atomic_write_json, atomic_write_text
 
 __all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "load_checkpoint", "save_checkpoint"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from ceco_fair.io import atomic_write_json, locked
-from ceco_fair.layout import LOCK_FILE, MANIFEST_FILE, RUN_ORIGIN_COLUMNS
+from ceco_fair.common.io import atomic_write_json, locked
+from ceco_fair.results.layout import LOCK_FILE, MANIFEST_FILE, RUN_ORIGIN_COLUMNS
 
 SHARD_FACTS = ("hostname", "device", "world_size", "resumed", "started", "finished")
 """The facts of one process kept under the manifest's ``shards``."""
@@ -96,7 +96,7 @@ def build_manifest(device: torch.device, **extra: Any) -> dict[str, Any]:
 
 
 def run_origin(shard: str, device: torch.device) -> dict[str, str]:
-    """Where a run is trained (:data:`~ceco_fair.layout.RUN_ORIGIN_COLUMNS`): shard, host, device.
+    """Where a run is trained (:data:`~ceco_fair.results.layout.RUN_ORIGIN_COLUMNS`): shard, host, device.
 
     On CUDA the device names ``CUDA_VISIBLE_DEVICES`` when it is set (one shard per GPU).
     """

@@ -28,7 +28,6 @@ def closest(name: str, valid: Iterable[str]) -> str:
     return f" (valid: {', '.join(valid)})" if valid else ""
 
 
-
 def check_keys(mapping: Mapping[str, Any], valid: Iterable[str], path: str) -> None:
     """Raise :class:`ProtocolError` naming the first key of ``mapping`` not in ``valid``."""
     valid = set(valid)
@@ -139,9 +138,7 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any], path: str) -> T:
         raise
     except CecoFairError as error:
         message = str(error)
-        raise ProtocolError(
-            message if message.startswith(path) or not path else f"{path}: {message}"
-        ) from None
+        raise ProtocolError(message if message.startswith(path) or not path else f"{path}: {message}") from None
 
 
 def to_plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ queries), and each measured epoch becomes one row of ``curves.csv``:
 - ``knn_bias_conflicting_accuracy`` (bias datasets) or ``knn_worst_group_accuracy`` (group
   datasets): the same predictions measured as :mod:`ceco_fair.metrics` defines those metrics;
 - ``instance_retrieval_within_cell`` and ``variance_ratio`` of the test subsample, as in
-  :mod:`ceco_fair.diagnostics`.
+  :mod:`ceco_fair.evaluation.diagnostics`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.diagnostics import cell_ids, view_features
+from ceco_fair.evaluation.diagnostics import cell_ids, view_features
+from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics import bias_metrics, group_metrics
 from ceco_fair.metrics.representation import instance_retrieval, variance_ratio
-from ceco_fair.probe import Encoder, extract_features
 
 KNN_NEIGHBOURS = 20
 

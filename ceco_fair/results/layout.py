@@ -1,7 +1,7 @@
 """The results folder of a protocol run or an audit: every file's name, columns and writer.
 
-This module is the one owner of the layout. Writers (the runner, :mod:`ceco_fair.experiment`,
-:mod:`ceco_fair.auditing`, :mod:`ceco_fair.results`), the report's reader and the test fixtures
+This module is the one owner of the layout. Writers (the runner, :mod:`ceco_fair.runner.experiment`,
+:mod:`ceco_fair.evaluation.auditing`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
 import the names from here; no other module spells a results file's name. Torch-free.
 
 ``results.json`` is the record of truth: one entry per run with its identifying fields
@@ -124,26 +124,26 @@ class ResultFile:
 FILES: Final = (
     ResultFile(PROTOCOL_FILE, "folder", "ceco_fair.run"),
     ResultFile(MANIFEST_FILE, "folder", "ceco_fair.run"),
-    ResultFile(RESULTS_JSON, "folder", "ceco_fair.results"),
-    ResultFile(RESULTS_CSV, "folder", "ceco_fair.results", RESULTS_COLUMNS),
-    ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.comparisons", COMPARISONS_COLUMNS),
+    ResultFile(RESULTS_JSON, "folder", "ceco_fair.results.folder"),
+    ResultFile(RESULTS_CSV, "folder", "ceco_fair.results.folder", RESULTS_COLUMNS),
+    ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.results.comparisons", COMPARISONS_COLUMNS),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
     ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
-    ResultFile(LOCK_FILE, "folder", "ceco_fair.results"),
+    ResultFile(LOCK_FILE, "folder", "ceco_fair.results.folder"),
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
-    ResultFile(RUN_FILE, "run", "ceco_fair.experiment", RUN_COLUMNS),
-    ResultFile(CLAIM_FILE, "run", "ceco_fair.shards"),
-    ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.train"),
-    ResultFile(ENCODER_FILE, "run", "ceco_fair.encoder_io"),
-    ResultFile(HISTORY_FILE, "run", "ceco_fair.experiment", HISTORY_COLUMNS),
-    ResultFile(CURVES_FILE, "run", "ceco_fair.experiment", CURVES_COLUMNS),
-    ResultFile(METRICS_FILE, "run", "ceco_fair.auditing"),
-    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.auditing", PREDICTIONS_COLUMNS),
-    ResultFile(PROJECTION_FILE, "run", "ceco_fair.auditing", PROJECTION_COLUMNS),
-    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.auditing", GROUP_TABLE_COLUMNS, "group"),
-    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.auditing", (), "bias"),
-    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.auditing", COUNTERFACTUAL_COLUMNS),
-    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.auditing"),
+    ResultFile(RUN_FILE, "run", "ceco_fair.runner.experiment", RUN_COLUMNS),
+    ResultFile(CLAIM_FILE, "run", "ceco_fair.runner.shards"),
+    ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.training.loop"),
+    ResultFile(ENCODER_FILE, "run", "ceco_fair.models.files"),
+    ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
+    ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
+    ResultFile(METRICS_FILE, "run", "ceco_fair.evaluation.auditing"),
+    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.evaluation.auditing", PREDICTIONS_COLUMNS),
+    ResultFile(PROJECTION_FILE, "run", "ceco_fair.evaluation.auditing", PROJECTION_COLUMNS),
+    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.evaluation.auditing", GROUP_TABLE_COLUMNS, "group"),
+    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.evaluation.auditing", (), "bias"),
+    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.evaluation.auditing", COUNTERFACTUAL_COLUMNS),
+    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.evaluation.auditing"),
 )
 """Every file a results folder may hold."""
 

@@ -1,6 +1,6 @@
 """Checks of a real run that need more than the protocol file, made before anything is written.
 
-Validation (:mod:`ceco_fair.protocol`, also ``--dry-run``) imports user modules but calls nothing in
+Validation (:mod:`ceco_fair.runner.protocol`, also ``--dry-run``) imports user modules but calls nothing in
 them. A real run then builds the encoder once (a user factory runs here, before the output folder
 exists; ``encoder.weights`` must fit it), builds each user loss once, and builds every training
 split of the grid to compare its size with ``train.batch_size``. Each failure is one
@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from ceco_fair.encoder_io import build_protocol_encoder
+from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.errors import CecoFairError
-from ceco_fair.experiment import TRAIN_SPLIT, build_split, data_key
-from ceco_fair.protocol import Protocol
-from ceco_fair.user_code import is_user_spec
-from ceco_fair.user_loss import build_user_loss
+from ceco_fair.models.files import build_protocol_encoder
+from ceco_fair.runner.experiment import TRAIN_SPLIT, build_split, data_key
+from ceco_fair.runner.protocol import Protocol
+from ceco_fair.training.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
-from ceco_fair.metrics.counterfactual import counterfactual_features
+from ceco_fair.evaluation.counterfactual import counterfactual_features
+from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics.representation import (
     alignment,
     bias_sensitivity,
@@ -39,7 +40,6 @@ from ceco_fair.metrics.representation import (
     uniformity,
     variance_ratio,
 )
-from ceco_fair.probe import Encoder, extract_features
 
 logger = logging.getLogger(__name__)
 

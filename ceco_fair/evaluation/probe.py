@@ -18,9 +18,9 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ceco_fair.batches import as_long, chunk_indices, iterate_batches
 from ceco_fair.data.augment import AugmentConfig, normalize
 from ceco_fair.errors import CecoFairError
+from ceco_fair.training.batches import as_long, chunk_indices, iterate_batches
 
 logger = logging.getLogger(__name__)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from ceco_fair.config import check_keys, closest, coerce, from_mapping, to_plain
+from ceco_fair.common.config import check_keys, closest, coerce, from_mapping, to_plain
+from ceco_fair.common.user_code import is_user_spec, spec_attribute
 from ceco_fair.data.registry import (
     DATASETS,
     FACTORY_SEPARATOR,
@@ -27,38 +28,15 @@ from ceco_fair.data.registry import (
     dataset_options,
     preflight,
 )
-from ceco_fair.encoder_io import check_weights_file
 from ceco_fair.errors import CecoFairError, ProtocolError
+from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
-from ceco_fair.models import check_encoder_spec
-from ceco_fair.probe import ProbeConfig
-from ceco_fair.train import FROZEN, METHODS, MethodConfig, TrainConfig
-from ceco_fair.user_code import is_user_spec, spec_attribute
-from ceco_fair.user_loss import check_user_loss
+from ceco_fair.models.files import EncoderConfig, check_weights_file
+from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
+from ceco_fair.training.user_loss import check_user_loss
 
 GRID_KEYS = ("rho", "attributes")
 METHOD_KEYS = ("name", "label", "ce_weight")
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The encoder section: ``arch`` plus the options of :func:`ceco_fair.models.build_encoder`."""
-
-    arch: str = "small_conv"
-    feature_dim: int = 128
-    kernel_size: int = 7
-    small_image_stem: bool = False
-    projection_dim: int = 128
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    weights: str | None = None
-
-    def __post_init__(self) -> None:
-        check_encoder_spec(self.arch, self.kwargs)
-        for name in ("feature_dim", "kernel_size", "projection_dim"):
-            if getattr(self, name) < 1:
-                raise CecoFairError(
-                    f"encoder.{name}: expected a positive integer, got {getattr(self, name)}"
-                )
 
 
 @dataclass(frozen=True)
@@ -77,17 +55,13 @@ class EvalConfig:
         if self.n_boot < 0:
             raise CecoFairError(f"eval.n_boot: expected >= 0, got {self.n_boot}")
         if not 0 < self.confidence < 1:
-            raise CecoFairError(
-                f"eval.confidence: expected a value in (0, 1), got {self.confidence}"
-            )
+            raise CecoFairError(f"eval.confidence: expected a value in (0, 1), got {self.confidence}")
         if self.track_every < 0:
             raise CecoFairError(f"eval.track_every: expected epochs >= 0 (0: no curves), got {self.track_every}")
         if self.track_points < 1:
             raise CecoFairError(f"eval.track_points: expected a positive integer, got {self.track_points}")
         if self.projection_points < 0:
-            raise CecoFairError(
-                f"eval.projection_points: expected >= 0, got {self.projection_points}"
-            )
+            raise CecoFairError(f"eval.projection_points: expected >= 0, got {self.projection_points}")
 
 
 @dataclass(frozen=True)
@@ -201,10 +175,7 @@ def _positive_list(value: Any, path: str, kind: type) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise ProtocolError(f"{path}: the list is empty, so the grid has no runs")
-    return [
-        coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path)
-        for i, item in enumerate(items)
-    ]
+    return [coerce(item, kind, f"{path}[{i}]" if isinstance(value, list) else path) for i, item in enumerate(items)]
 
 
 def _parse_seeds(raw: Any) -> list[int]:
@@ -231,25 +202,19 @@ def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
     return list(rhos)
 
 
-def _parse_attributes(
-    dataset: str, data: dict[str, Any]
-) -> list[tuple[str | None, str | list[str] | None]]:
+def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | None, str | list[str] | None]]:
     if "attributes" not in data:
         return [(data.pop("target", None), data.pop("sensitive", None))]
     if "target" in data or "sensitive" in data:
         raise ProtocolError("data.attributes: give either attributes or target/sensitive, not both")
     raw = data.pop("attributes")
     if not isinstance(raw, list) or not raw:
-        raise ProtocolError(
-            "data.attributes: expected a non-empty list of {target: ..., sensitive: ...}"
-        )
+        raise ProtocolError("data.attributes: expected a non-empty list of {target: ..., sensitive: ...}")
     pairs: list[tuple[str | None, str | list[str] | None]] = []
     for index, item in enumerate(raw):
         path = f"data.attributes[{index}]"
         if not isinstance(item, Mapping):
-            raise ProtocolError(
-                f"{path}: expected a mapping with target and sensitive, got {item!r}"
-            )
+            raise ProtocolError(f"{path}: expected a mapping with target and sensitive, got {item!r}")
         check_keys(item, ("target", "sensitive"), path)
         if "target" not in item or "sensitive" not in item:
             raise ProtocolError(f"{path}: both target and sensitive are required")
@@ -261,9 +226,7 @@ def _parse_attributes(
 
 def _parse_methods(raw: Any) -> list[MethodSpec]:
     if not isinstance(raw, list) or not raw:
-        raise ProtocolError(
-            "methods: expected a non-empty list of methods such as [{name: contex}]"
-        )
+        raise ProtocolError("methods: expected a non-empty list of methods such as [{name: contex}]")
     specs: list[MethodSpec] = []
     for index, item in enumerate(raw):
         path = f"methods[{index}]"
@@ -273,9 +236,7 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
             raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
         name = item["name"]
         if name not in METHODS and not is_user_spec(name):
-            raise ProtocolError(
-                f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}"
-            )
+            raise ProtocolError(f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}")
         loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
         if name in ("ce", FROZEN):
             check_keys(loss_kwargs, (), path)
@@ -288,9 +249,7 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
                 build_loss(name, **loss_kwargs)
             except (ValueError, TypeError) as error:
                 raise ProtocolError(f"{path}: {error}") from None
-        ce_weight = coerce(
-            item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight"
-        )
+        ce_weight = coerce(item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight")
         if ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
         label = coerce(item.get("label", spec_attribute(name) if is_user_spec(name) else name), str, f"{path}.label")
@@ -298,9 +257,7 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
     labels = [s.label for s in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ProtocolError(
-            f"methods: label {duplicates[0]!r} is used twice; give each method a distinct label"
-        )
+        raise ProtocolError(f"methods: label {duplicates[0]!r} is used twice; give each method a distinct label")
     return specs
 
 
@@ -317,26 +274,20 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         DataError: a data file or folder is missing or incomplete.
     """
     if not isinstance(raw, Mapping):
-        raise ProtocolError(
-            f"expected a mapping of protocol keys at the top level, got {type(raw).__name__}"
-        )
+        raise ProtocolError(f"expected a mapping of protocol keys at the top level, got {type(raw).__name__}")
     check_keys(raw, TOP_LEVEL_KEYS, "")
     for key in ("name", "data", "methods"):
         if key not in raw:
             raise ProtocolError(f"{key}: required key is missing")
     name = coerce(raw["name"], str, "name")
     if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ProtocolError(
-            f"name: expected a non-empty name usable as a folder name, got {name!r}"
-        )
+        raise ProtocolError(f"name: expected a non-empty name usable as a folder name, got {name!r}")
     data_raw = raw["data"]
     if not isinstance(data_raw, Mapping) or "dataset" not in data_raw:
         raise ProtocolError("data.dataset: required key is missing")
     dataset = coerce(data_raw["dataset"], str, "data.dataset")
     if dataset not in DATASETS and FACTORY_SEPARATOR not in dataset:
-        raise ProtocolError(
-            f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}"
-        )
+        raise ProtocolError(f"data.dataset: unknown dataset {dataset!r}{closest(str(dataset), DATASETS)}")
     dataset_class(dataset)
     data = {k: v for k, v in data_raw.items() if k != "dataset"}
     rhos = _parse_rhos(dataset, data)
@@ -344,17 +295,11 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
     options = dataset_options(dataset)
     check_keys(data, set(options) - {"seed", "split", "target", "sensitive"}, "data")
     if attributes != [(None, None)] and ("target" not in options or "sensitive" not in options):
-        raise ProtocolError(
-            f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes"
-        )
+        raise ProtocolError(f"data.target: {dataset} has a fixed target; remove target, sensitive and attributes")
     if attributes == [(None, None)] and "target" in options:
         attributes = [(options["target"], options["sensitive"])]  # the dataset's defaults, named in results
     for key, default in options.items():
-        if (
-            default is REQUIRED
-            and key not in data
-            and not (key in ("target", "sensitive") and attributes[0][0])
-        ):
+        if default is REQUIRED and key not in data and not (key in ("target", "sensitive") and attributes[0][0]):
             raise ProtocolError(f"data.{key}: required key is missing for dataset {dataset}")
     types = dataset_option_types(dataset)
     for key, value in data.items():
@@ -366,9 +311,7 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         check_weights_file(encoder.weights)
     if check_data:
         for target, sensitive in attributes:
-            extra = {
-                k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None
-            }
+            extra = {k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None}
             preflight(dataset, **data, **extra)
     methods = _parse_methods(raw["methods"])
     evaluation = from_mapping(EvalConfig, raw.get("eval") or {}, "eval")
@@ -405,9 +348,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     source = resolved.get("source")
     if isinstance(source, Mapping):
         resolved["source"] = {
-            k: str(_relative_to(Path(v), base))
-            if k.endswith(("_dir", "_root")) and isinstance(v, str)
-            else v
+            k: str(_relative_to(Path(v), base)) if k.endswith(("_dir", "_root")) and isinstance(v, str) else v
             for k, v in source.items()
         }
     return resolved

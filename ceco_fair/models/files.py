@@ -11,25 +11,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import torch
 import yaml
 from torch import nn
 
-from ceco_fair.checkpoint import atomic_write
+from ceco_fair.common.config import from_mapping
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.layout import ENCODER_FILE, PROTOCOL_FILE
-from ceco_fair.models import build_encoder
-
-if TYPE_CHECKING:
-    from ceco_fair.protocol import EncoderConfig
+from ceco_fair.models.encoders import build_encoder, check_encoder_spec
+from ceco_fair.results.layout import ENCODER_FILE, PROTOCOL_FILE
+from ceco_fair.training.checkpoint import atomic_write
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "encoder.weights"
 _SHOWN_KEYS = 3
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The encoder section: ``arch`` plus the options of :func:`ceco_fair.models.encoders.build_encoder`."""
+
+    arch: str = "small_conv"
+    feature_dim: int = 128
+    kernel_size: int = 7
+    small_image_stem: bool = False
+    projection_dim: int = 128
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        check_encoder_spec(self.arch, self.kwargs)
+        for name in ("feature_dim", "kernel_size", "projection_dim"):
+            if getattr(self, name) < 1:
+                raise CecoFairError(f"encoder.{name}: expected a positive integer, got {getattr(self, name)}")
 
 
 def save_encoder(encoder: nn.Module, path: Path) -> None:
@@ -122,8 +140,9 @@ def build_protocol_encoder(config: EncoderConfig, *, weights: bool = True) -> nn
 def load_encoder(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """The encoder a completed run trained, in eval mode, its weights loaded from ``encoder.pt``.
 
-    The architecture comes from the protocol saved beside the runs
-    (``<output>/protocol.yaml`` for ``run_dir = <output>/runs/<run_id>``).
+    The architecture comes from the ``encoder`` section of the protocol saved beside the runs
+    (``<output>/protocol.yaml`` for ``run_dir = <output>/runs/<run_id>``) and nothing else: the
+    loss, dataset and methods it names need not be importable where the encoder is loaded.
 
     Args:
         run_dir: the run's folder.
@@ -135,8 +154,6 @@ def load_encoder(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.
     Raises:
         CecoFairError: no ``encoder.pt`` or saved protocol, or weights that do not fit.
     """
-    from ceco_fair.protocol import parse_protocol
-
     run_dir = Path(run_dir)
     weights = run_dir / ENCODER_FILE
     protocol_file = run_dir.parent.parent / PROTOCOL_FILE
@@ -145,7 +162,8 @@ def load_encoder(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.
     if not protocol_file.is_file():
         raise CecoFairError(f"{run_dir}: no {PROTOCOL_FILE} two folders up (expected <output>/runs/<run_id>/)")
     raw: Any = yaml.safe_load(protocol_file.read_text(encoding="utf-8"))
-    protocol = parse_protocol(raw, source=None, check_data=False)
-    encoder = build_protocol_encoder(protocol.encoder, weights=False)
+    section = raw.get("encoder") if isinstance(raw, Mapping) else None
+    config = from_mapping(EncoderConfig, {k: v for k, v in (section or {}).items() if k != "weights"}, "encoder")
+    encoder = build_protocol_encoder(config, weights=False)
     load_weights(encoder, weights)
     return encoder.to(device).eval()

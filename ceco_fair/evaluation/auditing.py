@@ -22,10 +22,11 @@ from sklearn.decomposition import PCA
 from torch import nn
 from torch.utils.data import Dataset
 
-from ceco_fair.batches import as_long
+from ceco_fair.common.io import atomic_write_json, atomic_write_text
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.data.base import FairnessDataset
-from ceco_fair.diagnostics import (
+from ceco_fair.errors import CecoFairError
+from ceco_fair.evaluation.diagnostics import (
     Views,
     colour_strip,
     counterfactual_diagnostics,
@@ -33,9 +34,9 @@ from ceco_fair.diagnostics import (
     feature_diagnostics,
     view_features,
 )
-from ceco_fair.errors import CecoFairError
-from ceco_fair.io import atomic_write_json, atomic_write_text
-from ceco_fair.layout import (
+from ceco_fair.evaluation.probe import Features, ProbeConfig, extract_features, train_linear_probe
+from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
+from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
     COLOUR_STRIP_FILE,
     COUNTERFACTUAL_FILE,
@@ -50,9 +51,8 @@ from ceco_fair.layout import (
     run_dir,
     run_fields,
 )
-from ceco_fair.manifest import build_manifest, now
-from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
-from ceco_fair.probe import Features, ProbeConfig, extract_features, train_linear_probe
+from ceco_fair.results.manifest import build_manifest, now
+from ceco_fair.training.batches import as_long
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class AuditResult:
         Returns:
             The folder.
         """
-        from ceco_fair.results import write_results
+        from ceco_fair.results.folder import write_results
 
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
@@ -253,7 +253,7 @@ def audit_features(
 ) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
 
-    With ``diagnostics`` the representation diagnostics of :mod:`ceco_fair.diagnostics` are added to
+    With ``diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics` are added to
     the metrics: those that the test features allow (variance ratio, uniformity, leakage), retrieval and
     alignment when ``views`` are given, and colour sensitivity when ``counterfactual`` is given.
 
@@ -529,8 +529,14 @@ def audit(
         base = normalization or AugmentConfig()
         augment = view_augment or dataclasses.replace(AUDIT_VIEW_AUGMENT, mean=base.mean, std=base.std)
         views = view_features(
-            encoder, test, augment, seed=seed, device=chosen_device, batch_size=batch_size,
-            num_workers=num_workers, progress=progress,
+            encoder,
+            test,
+            augment,
+            seed=seed,
+            device=chosen_device,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
         )
         counterfactual = dataset_counterfactuals(
             encoder, test, device=chosen_device, batch_size=batch_size, normalization=normalization

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats  # type: ignore[import-untyped]
 
-from ceco_fair.io import atomic_write_text
-from ceco_fair.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
+from ceco_fair.common.io import atomic_write_text
+from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
 
 HEADLINE_METRICS: Mapping[str, tuple[str, ...]] = {
     "bias": (

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ceco_fair.config import closest
+from ceco_fair.common.config import closest
 from ceco_fair.errors import CecoFairError
 
 
@@ -88,9 +88,7 @@ def check_call_arguments(function: Callable[..., Any], kwargs: Mapping[str, Any]
     if accepted is not None:
         for name in kwargs:
             if name not in accepted:
-                raise CecoFairError(
-                    f"{key}.{name}: {spec} takes no keyword {name!r}{closest(str(name), accepted)}"
-                )
+                raise CecoFairError(f"{key}.{name}: {spec} takes no keyword {name!r}{closest(str(name), accepted)}")
     for parameter in parameters:
         required = parameter.default is inspect.Parameter.empty and parameter.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,

@@ -1,8 +1,8 @@
 """The protocol folder's result tables: ``results.json``, the record, and ``results.csv``, derived from it.
 
-``results.json`` holds ``{"runs": [...]}``, each run with its :data:`~ceco_fair.layout.RUN_COLUMNS`,
+``results.json`` holds ``{"runs": [...]}``, each run with its :data:`~ceco_fair.results.layout.RUN_COLUMNS`,
 ``status`` and ``metrics``; ``results.csv`` has one row per run × metric with the columns
-:data:`~ceco_fair.layout.RESULTS_COLUMNS`. See :mod:`ceco_fair.layout`.
+:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`. See :mod:`ceco_fair.results.layout`.
 
 A protocol folder's tables are rebuilt from its run folders (:func:`rebuild_folder`): each run owns
 ``runs/<run_id>/``, so any number of processes can train runs of one grid into one folder, and
@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ceco_fair.comparisons import write_comparisons
-from ceco_fair.io import atomic_write_json, atomic_write_text, locked
-from ceco_fair.layout import (
+from ceco_fair.common.io import atomic_write_json, atomic_write_text, locked
+from ceco_fair.results.comparisons import write_comparisons
+from ceco_fair.results.layout import (
     FINAL_STATUSES,
     GRID_FILE,
     LOCK_FILE,
@@ -49,7 +49,6 @@ def write_results(folder: Path, runs: list[dict[str, Any]]) -> None:
     """Write ``results.json`` for ``runs`` and ``results.csv`` derived from it, atomically."""
     atomic_write_json(folder / RESULTS_JSON, {"runs": runs})
     atomic_write_text(folder / RESULTS_CSV, tidy_results(runs).to_csv(index=False))
-
 
 
 def write_grid(folder: Path, run_ids: Iterable[str]) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable
 from ceco_fair.errors import CecoFairError
-from ceco_fair.user_code import call_user, check_call_arguments, load_callable
 
 UserLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

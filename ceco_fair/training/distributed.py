@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ceco_fair.losses import ContrastiveLoss, TermSum
-from ceco_fair.train import ContrastiveLossFn, DistributedContext, MethodConfig, method_loss_module
+from ceco_fair.training.loop import ContrastiveLossFn, DistributedContext, MethodConfig, method_loss_module
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Encoders and projection heads (``encoders``), and encoder files in and out (``files``)."""

@@ -1,0 +1,1 @@
+"""Pretraining: the loop, batches, determinism, torchrun, checkpoints, TensorBoard and user losses."""

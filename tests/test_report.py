@@ -92,7 +92,7 @@ def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, fl
 # --------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("n", [3, 4, 7])
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
 def test_seed_interval_is_the_t_interval_from_its_definition(n: int) -> None:
     values = list(np.random.default_rng(n).uniform(0.2, 0.9, n))
     interval = seed_interval(values)
@@ -122,7 +122,8 @@ def test_seed_interval_known_value() -> None:
 def test_seed_interval_few_seeds_and_nan() -> None:
     assert seed_interval([0.2, 0.6]) == seed_interval([0.6, float("nan"), 0.2])
     two = seed_interval([0.2, 0.6])
-    assert (two.kind, two.low, two.high, two.n) == ("range", 0.2, 0.6, 2)
+    mean, half = t_interval([0.2, 0.6])  # two seeds: the t-interval too, 12.7 standard errors wide
+    assert (two.kind, two.n) == ("t", 2) and two.high == pytest.approx(mean + half) and half > 2.5
     assert two.mean == pytest.approx(0.4)
     one = seed_interval([0.5], ci=(0.4, 0.7))
     assert (one.kind, one.mean, one.low, one.high) == ("bootstrap", 0.5, 0.4, 0.7)
@@ -608,7 +609,7 @@ def test_summary_table_highlights_the_best(group: Path) -> None:
 def test_format_interval_kinds() -> None:
     row = pd.Series({"mean": 0.5, "low": 0.4, "high": 0.6, "kind": "t"})
     assert format_interval(row) == ("50.0", "± 10.0")
-    assert format_interval(row.replace("t", "range")) == ("50.0", "[40.0–60.0]")
+    assert format_interval(row.replace("t", "bootstrap")) == ("50.0", "[40.0–60.0]")
     assert format_interval(row.replace("t", "single")) == ("50.0", "")
     assert format_interval(pd.Series({"mean": math.nan, "low": 0, "high": 0, "kind": "none"})) == (
         "—",

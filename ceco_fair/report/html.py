@@ -27,9 +27,10 @@ from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better, spec_of
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
-from ceco_fair.report.stats import interval_description, summarize
+from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import HEIGHT
 from ceco_fair.results.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
+from ceco_fair.results.seeds import interval_description
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def summary_table(results: Results) -> str | None:
     level = f"{100 * results.confidence:g}%"
     caption = (
         f"Mean over seeds in %. Under each mean: “± h”, the half-width of the {level} Student-t "
-        f"interval (3 or more seeds), or “[low–high]”, the min–max range over 2 seeds or the {level} "
+        f"interval (2 or more seeds), or “[low–high]”, the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"
         + (" for the same ρ / attributes." if several else ".")
     )
@@ -296,7 +297,7 @@ def reaches_zero(metric: str, row: pd.Series) -> bool:
     spec = spec_of(metric)
     if spec is None or spec.kind != "group" or not spec.lower_is_better:
         return False
-    return str(row["kind"]) in ("t", "range", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
+    return str(row["kind"]) in ("t", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
 
 
 def format_interval(row: pd.Series) -> tuple[str, str]:
@@ -307,7 +308,7 @@ def format_interval(row: pd.Series) -> tuple[str, str]:
 
     Returns:
         The mean and the interval as text: ``("87.3", "± 1.2")`` (t-interval),
-        ``("87.3", "[85.0–89.1]")`` (range or bootstrap), ``("87.3", "")`` (single run) or
+        ``("87.3", "[85.0–89.1]")`` (bootstrap), ``("87.3", "")`` (single run) or
         ``("—", "")`` (no value).
 
     """
@@ -317,7 +318,7 @@ def format_interval(row: pd.Series) -> tuple[str, str]:
     mean = _pct(row["mean"])
     if kind == "t":
         return mean, f"± {_pct(row['high'] - row['mean'])}"
-    if kind in ("range", "bootstrap"):
+    if kind == "bootstrap":
         return mean, f"[{_pct(row['low'])}–{_pct(row['high'])}]"
     return mean, ""
 

@@ -43,7 +43,6 @@ from ceco_fair.report.readers import (
     read_projection,
     read_yaml_mapping,
 )
-from ceco_fair.report.stats import DEFAULT_CONFIDENCE
 from ceco_fair.results.folder import read_grid
 from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
@@ -68,6 +67,7 @@ from ceco_fair.results.layout import (
     run_table_file,
 )
 from ceco_fair.results.record import RunRecord, read_metrics, read_run_file
+from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
 
 logger = logging.getLogger(__name__)
 

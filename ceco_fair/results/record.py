@@ -263,11 +263,16 @@ def condition_label(rho: float | None, target: str | None, sensitive: str | Iter
         or ``all`` when the run has none of them.
     """
     parts = []
-    if rho is not None and not (isinstance(rho, float) and math.isnan(rho)):
+    if rho is not None and _given(rho):
         parts.append(f"rho={float(rho):g}")
-    if target is not None and target != "":
+    if _given(target):
         parts.append(f"{target}-vs-{cell(sensitive)}")
     return ", ".join(parts) or "all"
+
+
+def _given(value: object) -> bool:
+    """Whether a condition part is set: not None, NaN or empty."""
+    return value is not None and value != "" and not (isinstance(value, float) and math.isnan(value))
 
 
 def cell(value: Any) -> Any:

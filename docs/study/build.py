@@ -24,7 +24,8 @@ from ceco_fair.report import load_results
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho
 from ceco_fair.report.figures_distortion import comparisons_figure
 from ceco_fair.report.stats import summarize
-from ceco_fair.results.comparisons import condition_of, paired_interval
+from ceco_fair.results.record import condition_label
+from ceco_fair.results.seeds import paired_interval
 from ceco_fair.results.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
 from ceco_fair.summary import summary_markdown
 
@@ -84,7 +85,7 @@ def convergence(curves: pd.DataFrame) -> pd.DataFrame:
 def convergence_tables(table: pd.DataFrame) -> str:
     """Mean epochs to 90% per method x rho, and ConTeX minus SupCon paired by seed."""
     tidy = table.rename(columns={"epochs_to_90pct": "value"}).assign(
-        condition=[condition_of({"rho": rho}) for rho in table["rho"]]
+        condition=[condition_label(rho, None, None) for rho in table["rho"]]
     )
     summary = summarize(tidy, ["method", "condition"])
     conditions = list(dict.fromkeys(summary["condition"]))

@@ -205,7 +205,8 @@ def execute_run(
         batch_size=protocol.eval.batch_size,
         normalization=protocol.train.augment,
     )
-    info = {**dataset_info(test_set), **record.to_json(metrics=False), "encoder": protocol.encoder.arch}
+    fields = {key: value for key, value in record.to_json(metrics=False).items() if key != "status"}
+    info = {**dataset_info(test_set), **fields, "encoder": protocol.encoder.arch}
     result = audit_features(
         train_features.features,
         train_features.targets,

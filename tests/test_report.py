@@ -732,6 +732,13 @@ def distorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def test_comparisons_and_tables_name_conditions_alike(distorted: Path) -> None:
+    """One page, one label: the forest plot's conditions (comparisons.csv) are the tables' conditions."""
+    results = load_results(distorted)
+    assert results.conditions == ("rho=0.9",)
+    assert set(results.comparisons["condition"]) == set(results.conditions)
+
+
 def test_distortion_figures_show_the_seed_means(distorted: Path) -> None:
     from ceco_fair.report import figures_distortion as D
 

@@ -62,6 +62,8 @@ def test_a_running_or_failed_record_has_no_metrics_file(tmp_path: Path) -> None:
     _record().write(folder)
     assert not (folder / layout.METRICS_FILE).exists()
     assert RunRecord.read(folder) == _record()
+    on_disk = json.loads((folder / layout.RUN_FILE).read_text())
+    assert "error" not in on_disk and on_disk["target"] is None  # unset extras are left out, run columns are not
     failed = _record().fail("loss is nan at epoch 3")
     failed.write(folder)
     read = RunRecord.read(folder)

@@ -137,12 +137,13 @@ class RunRecord:
     def to_json(self, *, metrics: bool = True) -> dict[str, Any]:
         """The record as JSON: its fields, then its facts, then (with ``metrics``) its metrics.
 
-        ``error`` and the origin fields are left out when unset; ``run.json`` is ``to_json(metrics=False)``.
+        A field outside :data:`~ceco_fair.results.layout.RUN_COLUMNS` is left out when unset (``error``, the
+        origin, a field added later); ``run.json`` is ``to_json(metrics=False)``.
         """
         data: dict[str, Any] = {}
         for name in _field_names():
             value = getattr(self, name)
-            if name in _OPTIONAL_KEYS and value is None:
+            if value is None and name not in RUN_COLUMNS:
                 continue
             data[name] = value
         data.update(self.facts)
@@ -303,9 +304,6 @@ def check_metrics(value: Any, path: Path, key: str = "") -> dict[str, float | No
         raise _wrong(path, key or "the top level", value, "an object of metric values")
     prefix = f"{key}." if key else ""
     return {str(name): check_value(number, float | None, path, f"{prefix}{name}") for name, number in value.items()}
-
-
-_OPTIONAL_KEYS: Final = frozenset({"error", "shard", "host", "device"})
 
 
 @cache

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -22,11 +23,12 @@ from torchvision.io import encode_jpeg, encode_png
 from ceco_fair.data import image_cache
 from ceco_fair.data.celeba import CelebA
 from ceco_fair.data.image_cache import CACHE_VERSION, ImageCache, cache_bytes, format_bytes
-from ceco_fair.data.images import read_image
+from ceco_fair.data.images import FileImageDataset, read_image
 from ceco_fair.data.utkface import UTKFace
 from ceco_fair.errors import DataError
 from ceco_fair.results.layout import METRICS_FILE, PREDICTIONS_FILE, PROJECTION_FILE, RESULTS_CSV, RUNS_DIR
 from ceco_fair.run import main
+from ceco_fair.runner.protocol import load_protocol
 from ceco_fair.training.batches import BatchSource, fits_on
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -328,3 +330,37 @@ def test_two_shards_started_together_build_the_cache_once(celeba_root: Path, tmp
     assert len(caches) == 2 and len(builds) == 2  # train and test, each built by one shard only
     assert sorted(str(path) for path in caches) == sorted(line.split(" into ")[1].split(" (")[0] for line in builds)
     assert len(list((output / RUNS_DIR).iterdir())) == 2
+
+
+def test_relative_cache_dir_starts_at_the_protocol_file(celeba_root: Path, tmp_path: Path) -> None:
+    path = celeba_protocol(tmp_path / "study", celeba_root, cache_dir="image_cache")
+    protocol = load_protocol(path)
+    assert protocol.data["cache_dir"] == str((tmp_path / "study" / "image_cache").resolve())
+    assert not (tmp_path / "study" / "image_cache").exists()  # validation writes nothing
+    for name in ("celeba", "utkface"):
+        shipped = load_protocol(ROOT / "protocols" / f"{name}.yaml", check_data=False)
+        assert shipped.data["cache_dir"] == str((ROOT / "protocols" / "data" / "image_cache").resolve())
+
+
+class FolderFaces(FileImageDataset):
+    """A dataset of one's own on the file-image base: every JPEG of a folder, alternating labels."""
+
+    metric_kind = "group"
+    takes_rho = False
+
+    def __init__(self, root: Path, split: str = "train", *, cache_dir: Path | None = None) -> None:
+        files = sorted(root.glob("*.jpg"))
+        labels = np.arange(len(files), dtype=np.int64) % 2
+        table = pd.DataFrame({"file": [path.name for path in files]})
+        super().__init__(
+            files, labels, labels[::-1].copy(), table, image_size=20, crop=None, skipped=[], cache_dir=cache_dir
+        )
+
+
+def test_a_dataset_of_ones_own_on_the_file_image_base_takes_the_cache(celeba_root: Path, tmp_path: Path) -> None:
+    folder = celeba_root / "celeba" / "img_align_celeba"
+    plain, cached = FolderFaces(folder), FolderFaces(folder, cache_dir=tmp_path / "cache")
+    assert cached.images is not None and torch.equal(cached.images, stacked(plain))
+    cached.keep(np.arange(len(cached)) % 3 == 0)
+    plain.keep(np.arange(len(plain)) % 3 == 0)
+    assert cached.images is not None and torch.equal(cached.images, stacked(plain))

@@ -364,3 +364,15 @@ def test_a_dataset_of_ones_own_on_the_file_image_base_takes_the_cache(celeba_roo
     cached.keep(np.arange(len(cached)) % 3 == 0)
     plain.keep(np.arange(len(plain)) % 3 == 0)
     assert cached.images is not None and torch.equal(cached.images, stacked(plain))
+
+
+def test_cli_stops_on_an_unwritable_cache_folder_before_writing(
+    celeba_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blocker").write_text("a file where the cache folder should go")
+    protocol = celeba_protocol(tmp_path, celeba_root, cache_dir=str(tmp_path / "blocker" / "cache"))
+    output = tmp_path / "out"
+    assert main([str(protocol), "--output", str(output), "--quiet"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error:") and str(tmp_path / "blocker" / "cache") in errors[0]
+    assert format_bytes(cache_bytes(160, 16)) in errors[0] and not output.exists()

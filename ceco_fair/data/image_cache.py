@@ -241,9 +241,9 @@ class ImageCache:
             if found != expected:
                 return None, f"its description says {found}, expected {expected}"
             array = np.load(self.array_path, mmap_mode="c")
+            actual = self.array_path.stat().st_size
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return None, f"unreadable ({type(exc).__name__}: {str(exc).strip()[:200]})"
-        actual = self.array_path.stat().st_size
         if array.shape != self.shape or array.dtype != np.uint8 or actual != self.size:
             found_array = f"{array.dtype} {array.shape} in {actual} bytes"
             return None, f"holds {found_array}, expected uint8 {self.shape} in {self.size} bytes"

@@ -42,6 +42,9 @@ CURVE_PANELS = (
     "knn_accuracy",
     "knn_bias_conflicting_accuracy",
     "knn_worst_group_accuracy",
+    "balanced_knn_accuracy",
+    "balanced_knn_bias_conflicting_accuracy",
+    "balanced_knn_worst_group_accuracy",
     "instance_retrieval_within_cell",
     "variance_ratio",
 )
@@ -49,6 +52,9 @@ CURVE_LABELS = {
     "knn_accuracy": "kNN accuracy",
     "knn_bias_conflicting_accuracy": "kNN bias-conflicting accuracy",
     "knn_worst_group_accuracy": "kNN worst-group accuracy",
+    "balanced_knn_accuracy": "kNN accuracy, balanced bank",
+    "balanced_knn_bias_conflicting_accuracy": "kNN bias-conflicting accuracy, balanced bank",
+    "balanced_knn_worst_group_accuracy": "kNN worst-group accuracy, balanced bank",
     "instance_retrieval_within_cell": "instance retrieval within cell",
     "variance_ratio": "variance ratio",
 }

@@ -68,6 +68,9 @@ CURVES_COLUMNS: Final = (
     "knn_accuracy",
     "knn_bias_conflicting_accuracy",
     "knn_worst_group_accuracy",
+    "balanced_knn_accuracy",
+    "balanced_knn_bias_conflicting_accuracy",
+    "balanced_knn_worst_group_accuracy",
     "instance_retrieval_within_cell",
     "variance_ratio",
 )

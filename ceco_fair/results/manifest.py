@@ -72,11 +72,27 @@ def git_revision(folder: Path | None = None) -> str | None:
     return f"{revision}+dirty" if dirty else revision
 
 
+def processor_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows.
+
+    CPU kernels differ between processors, so bit-identical reruns hold per processor model: the
+    manifest records it beside the torch thread count.
+    """
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Processor") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: torch.device) -> str:
-    """``cpu (N threads)`` or the CUDA device's name."""
+    """``cpu (N threads, model)`` or the CUDA device's name."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+    return f"cpu ({torch.get_num_threads()} threads, {processor_model()})"
 
 
 def build_manifest(device: torch.device, **extra: Any) -> dict[str, Any]:
@@ -88,6 +104,8 @@ def build_manifest(device: torch.device, **extra: Any) -> dict[str, Any]:
         "packages": package_versions(),
         "git_revision": git_revision(),
         "device": device_description(device),
+        "processor": processor_model(),
+        "torch_threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
         "started": now(),
         "finished": None,

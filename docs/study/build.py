@@ -1,13 +1,18 @@
 """Rebuild docs/study/ from a finished run of protocols/distortion_study.yaml.
 
-    python docs/study/build.py RESULTS_DIR [--colored COLORED_RESULTS_DIR] [--docs docs/study]
+    python docs/study/build.py RESULTS_DIR [--colored COLORED_RESULTS_DIR] [--convergence CONVERGENCE_DIR]
+        [--docs docs/study]
 
 Copies the runner's own results.csv and comparisons.csv, gathers every run's curves.csv into one
 curves.csv (with method, rho and seed), writes convergence.csv (epochs to reach 90% of the run's
 final kNN accuracy) and two figures as PNG (accuracy against rho; paired differences against
 SupCon), drawn by the report's own figure functions and photographed by headless Chromium.
 With ``--colored`` (a finished run of protocols/distortion_study_colored.yaml) its results.csv and
-comparisons.csv are copied into ``colored/``. Prints the Markdown tables that docs/study.md quotes.
+comparisons.csv are copied into ``colored/``. With ``--convergence`` (a finished run of
+protocols/distortion_study_convergence.yaml) its curves go to ``convergence/curves.csv`` and the speed
+on a common scale (:mod:`ceco_fair.results.convergence`) to ``convergence/convergence.csv``, for the
+balanced-bank curve and, restated on the same scale, the biased-bank curve. Prints the Markdown tables
+that docs/study.md quotes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ceco_fair.report import load_results
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho
 from ceco_fair.report.figures_distortion import comparisons_figure
 from ceco_fair.report.stats import summarize
+from ceco_fair.results.convergence import convergence_table
 from ceco_fair.results.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
 from ceco_fair.results.record import condition_label, read_run_file
 from ceco_fair.results.seeds import paired_interval
@@ -53,6 +59,8 @@ COLORED_METRICS = (
     "bias_sensitivity",
     "leakage_within_class",
 )
+CLAIM_METHODS = ("supcon", "contex")
+"""The convergence claim's two methods: they alone set the shared level."""
 CHROMIUM = "/usr/bin/chromium"
 METHOD_ORDER = ("ce", "simclr", "supcon", "contex", "fscl", "biascon")
 
@@ -89,7 +97,10 @@ def convergence_tables(table: pd.DataFrame) -> str:
     )
     summary = summarize(tidy, ["method", "condition"])
     conditions = list(dict.fromkeys(summary["condition"]))
-    lines = ["| epochs to 90% of final kNN accuracy | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+    lines = [
+        "| epochs to 90% of final kNN accuracy | " + " | ".join(conditions) + " |",
+        "|---|" + "---|" * len(conditions),
+    ]
     for method in [m for m in METHOD_ORDER if m in set(summary["method"])]:
         part = summary[summary["method"] == method].set_index("condition")
         lines.append(f"| {method} | " + " | ".join(f"{part.loc[c, 'mean']:.1f}" for c in conditions) + " |")
@@ -101,6 +112,47 @@ def convergence_tables(table: pd.DataFrame) -> str:
         mean, low, high = paired_interval([float(mine[s] - theirs[s]) for s in seeds], 0.95)
         lines.append(f"| {condition} | {mean:+.1f} [{low:+.1f}, {high:+.1f}] |")
     return "\n".join(lines)
+
+
+def common_scale_tables(curves: pd.DataFrame, column: str, label: str) -> tuple[pd.DataFrame, str]:
+    """Epochs to a level shared by SupCon and ConTeX, and area under ``column``; their paired difference per rho.
+
+    The verdict rule is the one written in protocols/distortion_study_convergence.yaml: by the paired 95%
+    interval of the area difference, "supported" (ConTeX faster) above 0, "contradicted" below 0, else
+    "inconclusive"; epochs to level is the secondary measure (below 0 = faster).
+    """
+    claim = curves[curves["method"].isin(CLAIM_METHODS)]
+    table = convergence_table(claim, column).assign(curve=column)
+    conditions = sorted(set(table["rho"]))
+    head = " | ".join(condition_label(rho, None, None) for rho in conditions)
+    lines = [f"| {label}: level, epochs to level, area | {head} |", "|---|" + "---|" * len(conditions)]
+    for method in [m for m in METHOD_ORDER if m in set(table["method"])]:
+        cells = []
+        for rho in conditions:
+            part = table[(table.method == method) & (table.rho == rho)]
+            cells.append(
+                f"{100 * part['level'].iloc[0]:.1f}%, {part['epochs_to_level'].mean():.1f}, "
+                f"{100 * part['area'].mean():.1f}%"
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"| {label}: ConTeX − SupCon (paired) | area, points | epochs to level | verdict |",
+        "|---|---|---|---|",
+    ]
+    for rho in conditions:
+        part = table[table.rho == rho]
+        mine = part[part.method == "contex"].set_index("seed")
+        theirs = part[part.method == "supcon"].set_index("seed")
+        seeds = sorted(set(mine.index) & set(theirs.index))
+        area = paired_interval([100 * float(mine.area[s] - theirs.area[s]) for s in seeds], 0.95)
+        epochs = paired_interval([float(mine.epochs_to_level[s] - theirs.epochs_to_level[s]) for s in seeds], 0.95)
+        verdict = "supported" if area[1] > 0 else "contradicted" if area[2] < 0 else "inconclusive"
+        lines.append(
+            f"| {condition_label(rho, None, None)} | {area[0]:+.1f} [{area[1]:+.1f}, {area[2]:+.1f}] | "
+            f"{epochs[0]:+.1f} [{epochs[1]:+.1f}, {epochs[2]:+.1f}] | {verdict} |"
+        )
+    return table, "\n".join(lines)
 
 
 def save_png(figure: object, path: Path, width: int = 1100, height: int = 520) -> None:
@@ -118,13 +170,33 @@ def save_png(figure: object, path: Path, width: int = 1100, height: int = 520) -
             browser.close()
 
 
+def build_convergence(results: Path, target: Path) -> None:
+    """Copy the convergence rerun's curves and write its common-scale table; print its Markdown."""
+    target.mkdir(exist_ok=True)
+    curves = gather_curves(results)
+    curves.to_csv(target / "curves.csv", index=False, float_format="%.4g")
+    tables = []
+    for column, label in (("balanced_knn_accuracy", "balanced bank"), ("knn_accuracy", "biased bank")):
+        table, markdown = common_scale_tables(curves, column, label)
+        tables.append(table)
+        print(markdown, end="\n\n")
+    pd.concat(tables, ignore_index=True).to_csv(target / "convergence.csv", index=False, float_format="%.4g")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
+    parser.add_argument("results", type=Path, nargs="?", help="a finished run of protocols/distortion_study.yaml")
     parser.add_argument("--colored", type=Path, help="a finished run of protocols/distortion_study_colored.yaml")
+    parser.add_argument(
+        "--convergence", type=Path, help="a finished run of protocols/distortion_study_convergence.yaml"
+    )
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
     docs: Path = args.docs
+    if args.convergence is not None:
+        build_convergence(args.convergence, docs / "convergence")
+    if args.results is None:
+        return
     for name in (RESULTS_CSV, COMPARISONS_FILE):
         shutil.copyfile(args.results / name, docs / name)
     curves = gather_curves(args.results)

@@ -1,7 +1,7 @@
 """The results folder of a protocol run or an audit: every file's name, columns and writer.
 
 This module is the one owner of the layout. Writers (the runner, :mod:`ceco_fair.runner.experiment`,
-:mod:`ceco_fair.evaluation.auditing`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
+:mod:`ceco_fair.results.run_files`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
 import the names from here; no other module spells a results file's name. Torch-free.
 
 ``results.json`` is the record of truth: one entry per run with its identifying fields
@@ -137,13 +137,13 @@ FILES: Final = (
     ResultFile(ENCODER_FILE, "run", "ceco_fair.models.files"),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
-    ResultFile(METRICS_FILE, "run", "ceco_fair.evaluation.auditing"),
-    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.evaluation.auditing", PREDICTIONS_COLUMNS),
-    ResultFile(PROJECTION_FILE, "run", "ceco_fair.evaluation.auditing", PROJECTION_COLUMNS),
-    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.evaluation.auditing", GROUP_TABLE_COLUMNS, "group"),
-    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.evaluation.auditing", (), "bias"),
-    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.evaluation.auditing", COUNTERFACTUAL_COLUMNS),
-    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.evaluation.auditing"),
+    ResultFile(METRICS_FILE, "run", "ceco_fair.results.run_files"),
+    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.results.run_files", PREDICTIONS_COLUMNS),
+    ResultFile(PROJECTION_FILE, "run", "ceco_fair.results.run_files", PROJECTION_COLUMNS),
+    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.results.run_files", GROUP_TABLE_COLUMNS, "group"),
+    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.results.run_files", (), "bias"),
+    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.results.run_files", COUNTERFACTUAL_COLUMNS),
+    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.results.run_files"),
 )
 """Every file a results folder may hold."""
 

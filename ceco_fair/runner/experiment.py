@@ -15,8 +15,9 @@ from torch.utils.data import Dataset
 from ceco_fair.common.io import atomic_write_json, atomic_write_text
 from ceco_fair.data.base import check_dataset
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
-from ceco_fair.evaluation.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
+from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
 from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
+from ceco_fair.evaluation.measure import dataset_info, split_features
 from ceco_fair.evaluation.tracking import EpochTracker
 from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
@@ -207,20 +208,21 @@ def execute_run(
         normalization=protocol.train.augment,
     )
     info = {**dataset_info(test_set), **record, "encoder": protocol.encoder.arch}
+    options = AuditOptions(
+        probe=protocol.probe,
+        eval=protocol.eval,
+        metrics=check_dataset(test_set, protocol.dataset).metric_kind,
+        seed=run.seed,
+        device=device,
+    )
     result = audit_features(
         train_features.features,
         train_features.targets,
         test_features.features,
         test_features.targets,
         test_features.sensitive,
+        options,
         n_classes=n_classes,
-        metrics=check_dataset(test_set, protocol.dataset).metric_kind,
-        probe_config=protocol.probe,
-        n_boot=protocol.eval.n_boot,
-        confidence=protocol.eval.confidence,
-        seed=run.seed,
-        projection_points=protocol.eval.projection_points,
-        device=device,
         info=info,
         views=(views.first, views.second),
         counterfactual=counterfactual,

@@ -29,39 +29,14 @@ from ceco_fair.data.registry import (
     preflight,
 )
 from ceco_fair.errors import CecoFairError, ProtocolError
+from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
 from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
 from ceco_fair.training.user_loss import check_user_loss
 
-GRID_KEYS = ("rho", "attributes")
 METHOD_KEYS = ("name", "label", "ce_weight")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """The evaluation section: bootstrap intervals and the feature projection saved for the report."""
-
-    n_boot: int = 1000
-    confidence: float = 0.95
-    projection_points: int = 2000
-    batch_size: int = 512
-    track_every: int = 0
-    track_points: int = 500
-    baseline: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_boot < 0:
-            raise CecoFairError(f"eval.n_boot: expected >= 0, got {self.n_boot}")
-        if not 0 < self.confidence < 1:
-            raise CecoFairError(f"eval.confidence: expected a value in (0, 1), got {self.confidence}")
-        if self.track_every < 0:
-            raise CecoFairError(f"eval.track_every: expected epochs >= 0 (0: no curves), got {self.track_every}")
-        if self.track_points < 1:
-            raise CecoFairError(f"eval.track_points: expected a positive integer, got {self.track_points}")
-        if self.projection_points < 0:
-            raise CecoFairError(f"eval.projection_points: expected >= 0, got {self.projection_points}")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ceco_fair.common.config import closest, to_plain
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.data.base import FairnessDataset
+from ceco_fair.data.base import FairnessDataset, ImageDataset, Recolourable
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.diagnostics import (
     Views,
@@ -370,8 +369,8 @@ def audit_features(
 
 def audit(
     encoder: Encoder,
-    train: Dataset[Any],
-    test: Dataset[Any],
+    train: ImageDataset,
+    test: ImageDataset,
     options: AuditOptions | None = None,
     *,
     target: str | None = None,
@@ -463,7 +462,7 @@ def audit(
     return result
 
 
-def attach_strip(result: AuditResult, test: Dataset[Any]) -> None:
+def attach_strip(result: AuditResult, test: ImageDataset) -> None:
     """Add the report's colour strip of the first test digit when the audit measured colour sensitivity."""
-    if result.counterfactual is not None:
+    if result.counterfactual is not None and isinstance(test, Recolourable):
         result.strip = colour_strip(test, result.counterfactual)

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.decomposition import PCA
-from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.data.base import FairnessDataset
+from ceco_fair.data.base import FairnessDataset, ImageDataset
 from ceco_fair.evaluation.probe import Encoder, Features, extract_features
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
 from ceco_fair.results.layout import MetricKind
@@ -99,8 +98,8 @@ def evaluate_predictions(
 
 def split_features(
     encoder: Encoder,
-    train: Dataset[Any],
-    test: Dataset[Any],
+    train: ImageDataset,
+    test: ImageDataset,
     *,
     device: torch.device,
     batch_size: int,
@@ -111,7 +110,7 @@ def split_features(
 ) -> tuple[Features, Features]:
     """Frozen features of the training and test datasets, each ``[n, D]`` with targets and sensitive values."""
 
-    def features_of(dataset: Dataset[Any], split: str) -> Features:
+    def features_of(dataset: ImageDataset, split: str) -> Features:
         return extract_features(
             encoder,
             dataset,

@@ -85,18 +85,18 @@ PROJECTION_COLUMNS: Final = ("x", "y", "target", "sensitive")
 GROUP_TABLE_COLUMNS: Final = ("group", "count", "accuracy")
 """Required columns of ``group_table.csv`` (then ``group_name``, rates and their intervals)."""
 
-RunStatus = Literal["running", "complete", "failed", "incomplete"]
 STATUS_RUNNING: Final = "running"
 STATUS_COMPLETE: Final = "complete"
 STATUS_FAILED: Final = "failed"
 STATUS_INCOMPLETE: Final = "incomplete"
 RUN_STATUSES: Final = (STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED, STATUS_INCOMPLETE)
-FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
-"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
 """``running`` (written when a run starts), ``complete``, ``failed`` (training diverged) and
 ``incomplete`` (the reader's word for a run folder without a status or metrics)."""
+FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
+"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
 
 MetricKind = Literal["bias", "group"]
+"""A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness."""
 METRIC_KINDS: Final = ("bias", "group")
 LIST_SEPARATOR: Final = "+"
 """Joins a list of sensitive attributes into one cell (``gender+race``)."""

@@ -111,7 +111,7 @@ class Protocol:
             {
                 "name": m.config.name,
                 "label": m.label,
-                "ce_weight": m.config.ce_weight,
+                "ce_weight": m.config.cross_entropy_weight,
                 **dict(m.config.loss_kwargs),
             }
             for m in self.methods
@@ -224,8 +224,8 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
                 build_loss(name, **loss_kwargs)
             except (ValueError, TypeError) as error:
                 raise ProtocolError(f"{path}: {error}") from None
-        ce_weight = coerce(item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight")
-        if ce_weight < 0:
+        ce_weight = coerce(item["ce_weight"], float, f"{path}.ce_weight") if "ce_weight" in item else None
+        if ce_weight is not None and ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
         label = coerce(item.get("label", spec_attribute(name) if is_user_spec(name) else name), str, f"{path}.label")
         specs.append(MethodSpec(label, MethodConfig(name, loss_kwargs, ce_weight)))

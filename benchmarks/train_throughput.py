@@ -72,7 +72,6 @@ def train_images_per_s(
         seed=0,
         device=device,
         progress=False,
-        contrastive_loss=session.contrastive_loss(method, n_classes=dataset.n_classes, n_groups=dataset.n_groups),
         context=session.context,
     )
     return history[-1]["images_per_s"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
-    from ceco_fair.evaluation.auditing import AuditResult, audit, audit_features
+    from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, audit, audit_features
     from ceco_fair.models.files import load_encoder
 
 try:
@@ -25,6 +25,7 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     __version__ = "0.0.0"
 
 _LAZY = {
+    "AuditOptions": "ceco_fair.evaluation.auditing",
     "AuditResult": "ceco_fair.evaluation.auditing",
     "audit": "ceco_fair.evaluation.auditing",
     "audit_features": "ceco_fair.evaluation.auditing",
@@ -32,6 +33,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AuditOptions",
     "AuditResult",
     "CecoFairError",
     "DataError",
@@ -44,7 +46,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``audit``, ``audit_features``, ``AuditResult`` and ``load_encoder`` on first access."""
+    """Import ``audit``, ``audit_features``, ``AuditOptions``, ``AuditResult`` and ``load_encoder`` on first access."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ceco_fair' has no attribute {name!r}")

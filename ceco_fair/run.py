@@ -40,6 +40,7 @@ from ceco_fair.runner.experiment import build_split, data_key, execute_run, run_
 from ceco_fair.runner.protocol import Protocol, RunSpec, load_protocol
 from ceco_fair.runner.shards import Shard, claim_run, parse_shard
 from ceco_fair.training import determinism
+from ceco_fair.training.device import choose_device
 from ceco_fair.training.distributed import DistributedSession, start_distributed
 from ceco_fair.training.loop import TrainingDiverged
 
@@ -70,15 +71,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="validate and print the grid, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
     return parser.parse_args(argv)
-
-
-def choose_device(requested: str, local_rank: int | None = None) -> torch.device:
-    """The one device of this process: ``auto`` picks CUDA when available."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise CecoFairError("device: cuda was requested but no CUDA device is available (use --device cpu)")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank or 0)
 
 
 def default_output(protocol: Protocol, resume: bool) -> Path:

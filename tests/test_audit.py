@@ -8,16 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import Subset
 
-from ceco_fair import AuditResult, audit, audit_features
+from ceco_fair import AuditOptions, AuditResult, audit, audit_features
 from ceco_fair.data import ColoredMNIST
 from ceco_fair.errors import CecoFairError
+from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.metrics import METRIC_NAMES
 from ceco_fair.metrics.specs import spec_of
 from ceco_fair.models.encoders import build_encoder
+from ceco_fair.report.load import load_results
 
 GROUP_METRICS = set(METRIC_NAMES)
 
@@ -136,3 +139,53 @@ def test_encoder_with_wrong_output_shape(colored: tuple[ColoredMNIST, ColoredMNI
             device="cpu",
             progress=False,
         )
+
+
+def separable(n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    targets = rng.integers(0, 2, n)
+    sensitive = rng.integers(0, 2, n)
+    return rng.normal(size=(n, 4)) + targets[:, None] * 2.0 + sensitive[:, None], targets, sensitive
+
+
+def test_options_object_and_keywords_audit_alike() -> None:
+    features, targets, sensitive = separable()
+    arrays = (features[:200], targets[:200], features[200:], targets[200:], sensitive[200:])
+    options = AuditOptions(
+        probe=ProbeConfig(epochs=3, lr=0.05), eval=EvalConfig(n_boot=50, confidence=0.9), seed=3, device="cpu"
+    )
+    by_object = audit_features(*arrays, options)
+    by_keywords = audit_features(
+        *arrays, probe_config=ProbeConfig(epochs=3, lr=0.05), n_boot=50, confidence=0.9, seed=3, device="cpu"
+    )
+    assert by_object.metrics == by_keywords.metrics
+    assert by_keywords.options == options
+    other_seed = audit_features(*arrays, options, seed=4)
+    assert other_seed.options is not None and other_seed.options.seed == 4
+    assert other_seed.metrics != by_object.metrics
+
+
+def test_an_unknown_option_is_named_with_the_closest_one() -> None:
+    features, targets, sensitive = separable(40)
+    with pytest.raises(CecoFairError, match=r"n_bot: not an audit option \(did you mean 'n_boot'\?\)"):
+        audit_features(features, targets, features, targets, sensitive, n_bot=10)
+    with pytest.raises(CecoFairError, match="probe: expected 'linear'"):
+        AuditOptions().with_keywords(probe="nonlinear")
+    with pytest.raises(CecoFairError, match=r"eval\.confidence"):
+        AuditOptions().with_keywords(confidence=1.5)
+
+
+def test_saved_audit_records_its_settings(tmp_path: Path) -> None:
+    features, targets, sensitive = separable()
+    options = AuditOptions(probe=ProbeConfig(epochs=2), eval=EvalConfig(n_boot=20, confidence=0.8), seed=5)
+    result = audit_features(
+        features[:200], targets[:200], features[200:], targets[200:], sensitive[200:], options, device="cpu"
+    )
+    folder = result.save(tmp_path / "saved", report=False)
+    protocol = yaml.safe_load((folder / "protocol.yaml").read_text(encoding="utf-8"))
+    assert protocol["seeds"] == [5] and protocol["probe"]["epochs"] == 2
+    assert protocol["eval"] == {"n_boot": 20, "confidence": 0.8, "projection_points": 2000, "batch_size": 512}
+    assert load_results(folder).confidence == pytest.approx(0.8)
+    saved = pd.read_csv(folder / "results.csv")
+    assert dict(zip(saved["metric"], saved["value"], strict=True)) == pytest.approx(result.metrics)
+    assert (saved["seed"] == 5).all()

@@ -6,12 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.data.base import Recolourable
 from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.counterfactual import counterfactual_features
+from ceco_fair.evaluation.diagnostics import dataset_counterfactuals
 from ceco_fair.evaluation.probe import extract_features
 from ceco_fair.metrics import bias_sensitivity
 
@@ -97,3 +99,23 @@ def test_dataset_without_colours_is_refused() -> None:
     dataset = TensorDataset(torch.zeros(4, 3, 28, 28, dtype=torch.uint8), torch.zeros(4), torch.zeros(4))
     with pytest.raises(CecoFairError, match=r"^counterfactual_features: TensorDataset has no background colours"):
         counterfactual_features(corner_colour, dataset)
+
+
+class RenderOnly(TensorDataset):
+    """Has ``render_on`` but no ``n_colours``: not :class:`Recolourable`."""
+
+    def render_on(self, colour: int, indices: torch.Tensor | None = None) -> torch.Tensor:
+        return self.tensors[0]
+
+
+def test_recolourable_is_one_protocol_for_both_paths(biased: BiasedMNIST) -> None:
+    """The diagnostics and counterfactual_features agree on what is recolourable: ``Recolourable``."""
+    half = RenderOnly(torch.zeros(4, 3, 28, 28, dtype=torch.uint8), torch.zeros(4), torch.zeros(4))
+    assert isinstance(biased, Recolourable) and not isinstance(half, Recolourable)
+    assert not isinstance(Subset(biased, range(4)), Recolourable)
+    cpu = torch.device("cpu")
+    assert dataset_counterfactuals(corner_colour, half, device=cpu, batch_size=4, normalization=None) is None
+    with pytest.raises(CecoFairError, match="RenderOnly has no background colours"):
+        counterfactual_features(corner_colour, half)
+    found = dataset_counterfactuals(corner_colour, biased, device=cpu, batch_size=500, normalization=None)
+    assert found is not None and found.shape == (len(biased), biased.n_colours, 3)

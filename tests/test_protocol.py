@@ -138,8 +138,11 @@ def test_grid_and_resolved_defaults(write_protocol: Callable[..., Path]) -> None
 
 def test_biascon_defaults_to_auxiliary_cross_entropy(write_protocol: Callable[..., Path]) -> None:
     protocol = load_protocol(write_protocol(methods=[{"name": "biascon"}, {"name": "supcon"}]))
-    assert protocol.methods[0].config.ce_weight == pytest.approx(0.01)
-    assert protocol.methods[1].config.ce_weight == 0.0
+    assert protocol.methods[0].config.cross_entropy_weight == pytest.approx(0.01)
+    assert protocol.methods[1].config.cross_entropy_weight == 0.0
+    assert [method["ce_weight"] for method in protocol.resolved()["methods"]] == [0.01, 0.0]
+    explicit = load_protocol(write_protocol(methods=[{"name": "biascon", "ce_weight": 0}, {"name": "supcon"}]))
+    assert explicit.methods[0].config.cross_entropy_weight == 0.0
 
 
 def test_cli_subprocess_has_no_traceback(write_protocol: Callable[..., Path], tmp_path: Path) -> None:

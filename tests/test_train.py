@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.losses import BiasConLoss
 from ceco_fair.models.encoders import build_encoder
 from ceco_fair.training.loop import (
     MethodConfig,
@@ -20,6 +21,7 @@ from ceco_fair.training.loop import (
     build_optimizer,
     cosine_lr,
     pretrain,
+    training_loss,
 )
 
 
@@ -60,7 +62,7 @@ def train_once(method: MethodConfig, epochs: int) -> tuple[list[dict[str, float]
 
 @pytest.mark.parametrize("name", ["ce", "simclr", "supcon", "contex", "fscl", "biascon"])
 def test_every_method_trains_and_is_deterministic(name: str) -> None:
-    method = MethodConfig(name, ce_weight=0.01 if name == "biascon" else 0.0, projection_dim=8)
+    method = MethodConfig(name, projection_dim=8)
     first, state_a = train_once(method, 2)
     second, state_b = train_once(method, 2)
     assert [r["loss"] for r in first] == [r["loss"] for r in second]
@@ -104,7 +106,7 @@ def test_training_step_reads_nothing_back_to_the_host(name: str, optimizer: str)
     data-dependent branch or shape, ``torch.unique``) fails there; on a GPU each would stall the
     step. The loss's own check of this can fail (see ``test_meta_device_detects_reads_back``).
     """
-    method = MethodConfig(name, ce_weight=0.01 if name == "biascon" else 0.0, projection_dim=8)
+    method = MethodConfig(name, projection_dim=8)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=10).to("meta")
     config = TrainConfig(grad_clip=1.0, optimizer=OptimizerConfig(name=optimizer), augment=AugmentConfig(hflip=True))
     loss = build_method_loss(method, n_classes=10, n_groups=10)
@@ -139,3 +141,31 @@ def test_known_dataset_sizes_train_like_compacted_ids() -> None:
         )
     sized, compacted = ([row["loss"] for row in history] for history in histories)
     assert sized == pytest.approx(compacted, rel=1e-5)
+
+
+def test_each_loss_owns_its_auxiliary_cross_entropy_default() -> None:
+    assert MethodConfig("biascon").cross_entropy_weight == pytest.approx(BiasConLoss.default_ce_weight) == 0.01
+    assert MethodConfig("biascon", ce_weight=0.0).cross_entropy_weight == 0.0
+    assert MethodConfig("supcon").cross_entropy_weight == 0.0
+    assert MethodConfig("supcon", ce_weight=0.5).cross_entropy_weight == 0.5
+    with_head = MethodModel(build_encoder("small_conv", feature_dim=8), MethodConfig("biascon"), n_classes=4)
+    without = MethodModel(build_encoder("small_conv", feature_dim=8), MethodConfig("supcon"), n_classes=4)
+    assert with_head.classifier is not None and without.classifier is None
+
+
+def test_biascon_step_adds_its_default_cross_entropy() -> None:
+    """One BiasCon step's loss is the BiasCon loss plus 0.01 x the cross-entropy of the head."""
+    torch.manual_seed(0)
+    method = MethodConfig("biascon", projection_dim=8)
+    model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
+    data = TinyImages()
+    views = [data.images[:8].float() / 255, data.images[8:16].float() / 255]
+    targets, sensitive = data.targets[:8], data.sensitive[:8]
+    loss = build_method_loss(method, n_classes=4, n_groups=2)
+    assert loss is not None
+    total = training_loss(model, method, loss, views, targets, sensitive)
+    projected, logits = model(torch.cat(views))
+    assert projected is not None and logits is not None
+    contrastive = BiasConLoss()(projected.view(2, 8, -1).transpose(0, 1), targets, sensitive)
+    expected = contrastive + 0.01 * torch.nn.functional.cross_entropy(logits[:8], targets)
+    torch.testing.assert_close(total, expected)

@@ -1,7 +1,10 @@
 """What a dataset must offer to be trained on and audited: the :class:`FairnessDataset` protocol.
 
-The runner, :func:`ceco_fair.audit` and the run records ask a dataset these questions, never its
-name. Built-in datasets implement it (``BiasedMNIST``: ``metric_kind = "bias"``; ``ColoredMNIST``,
+:class:`ImageDataset` is the least a dataset offers (its length and its labelled images: enough for
+features and batches); :class:`FairnessDataset` adds what training and the run records read;
+:class:`Recolourable` is the capability of the counterfactual diagnostics. The runner,
+:func:`ceco_fair.audit` and the run records ask a dataset these questions, never its name. Built-in
+datasets implement :class:`FairnessDataset` (``BiasedMNIST``: ``metric_kind = "bias"``; ``ColoredMNIST``,
 ``UTKFace``, ``CelebA``: ``"group"``), and so can a class of your own, named in a protocol as
 ``data.dataset: "package.module:ClassName"`` (see :func:`ceco_fair.data.registry.dataset_class`).
 """
@@ -33,12 +36,20 @@ INSTANCE_MEMBERS: Final = (
     "__getitem__",
 )
 """Members a built dataset has."""
-OPTIONAL_MEMBERS: Final = ("images", "group_colours")
-"""Members a built dataset may have (see :class:`FairnessDataset`)."""
+
+
+class ImageDataset(Protocol):
+    """Labelled images: a torch ``Dataset`` (or ``Subset``) yielding ``(image uint8 [3, H, W], target, sensitive)``."""
+
+    def __len__(self) -> int:
+        """Number of images."""
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+        """``(image uint8 [3, H, W], target, sensitive)`` of one image."""
 
 
 @runtime_checkable
-class FairnessDataset(Protocol):
+class FairnessDataset(ImageDataset, Protocol):
     """A split of labelled images with a sensitive (or bias) attribute.
 
     Items are ``(image uint8 [3, H, W], target int, sensitive int)``.
@@ -84,11 +95,29 @@ class FairnessDataset(Protocol):
             DataError: a file or folder is missing or incomplete.
         """
 
-    def __len__(self) -> int:
-        """Number of images."""
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
-        """``(image uint8 [3, H, W], target, sensitive)`` of one image."""
+@runtime_checkable
+class Recolourable(Protocol):
+    """A dataset that can draw each of its images again on any of its ``n_colours`` background colours.
+
+    BiasedMNIST and ColoredMNIST are; the counterfactual diagnostics (colour sensitivity, flip rate, the
+    report's colour strip) measure only such datasets, and ask ``isinstance(dataset, Recolourable)``.
+    """
+
+    @property
+    def n_colours(self) -> int:
+        """The number K of background colours."""
+
+    @property
+    def targets(self) -> Tensor:
+        """``int64 [n]`` class of each image."""
+
+    @property
+    def sensitive(self) -> Tensor:
+        """``int64 [n]`` colour (group) of each image."""
+
+    def render_on(self, colour: int, indices: Tensor | None = None) -> Tensor:
+        """The images ``uint8 [m, 3, H, W]`` (all, or those at ``indices [m]``) drawn on background ``colour``."""
 
 
 def missing_members(candidate: object, members: Sequence[str]) -> list[str]:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MnistSource = str | Mapping[str, object]
-MnistSplit = Literal["train", "test"]
 SourceKey = tuple[str, str, bool]
 
 EMBEDDED_SPLIT_SEED: Final = 0

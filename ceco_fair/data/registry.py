@@ -15,8 +15,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import import_module
 from typing import Any, Final
 
-from torch.utils.data import Dataset
-
 from ceco_fair.common.user_code import load_callable
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.errors import CecoFairError
@@ -176,7 +174,7 @@ def takes_seed(name: str) -> bool:
     return "seed" in dataset_options(name)
 
 
-def build_dataset(name: str, split: str, **kwargs: Any) -> Dataset[Any]:
+def build_dataset(name: str, split: str, **kwargs: Any) -> FairnessDataset:
     """Build one split of a dataset and check it against :class:`FairnessDataset`.
 
     Args:
@@ -195,8 +193,7 @@ def build_dataset(name: str, split: str, **kwargs: Any) -> Dataset[Any]:
     """
     check_options(name, kwargs)
     dataset = dataset_class(name)(split=split, **kwargs)  # type: ignore[call-arg]
-    check_dataset(dataset, name)
-    return dataset  # type: ignore[return-value]  # a FairnessDataset yielding images is a torch Dataset
+    return check_dataset(dataset, name)
 
 
 def preflight(name: str, *, splits: Sequence[str] = ("train", "test"), **kwargs: Any) -> None:

@@ -1,15 +1,18 @@
 """Audit any encoder: frozen features, a linear probe, and bias / group-fairness metrics.
 
-``audit`` is the evaluation half of every protocol run, open to encoders trained anywhere: a
-torchvision ResNet-18, a checkpoint from another toolkit, or any callable that maps an image batch
-to features. ``audit_features`` starts from features computed elsewhere.
+The public API: :func:`audit` is the evaluation half of every protocol run, open to encoders trained
+anywhere (a torchvision ResNet-18, a checkpoint from another toolkit, or any callable that maps an image
+batch to features); :func:`audit_features` starts from features computed elsewhere. Both take their
+settings as one :class:`AuditOptions`, which reuses a protocol's ``probe`` and ``eval`` sections. The
+measuring steps live in :mod:`ceco_fair.evaluation.measure`, the files in
+:mod:`ceco_fair.results.run_files`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +20,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-import yaml
-from sklearn.decomposition import PCA
 from torch import nn
-from torch.utils.data import Dataset
 
-from ceco_fair.common.io import atomic_write_json, atomic_write_text
+from ceco_fair.common.config import closest, to_plain
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.data.base import FairnessDataset
+from ceco_fair.data.base import FairnessDataset, ImageDataset, Recolourable
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.diagnostics import (
     Views,
@@ -34,31 +34,121 @@ from ceco_fair.evaluation.diagnostics import (
     feature_diagnostics,
     view_features,
 )
-from ceco_fair.evaluation.probe import Features, ProbeConfig, extract_features, train_linear_probe
-from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
-from ceco_fair.results.layout import (
-    BIAS_MATRIX_FILE,
-    COLOUR_STRIP_FILE,
-    COUNTERFACTUAL_FILE,
-    GROUP_TABLE_FILE,
-    MANIFEST_FILE,
-    PREDICTIONS_FILE,
-    PROJECTION_FILE,
-    PROTOCOL_FILE,
-    run_dir,
+from ceco_fair.evaluation.eval_config import EvalConfig
+from ceco_fair.evaluation.measure import (
+    AuditKind,
+    choose_kind,
+    dataset_info,
+    evaluate_predictions,
+    project,
+    split_features,
 )
+from ceco_fair.evaluation.probe import Encoder, Features, ProbeConfig, train_linear_probe
+from ceco_fair.results.layout import MetricKind
 from ceco_fair.results.manifest import build_manifest, now
 from ceco_fair.results.record import RunRecord
+from ceco_fair.results.run_files import write_run_files, write_single_run_folder
 from ceco_fair.training.batches import as_long
+from ceco_fair.training.device import choose_device
 
 logger = logging.getLogger(__name__)
-
-MetricKind = Literal["auto", "bias", "group"]
 
 AUDIT_VIEW_AUGMENT = AugmentConfig(crop_scale=(0.6, 1.0), rotation=10.0)
 """The default augmentation of an audit's two views: a random resized crop (60–100% of the area, aspect
 3/4–4/3) and a rotation of up to ±10°, no colour change (the quickstart's training augmentation)."""
 ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
+
+EVAL_KEYWORDS = ("n_boot", "confidence", "projection_points", "batch_size")
+"""Keywords of :func:`audit` / :func:`audit_features` that set a field of :attr:`AuditOptions.eval`."""
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How an audit measures: the probe, the evaluation settings and the run's conditions.
+
+    Attributes:
+        probe: the linear probe's epochs, batch size and learning rate (a protocol's ``probe`` section).
+        eval: the bootstrap (``n_boot``, ``confidence``), the projection's ``projection_points`` and the
+            encoder's ``batch_size`` (a protocol's ``eval`` section; its tracking and baseline keys
+            concern protocol runs only).
+        metrics: ``bias``, ``group`` or ``auto`` (the dataset's ``metric_kind`` when it implements
+            :class:`~ceco_fair.data.base.FairnessDataset`, else
+            :func:`~ceco_fair.evaluation.measure.choose_kind`).
+        readout: the read-out fitted on the frozen features; ``linear`` (standardised features,
+            softmax regression).
+        seed: seeds the probe, the bootstrap, the projection's subsample and the two views.
+        device: where to run the encoder and the probe (``auto`` / None: CUDA if available).
+        normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
+        diagnostics: also measure the representation diagnostics.
+        view_augment: the augmentation of the two views (default :data:`AUDIT_VIEW_AUGMENT` with the
+            mean / std of ``normalization``).
+        num_workers: loader workers for datasets that decode from disk.
+        progress: show progress bars.
+    """
+
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    metrics: AuditKind = "auto"
+    readout: Literal["linear"] = "linear"
+    seed: int = 0
+    device: torch.device | str | None = None
+    normalization: AugmentConfig | None = None
+    diagnostics: bool = True
+    view_augment: AugmentConfig | None = None
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.metrics not in ("auto", "bias", "group"):
+            raise CecoFairError(f"metrics: expected 'auto', 'bias' or 'group', got {self.metrics!r}")
+        if self.readout != "linear":
+            raise CecoFairError(f"probe: expected 'linear', got {self.readout!r}")
+        if self.num_workers < 0:
+            raise CecoFairError(f"num_workers: expected >= 0, got {self.num_workers}")
+
+    def with_keywords(self, **keywords: Any) -> AuditOptions:
+        """These options with single settings replaced, by the keyword names :func:`audit` accepts.
+
+        A field name replaces that field; ``n_boot``, ``confidence``, ``projection_points`` and
+        ``batch_size`` replace fields of :attr:`eval`; ``probe_config`` is :attr:`probe`, and ``probe``
+        given as a string (``"linear"``) is :attr:`readout`.
+
+        Raises:
+            CecoFairError: a keyword that names no option (with the closest valid one), or an invalid value.
+        """
+        top: dict[str, Any] = {}
+        evaluation: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(self)}
+        for key, value in keywords.items():
+            if key in EVAL_KEYWORDS:
+                evaluation[key] = value
+            elif key == "probe_config":
+                top["probe"] = value if value is not None else ProbeConfig()
+            elif key == "probe" and isinstance(value, str):
+                top["readout"] = value
+            elif key in names:
+                top[key] = value
+            else:
+                valid = (*names, *EVAL_KEYWORDS, "probe_config")
+                raise CecoFairError(f"{key}: not an audit option{closest(key, valid)}")
+        if evaluation:
+            top["eval"] = dataclasses.replace(top.get("eval", self.eval), **evaluation)
+        return dataclasses.replace(self, **top) if top else self
+
+    def resolved_device(self) -> torch.device:
+        """The device named by :attr:`device` (``auto`` / None: CUDA when available, else the CPU)."""
+        return choose_device(self.device)
+
+    def views_augment(self) -> AugmentConfig:
+        """The two views' augmentation: :attr:`view_augment`, else :data:`AUDIT_VIEW_AUGMENT` normalised alike."""
+        if self.view_augment is not None:
+            return self.view_augment
+        base = self.normalization or AugmentConfig()
+        return dataclasses.replace(AUDIT_VIEW_AUGMENT, mean=base.mean, std=base.std)
+
+
+def _options(options: AuditOptions | None, keywords: dict[str, Any]) -> AuditOptions:
+    return (options or AuditOptions()).with_keywords(**keywords)
 
 
 @dataclass
@@ -76,10 +166,11 @@ class AuditResult:
         counterfactual: the probe's prediction for every test image on every background colour ``[n_test, K]``
             (recolourable datasets only); written as ``counterfactual.csv``, one row per (image, colour).
         strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
+        options: the settings the audit ran with (recorded in the saved folder's ``protocol.yaml``).
     """
 
     metrics: dict[str, float]
-    kind: Literal["bias", "group"]
+    kind: MetricKind
     predictions: pd.DataFrame
     projection: pd.DataFrame
     group_table: pd.DataFrame | None = None
@@ -87,31 +178,15 @@ class AuditResult:
     info: dict[str, Any] = field(default_factory=dict)
     counterfactual: np.ndarray | None = None
     strip: dict[str, Any] | None = None
+    options: AuditOptions | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
         return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
 
     def write_run_files(self, folder: Path) -> None:
-        """Write the per-run files (tables, predictions, projection) into ``folder``.
-
-        The metrics go into the run's record (:class:`~ceco_fair.results.record.RunRecord`), with its status.
-        """
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / PREDICTIONS_FILE, self.predictions.to_csv(index=False))
-        atomic_write_text(folder / PROJECTION_FILE, self.projection.to_csv(index=False, float_format="%.5g"))
-        if self.group_table is not None:
-            atomic_write_text(folder / GROUP_TABLE_FILE, self.group_table.to_csv(index=False))
-        if self.bias_matrix is not None:
-            frame = pd.DataFrame(self.bias_matrix, index=pd.Index(range(len(self.bias_matrix)), name="target"))
-            atomic_write_text(folder / BIAS_MATRIX_FILE, frame.to_csv())
-        if self.counterfactual is not None:
-            table = counterfactual_table(
-                self.predictions["target"].to_numpy(), self.predictions["sensitive"].to_numpy(), self.counterfactual
-            )
-            atomic_write_text(folder / COUNTERFACTUAL_FILE, table.to_csv(index=False))
-        if self.strip is not None:
-            atomic_write_json(folder / COLOUR_STRIP_FILE, self.strip)
+        """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
+        write_run_files(folder, self)
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
         """Save the audit as a one-run results folder (the layout of a protocol run) and its report.
@@ -123,25 +198,22 @@ class AuditResult:
         Returns:
             The folder.
         """
-        from ceco_fair.results.folder import write_results
-
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
+        options = self.options or AuditOptions()
         facts = {key: value for key, value in self.info.items() if key != "manifest"}
-        named = {"run_id": name, "method": name, "metric_kind": self.kind, "seed": 0}
+        named = {"run_id": name, "method": name, "metric_kind": self.kind, "seed": options.seed}
         record = RunRecord(name, name, dataset="custom").with_facts({**facts, **named}).finish(self.metrics)
-        folder_of_run = run_dir(folder, name)
-        self.write_run_files(folder_of_run)
-        record.write(folder_of_run)
         protocol = {
             "name": f"audit of {name}",
+            "seeds": [options.seed],
             "data": {"dataset": record.dataset},
             "methods": [{"name": name}],
+            "probe": to_plain(options.probe),
+            "eval": {key: getattr(options.eval, key) for key in EVAL_KEYWORDS},
         }
-        atomic_write_text(folder / PROTOCOL_FILE, yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
-        atomic_write_json(folder / MANIFEST_FILE, manifest)
-        write_results(folder, [record])
+        write_single_run_folder(folder, self, record, protocol=protocol, manifest=manifest)
         if report:
             from ceco_fair.report import build_report
 
@@ -165,61 +237,21 @@ def _features(values: ArrayLike, name: str) -> torch.Tensor:
     return tensor.float()
 
 
-def choose_kind(kind: MetricKind, targets: np.ndarray, sensitive: np.ndarray) -> Literal["bias", "group"]:
-    """``bias`` when the bias values index the target classes (BiasedMNIST), else ``group``."""
-    if kind != "auto":
-        return kind
-    classes, groups = np.unique(targets), np.unique(sensitive)
-    if len(classes) > 2 and np.isin(groups, classes).all():
-        return "bias"
-    return "group"
-
-
-def project(features: torch.Tensor, targets: np.ndarray, sensitive: np.ndarray, points: int, seed: int) -> pd.DataFrame:
-    """2-D PCA of at most ``points`` randomly chosen rows of ``features [n, D]``."""
-    n = len(features)
-    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(points, n), replace=False))
-    if len(chosen) < 3 or features.shape[1] < 2:
-        coordinates = np.zeros((len(chosen), 2))
-    else:
-        coordinates = PCA(n_components=2, random_state=seed).fit_transform(features[chosen].numpy())
-    return pd.DataFrame(
-        {
-            "x": coordinates[:, 0],
-            "y": coordinates[:, 1],
-            "target": targets[chosen],
-            "sensitive": sensitive[chosen],
-        }
-    )
-
-
-def evaluate_predictions(
-    targets: np.ndarray,
-    predictions: np.ndarray,
-    sensitive: np.ndarray,
-    *,
-    kind: Literal["bias", "group"],
-    n_boot: int,
-    confidence: float,
-    seed: int,
-    group_names: Sequence[str] | None = None,
-) -> tuple[dict[str, float], pd.DataFrame | None, np.ndarray | None]:
-    """Metrics, per-group table and bias matrix of test predictions (all arrays ``[n]``)."""
-    if kind == "bias":
-        metrics = bias_metrics(targets, predictions, sensitive)
-        return metrics, None, bias_accuracy_matrix(targets, predictions, sensitive)
-    binary = set(np.unique(targets).tolist()) <= {0, 1}
-    boot = {"n_boot": n_boot, "seed": seed}
-    metrics = group_metrics(targets, predictions, sensitive, confidence=confidence, rates=binary, **boot)
-    table = group_table(targets, predictions, sensitive, confidence=confidence, rates=binary, **boot)
-    if group_names is not None:
-        names = list(group_names)
-        table.insert(
-            1,
-            "group_name",
-            [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]],
+def _counterfactual(values: ArrayLike, test_shape: torch.Size) -> torch.Tensor:
+    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
+    if tensor.ndim != 3 or tensor.shape[0] != test_shape[0] or tensor.shape[2] != test_shape[1]:
+        raise CecoFairError(
+            f"counterfactual: expected features [{test_shape[0]}, K, {test_shape[1]}], got {tuple(tensor.shape)}"
         )
-    return metrics, table, None
+    return tensor.float()
+
+
+def _views(views: tuple[ArrayLike, ArrayLike], test_shape: torch.Size) -> Views:
+    pair = Views(_features(views[0], "views[0]"), _features(views[1], "views[1]"))
+    for name, tensor in (("views[0]", pair.first), ("views[1]", pair.second)):
+        if tensor.shape != test_shape:
+            raise CecoFairError(f"{name}: expected {tuple(test_shape)} like test_features, got {tuple(tensor.shape)}")
+    return pair
 
 
 def audit_features(
@@ -228,26 +260,19 @@ def audit_features(
     test_features: ArrayLike,
     test_targets: ArrayLike,
     test_sensitive: ArrayLike,
+    options: AuditOptions | None = None,
     *,
     n_classes: int | None = None,
-    metrics: MetricKind = "auto",
-    probe: Literal["linear"] = "linear",
-    probe_config: ProbeConfig | None = None,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    projection_points: int = 2000,
-    device: torch.device | str | None = None,
     info: dict[str, Any] | None = None,
-    diagnostics: bool = True,
     views: tuple[ArrayLike, ArrayLike] | None = None,
     counterfactual: ArrayLike | None = None,
+    **keywords: Any,
 ) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
 
-    With ``diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics` are added to
-    the metrics: those that the test features allow (variance ratio, uniformity, leakage), retrieval and
-    alignment when ``views`` are given, and colour sensitivity when ``counterfactual`` is given.
+    With ``options.diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics`
+    are added to the metrics: those that the test features allow (variance ratio, uniformity, leakage),
+    retrieval and alignment when ``views`` are given, and colour sensitivity when ``counterfactual`` is given.
 
     Args:
         train_features: ``[n_train, D]`` (numpy or torch).
@@ -255,30 +280,20 @@ def audit_features(
         test_features: ``[n_test, D]``.
         test_targets: ``[n_test]``.
         test_sensitive: ``[n_test]`` integer sensitive / bias values (at least two groups).
+        options: the probe, evaluation and run settings (default :class:`AuditOptions`).
         n_classes: number of classes (default: from the targets).
-        metrics: ``bias``, ``group`` or ``auto`` (see :func:`choose_kind`).
-        probe: the probe; ``linear`` (standardised features, softmax regression).
-        probe_config: the probe's epochs, batch size and learning rate.
-        n_boot: bootstrap resamples for the group metrics' confidence intervals (0: none).
-        confidence: the intervals' confidence level.
-        seed: seeds the probe, the bootstrap and the projection's subsample.
-        projection_points: test points kept in the 2-D projection.
-        device: where to fit the probe (default: CUDA if available).
         info: names recorded with the result (encoder, dataset, target, sensitive, group_names).
-        diagnostics: add the representation diagnostics to the metrics.
         views: features ``[n_test, D]`` of two augmentations of the test images, in test order.
         counterfactual: features ``[n_test, K, D]`` of every test image on each of K background colours.
+        **keywords: single options by name, replacing those of ``options`` (see
+            :meth:`AuditOptions.with_keywords`: ``n_boot=0``, ``device="cpu"``, ``metrics="group"``, ...).
 
     Raises:
         CecoFairError: mismatched lengths, a single sensitive group, a non-binary target where the group
-            metrics need one, features that are not ``[n, D]`` or not finite.
+            metrics need one, features that are not ``[n, D]`` or not finite, an unknown option.
     """
-    if probe != "linear":
-        raise CecoFairError(f"probe: expected 'linear', got {probe!r}")
-    train_x, test_x = (
-        _features(train_features, "train_features"),
-        _features(test_features, "test_features"),
-    )
+    options = _options(options, keywords)
+    train_x, test_x = _features(train_features, "train_features"), _features(test_features, "test_features")
     if train_x.shape[1] != test_x.shape[1]:
         raise CecoFairError(
             f"test_features: expected {train_x.shape[1]} features like train_features, got {test_x.shape[1]}"
@@ -298,21 +313,24 @@ def audit_features(
             f"test_sensitive: only one group ({int(test_s[0]) if len(test_s) else 'none'}) in the "
             "test set; fairness needs at least two"
         )
-    kind = choose_kind(metrics, test_y, test_s)
-    if kind == "group" and metrics == "group" and not set(np.unique(test_y).tolist()) <= {0, 1}:
+    kind = choose_kind(options.metrics, test_y, test_s)
+    if kind == "group" and options.metrics == "group" and not set(np.unique(test_y).tolist()) <= {0, 1}:
         raise CecoFairError(
             f"test_targets: the group metrics need a binary target (0/1), got classes "
             f"{sorted(np.unique(test_y).tolist())[:10]}"
         )
+    view_pair = _views(views, test_x.shape) if options.diagnostics and views is not None else None
+    counterfactual_x = (
+        _counterfactual(counterfactual, test_x.shape) if options.diagnostics and counterfactual is not None else None
+    )
     n_classes = n_classes or int(max(train_y.max(initial=0), test_y.max(initial=0)) + 1)
-    chosen_device = torch.device(device) if device is not None else default_device()
-    config = probe_config or ProbeConfig()
+    seed, evaluation = options.seed, options.eval
     fitted = train_linear_probe(
         Features(train_x, torch.from_numpy(train_y), torch.zeros(len(train_y))),
         n_classes,
-        config,
+        options.probe,
         seed=seed,
-        device=chosen_device,
+        device=options.resolved_device(),
     )
     predictions = fitted.predict(test_x).numpy()
     info = dict(info or {})
@@ -321,188 +339,81 @@ def audit_features(
         predictions,
         test_s,
         kind=kind,
-        n_boot=n_boot,
-        confidence=confidence,
+        n_boot=evaluation.n_boot,
+        confidence=evaluation.confidence,
         seed=seed,
         group_names=info.get("group_names"),
     )
-    frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
     recoloured: np.ndarray | None = None
-    if diagnostics:
-        view_pair = None
-        if views is not None:
-            view_pair = Views(_features(views[0], "views[0]"), _features(views[1], "views[1]"))
-            for name, tensor in (("views[0]", view_pair.first), ("views[1]", view_pair.second)):
-                if tensor.shape != test_x.shape:
-                    raise CecoFairError(
-                        f"{name}: expected {tuple(test_x.shape)} like test_features, got {tuple(tensor.shape)}"
-                    )
+    if options.diagnostics:
         scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
-        if counterfactual is not None:
-            counterfactual_x = _counterfactual(counterfactual, test_x.shape)
+        if counterfactual_x is not None:
             found, recoloured = counterfactual_diagnostics(counterfactual_x, predictions, fitted.predict)
             scores.update(found)
     return AuditResult(
         scores,
         kind,
-        frame,
-        project(test_x, test_y, test_s, projection_points, seed),
+        pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions}),
+        project(test_x, test_y, test_s, evaluation.projection_points, seed),
         table,
         matrix,
         info,
         recoloured,
+        options=options,
     )
-
-
-def _counterfactual(values: ArrayLike, test_shape: torch.Size) -> torch.Tensor:
-    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
-    if tensor.ndim != 3 or tensor.shape[0] != test_shape[0] or tensor.shape[2] != test_shape[1]:
-        raise CecoFairError(
-            f"counterfactual: expected features [{test_shape[0]}, K, {test_shape[1]}], got {tuple(tensor.shape)}"
-        )
-    return tensor.float()
-
-
-def counterfactual_table(targets: np.ndarray, sensitive: np.ndarray, under_colour: np.ndarray) -> pd.DataFrame:
-    """One row per (test image, colour) of the predictions ``[n, K]``: index, target, sensitive, colour, prediction."""
-    n, k = under_colour.shape
-    return pd.DataFrame(
-        {
-            "index": np.repeat(np.arange(n), k),
-            "target": np.repeat(targets, k),
-            "sensitive": np.repeat(sensitive, k),
-            "colour": np.tile(np.arange(k), n),
-            "prediction": under_colour.reshape(-1),
-        }
-    )
-
-
-def split_features(
-    encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor],
-    train: Dataset[Any],
-    test: Dataset[Any],
-    *,
-    device: torch.device,
-    batch_size: int,
-    num_workers: int,
-    normalization: AugmentConfig | None,
-    progress: bool,
-    label: str = "",
-) -> tuple[Features, Features]:
-    """Frozen features of the training and test datasets, each ``[n, D]`` with targets and sensitive values."""
-
-    def features_of(dataset: Dataset[Any], split: str) -> Features:
-        return extract_features(
-            encoder,
-            dataset,
-            device=device,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            normalization=normalization,
-            progress=progress,
-            description=f"{label} {split} features".strip(),
-        )
-
-    return features_of(train, "train"), features_of(test, "test")
-
-
-def dataset_info(dataset: object) -> dict[str, Any]:
-    """What a dataset says about itself, for the run record.
-
-    Args:
-        dataset: a split; one outside :class:`~ceco_fair.data.base.FairnessDataset` says nothing.
-
-    Returns:
-        ``metric_kind``, ``target_name``, ``sensitive_name``, ``class_names``, ``group_names``
-        and, when the dataset has them, ``group_colours`` (an empty mapping for a dataset
-        outside the protocol).
-    """
-    if not isinstance(dataset, FairnessDataset):
-        return {}
-    info = {
-        "metric_kind": dataset.metric_kind,
-        "target_name": dataset.target_name,
-        "sensitive_name": dataset.sensitive_name,
-        "class_names": list(dataset.class_names),
-        "group_names": list(dataset.group_names),
-    }
-    colours = getattr(dataset, "group_colours", None)  # an optional member
-    return {**info, "group_colours": list(colours)} if colours is not None else info
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def audit(
-    encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor],
-    train: Dataset[Any],
-    test: Dataset[Any],
+    encoder: Encoder,
+    train: ImageDataset,
+    test: ImageDataset,
+    options: AuditOptions | None = None,
     *,
     target: str | None = None,
     sensitive: str | None = None,
-    probe: Literal["linear"] = "linear",
-    device: torch.device | str | None = None,
-    metrics: MetricKind = "auto",
-    probe_config: ProbeConfig | None = None,
-    normalization: AugmentConfig | None = None,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    batch_size: int = 256,
-    num_workers: int = 0,
     name: str | None = None,
-    progress: bool = True,
-    diagnostics: bool = True,
-    view_augment: AugmentConfig | None = None,
+    **keywords: Any,
 ) -> AuditResult:
     """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
 
-    With ``diagnostics``, the representation diagnostics are measured on ``test`` too: two views of every
-    test image made with ``view_augment`` (default :data:`AUDIT_VIEW_AUGMENT`, seeded by ``seed``) and,
+    With ``options.diagnostics``, the representation diagnostics are measured on ``test`` too: two views
+    of every test image made with :meth:`AuditOptions.views_augment` (seeded by ``options.seed``) and,
     for coloured digits, every test image re-rendered on each background colour.
 
     Args:
         encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
         train: a dataset yielding ``(image, target, sensitive)``; the probe is fitted on it.
         test: a dataset yielding ``(image, target, sensitive)``; the metrics are measured on it.
+        options: the probe, evaluation and run settings (default :class:`AuditOptions`).
         target: the target's name for the report (default: the dataset's ``target_name``).
         sensitive: the sensitive attribute's name (default: the dataset's ``sensitive_name``).
-        probe: the probe; ``linear``.
-        device: where to run the encoder and the probe (default: CUDA if available).
-        metrics: ``bias``, ``group`` or ``auto`` (the dataset's ``metric_kind`` when it implements
-            :class:`~ceco_fair.data.base.FairnessDataset`, else :func:`choose_kind`).
-        probe_config: the probe's settings.
-        normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
-        n_boot: bootstrap resamples for confidence intervals.
-        confidence: the intervals' confidence level.
-        seed: seeds the probe, bootstrap and projection.
-        batch_size: images per forward pass.
-        num_workers: loader workers for datasets that decode from disk.
         name: the encoder's name in the results (default: its class name).
-        progress: show progress bars.
-        diagnostics: measure the representation diagnostics.
-        view_augment: the augmentation of the two views (its mean / std replace ``normalization``'s).
+        **keywords: single options by name, replacing those of ``options`` (see
+            :meth:`AuditOptions.with_keywords`: ``n_boot=0``, ``device="cpu"``, ``progress=False``, ...).
 
     Returns:
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
+
+    Raises:
+        CecoFairError: an encoder that is not callable, an unknown option, or any error of :func:`audit_features`.
     """
+    options = _options(options, keywords)
     if not callable(encoder):
         raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
-    chosen_device = torch.device(device) if device is not None else default_device()
+    device = options.resolved_device()
     if isinstance(encoder, nn.Module):
-        encoder = encoder.to(chosen_device)
+        encoder = encoder.to(device)
+    batch_size = options.eval.batch_size
     started = now()
     train_features, test_features = split_features(
         encoder,
         train,
         test,
-        device=chosen_device,
+        device=device,
         batch_size=batch_size,
-        num_workers=num_workers,
-        normalization=normalization,
-        progress=progress,
+        num_workers=options.num_workers,
+        normalization=options.normalization,
+        progress=options.progress,
     )
     name = name or type(encoder).__name__
     described = dataset_info(test)
@@ -512,26 +423,24 @@ def audit(
         "dataset": type(test).__name__,
         "target": target or described.get("target_name"),
         "sensitive": sensitive or described.get("sensitive_name"),
-        "manifest": {**build_manifest(chosen_device), "started": started, "finished": now()},
+        "manifest": {**build_manifest(device), "started": started, "finished": now()},
     }
-    if metrics == "auto" and "metric_kind" in described:
-        metrics = described["metric_kind"]
+    if options.metrics == "auto" and "metric_kind" in described:
+        options = dataclasses.replace(options, metrics=described["metric_kind"])
     views, counterfactual = None, None
-    if diagnostics:
-        base = normalization or AugmentConfig()
-        augment = view_augment or dataclasses.replace(AUDIT_VIEW_AUGMENT, mean=base.mean, std=base.std)
+    if options.diagnostics:
         views = view_features(
             encoder,
             test,
-            augment,
-            seed=seed,
-            device=chosen_device,
+            options.views_augment(),
+            seed=options.seed,
+            device=device,
             batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
+            num_workers=options.num_workers,
+            progress=options.progress,
         )
         counterfactual = dataset_counterfactuals(
-            encoder, test, device=chosen_device, batch_size=batch_size, normalization=normalization
+            encoder, test, device=device, batch_size=batch_size, normalization=options.normalization
         )
     result = audit_features(
         train_features.features,
@@ -539,16 +448,9 @@ def audit(
         test_features.features,
         as_long(test_features.targets),
         as_long(test_features.sensitive),
+        dataclasses.replace(options, device=device),
         n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
-        metrics=metrics,
-        probe=probe,
-        probe_config=probe_config,
-        n_boot=n_boot,
-        confidence=confidence,
-        seed=seed,
-        device=chosen_device,
         info=info,
-        diagnostics=diagnostics,
         views=(views.first, views.second) if views is not None else None,
         counterfactual=counterfactual,
     )
@@ -556,7 +458,7 @@ def audit(
     return result
 
 
-def attach_strip(result: AuditResult, test: Dataset[Any]) -> None:
+def attach_strip(result: AuditResult, test: ImageDataset) -> None:
     """Add the report's colour strip of the first test digit when the audit measured colour sensitivity."""
-    if result.counterfactual is not None:
+    if result.counterfactual is not None and isinstance(test, Recolourable):
         result.strip = colour_strip(test, result.counterfactual)

@@ -2,19 +2,17 @@
 
 Feed the result to :func:`ceco_fair.metrics.bias_sensitivity` to measure how much of the
 representation the colour alone moves. Works for datasets that can re-render their images on
-another colour (a ``render_on(colour, indices)`` method and an ``n_colours`` count, as
-BiasedMNIST and ColoredMNIST have).
+another colour (:class:`~ceco_fair.data.base.Recolourable`: BiasedMNIST and ColoredMNIST).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.data.base import ImageDataset, Recolourable
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.probe import Encoder, extract_features
 
@@ -26,7 +24,7 @@ NOT_RECOLOURABLE = (
 class _Recoloured(Dataset[tuple[torch.Tensor, int, int]]):
     """One dataset's images, all on one background colour, with its targets and sensitive values."""
 
-    def __init__(self, dataset: Any, colour: int) -> None:
+    def __init__(self, dataset: Recolourable, colour: int) -> None:
         self.images: torch.Tensor = dataset.render_on(colour)
         self.targets: torch.Tensor = dataset.targets
         self.sensitive: torch.Tensor = dataset.sensitive
@@ -48,7 +46,7 @@ def _default_device(encoder: Encoder) -> torch.device:
 
 def counterfactual_features(
     encoder: Encoder,
-    dataset: Dataset[Any],
+    dataset: ImageDataset,
     *,
     batch_size: int = 256,
     device: torch.device | str | None = None,
@@ -62,8 +60,8 @@ def counterfactual_features(
 
     Args:
         encoder: Module or callable mapping ``[B, 3, H, W]`` floats to ``[B, D]``.
-        dataset: A dataset with ``render_on(colour, indices)`` and ``n_colours`` (BiasedMNIST,
-            ColoredMNIST), ``n`` samples.
+        dataset: A :class:`~ceco_fair.data.base.Recolourable` dataset (BiasedMNIST, ColoredMNIST),
+            ``n`` samples.
         batch_size: Images per forward pass.
         device: Where to run the encoder (default: the encoder's device, else the CPU).
         normalization: Mean / std of the training normalisation (default: ``AugmentConfig()``).
@@ -76,7 +74,7 @@ def counterfactual_features(
             not ``[B, D]``.
 
     """
-    if not (hasattr(dataset, "render_on") and hasattr(dataset, "n_colours")):
+    if not isinstance(dataset, Recolourable):
         raise CecoFairError(NOT_RECOLOURABLE.format(name=type(dataset).__name__))
     target = _default_device(encoder) if device is None else torch.device(device)
     per_colour = [
@@ -88,6 +86,6 @@ def counterfactual_features(
             normalization=normalization,
             progress=False,
         ).features
-        for colour in range(int(getattr(dataset, "n_colours")))  # noqa: B009  (not part of Dataset's type)
+        for colour in range(dataset.n_colours)
     ]
     return torch.stack(per_colour, dim=1)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
+from ceco_fair.data.base import ImageDataset, Recolourable
 from ceco_fair.evaluation.counterfactual import counterfactual_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics.representation import (
@@ -67,7 +67,7 @@ def cell_ids(targets: np.ndarray, sensitive: np.ndarray) -> np.ndarray:
 
 def view_features(
     encoder: Encoder,
-    dataset: Dataset[Any],
+    dataset: ImageDataset,
     augment: AugmentConfig,
     *,
     seed: int,
@@ -185,40 +185,34 @@ def counterfactual_diagnostics(
     return scores, recoloured
 
 
-def recolourable(dataset: Dataset[Any]) -> bool:
-    """Whether ``dataset`` can re-render its images on each of its background colours."""
-    return callable(getattr(dataset, "render_on", None))
-
-
 def dataset_counterfactuals(
     encoder: Encoder,
-    dataset: Dataset[Any],
+    dataset: ImageDataset,
     *,
     device: torch.device,
     batch_size: int,
     normalization: AugmentConfig | None,
 ) -> torch.Tensor | None:
-    """``[n, K, D]`` counterfactual features for a recolourable dataset, else None."""
-    if not recolourable(dataset):
+    """``[n, K, D]`` counterfactual features for a :class:`~ceco_fair.data.base.Recolourable` dataset, else None."""
+    if not isinstance(dataset, Recolourable):
         return None
     return counterfactual_features(encoder, dataset, batch_size=batch_size, device=device, normalization=normalization)
 
 
-def colour_strip(dataset: Dataset[Any], under_colour: np.ndarray, index: int = 0) -> dict[str, Any]:
+def colour_strip(dataset: Recolourable, under_colour: np.ndarray, index: int = 0) -> dict[str, Any]:
     """One test digit rendered on every background colour, with the probe's prediction under each.
 
     Args:
-        dataset: a recolourable dataset (see :func:`recolourable`).
+        dataset: the test set, recolourable.
         under_colour: the probe's predictions ``[n, K]`` for every image on every colour.
         index: the digit shown (default: the first test image, an unselected example).
 
     Returns:
         ``{"index", "target", "colour", "images": K nested lists [H][W][3] of 0–255, "predictions": [K]}``.
     """
-    render = dataset.render_on  # type: ignore[attr-defined]
-    _, target, colour = dataset[index]
+    target, colour = dataset.targets[index], dataset.sensitive[index]
     images = [
-        render(k, torch.tensor([index]))[0].permute(1, 2, 0).to(torch.uint8).tolist()
+        dataset.render_on(k, torch.tensor([index]))[0].permute(1, 2, 0).to(torch.uint8).tolist()
         for k in range(under_colour.shape[1])
     ]
     return {

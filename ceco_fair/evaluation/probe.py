@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ceco_fair.data.augment import AugmentConfig, normalize
+from ceco_fair.data.base import ImageDataset
 from ceco_fair.errors import CecoFairError
 from ceco_fair.training.batches import as_long, chunk_indices, iterate_batches
 
@@ -57,7 +56,7 @@ class Features:
 @torch.no_grad()
 def extract_features(
     encoder: Encoder,
-    dataset: Dataset[Any],
+    dataset: ImageDataset,
     *,
     device: torch.device,
     batch_size: int = 512,
@@ -95,7 +94,7 @@ def extract_features(
     was_training = isinstance(encoder, nn.Module) and encoder.training
     if isinstance(encoder, nn.Module):
         encoder.eval()
-    order = indices if indices is not None else torch.arange(len(dataset))  # type: ignore[arg-type]
+    order = indices if indices is not None else torch.arange(len(dataset))
     batches = chunk_indices(order, batch_size, drop_last=False)
     outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []

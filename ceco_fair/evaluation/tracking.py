@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
+from ceco_fair.data.base import FairnessDataset, ImageDataset
 from ceco_fair.evaluation.diagnostics import cell_ids, view_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics import bias_metrics, group_metrics
 from ceco_fair.metrics.representation import instance_retrieval, variance_ratio
+from ceco_fair.results.layout import MetricKind
 
 KNN_NEIGHBOURS = 20
 
@@ -105,10 +106,10 @@ class EpochTracker:
 
     def __init__(
         self,
-        train_set: Dataset[Any],
-        test_set: Dataset[Any],
+        train_set: FairnessDataset,
+        test_set: ImageDataset,
         *,
-        kind: str,
+        kind: MetricKind,
         augment: AugmentConfig,
         seed: int,
         device: torch.device,
@@ -117,13 +118,10 @@ class EpochTracker:
     ) -> None:
         generator = torch.Generator().manual_seed(seed)
         self.train_set, self.test_set = train_set, test_set
-        self.bank_rows = self._subsample(len(train_set), points, generator)  # type: ignore[arg-type]
-        self.query_rows = self._subsample(len(test_set), points, generator)  # type: ignore[arg-type]
+        self.bank_rows = self._subsample(len(train_set), points, generator)
+        self.query_rows = self._subsample(len(test_set), points, generator)
         self.balanced_rows = balanced_subsample(
-            train_set.targets,  # type: ignore[attr-defined]
-            train_set.sensitive,  # type: ignore[attr-defined]
-            points,
-            torch.Generator().manual_seed(seed + 1),
+            train_set.targets, train_set.sensitive, points, torch.Generator().manual_seed(seed + 1)
         )
         self.kind = kind
         self.augment = augment
@@ -137,7 +135,7 @@ class EpochTracker:
             return torch.arange(n)
         return torch.randperm(n, generator=generator)[:points].sort().values
 
-    def _features(self, encoder: Encoder, dataset: Dataset[Any], rows: torch.Tensor) -> Any:
+    def _features(self, encoder: Encoder, dataset: ImageDataset, rows: torch.Tensor) -> Any:
         return extract_features(
             encoder,
             dataset,

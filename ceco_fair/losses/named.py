@@ -77,6 +77,8 @@ class ContrastiveLoss(nn.Module, ABC):
         min_views: the smallest number of views V accepted.
         default_temperature: τ when none is given.
         default_base_temperature: τ_base when none is given.
+        default_ce_weight: weight of the auxiliary cross-entropy head a method trains beside this loss
+            when the protocol gives no ``ce_weight`` (0: none).
     """
 
     name: ClassVar[str] = "contrastive"
@@ -85,6 +87,7 @@ class ContrastiveLoss(nn.Module, ABC):
     min_views: ClassVar[int] = 1
     default_temperature: ClassVar[float] = 0.1
     default_base_temperature: ClassVar[float] = 0.07
+    default_ce_weight: ClassVar[float] = 0.0
 
     def __init__(
         self,
@@ -409,7 +412,8 @@ class BiasConLoss(ContrastiveLoss):
     """Bias-contrastive loss (Hong & Yang NeurIPS 2021).
 
     Positives = same label and a different bias value (``sensitive``); denominator = all k ≠ i.
-    Defaults τ = τ_base = 0.07 (no scaling).
+    Defaults τ = τ_base = 0.07 (no scaling); trained beside 0.01 · cross-entropy of a linear head, as
+    in the paper (``default_ce_weight``).
 
     Example:
         >>> x, y, b = torch.randn(8, 2, 16), torch.randint(0, 2, (8,)), torch.randint(0, 2, (8,))
@@ -420,6 +424,7 @@ class BiasConLoss(ContrastiveLoss):
     needs_sensitive = True
     default_temperature = 0.07
     default_base_temperature = 0.07
+    default_ce_weight = 0.01
 
     def weighted_terms(self) -> tuple[tuple[Term, float], ...]:
         """One term: same-label other-bias positives over all other keys."""

@@ -287,7 +287,7 @@ def bias_sensitivity(features: FeaturesLike) -> float:
     """Share of the variance of counterfactual features that the colour explains.
 
     ``features[i, k]`` encodes image ``i`` re-rendered on colour ``k`` (see
-    :func:`ceco_fair.evaluation.counterfactual_features`); vectors are L2-normalised along ``D``.
+    :func:`ceco_fair.evaluation.counterfactual.counterfactual_features`); vectors are L2-normalised along ``D``.
     ``Σ_i Σ_k ||f_ik − f̄_i||² / Σ_i Σ_k ||f_ik − f̄||²`` with ``f̄_i`` the mean over ``k`` of image
     ``i`` and ``f̄`` the global mean. 0: the colour changes nothing; 1: only the colour matters.
     When every vector is identical (0/0) the result is 0.0.

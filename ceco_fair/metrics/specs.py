@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-MetricKind = Literal["bias", "group", "representation"]
+MetricFamily = Literal["bias", "group", "representation"]
+"""What a metric measures; a run's :data:`~ceco_fair.results.layout.MetricKind` selects its bias or group family."""
 Direction = Literal["higher", "lower"]
 TargetType = Literal["any", "binary"]
 
@@ -36,7 +37,7 @@ class MetricSpec:
 
     name: str
     label: str
-    kind: MetricKind
+    kind: MetricFamily
     direction: Direction
     targets: TargetType = "any"
 

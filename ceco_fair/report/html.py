@@ -304,7 +304,7 @@ def format_interval(row: pd.Series) -> tuple[str, str]:
     """Write a summary row (fractions) as a percentage and its interval.
 
     Args:
-        row: A row of :func:`~ceco_fair.report.load.summarize` (``mean, low, high, kind``).
+        row: A row of :func:`~ceco_fair.report.stats.summarize` (``mean, low, high, kind``).
 
     Returns:
         The mean and the interval as text: ``("87.3", "± 1.2")`` (t-interval),

@@ -1,7 +1,7 @@
 """The results folder of a protocol run or an audit: every file's name, columns and writer.
 
 This module is the one owner of the layout. Writers (the runner, :mod:`ceco_fair.runner.experiment`,
-:mod:`ceco_fair.evaluation.auditing`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
+:mod:`ceco_fair.results.run_files`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
 import the names from here; no other module spells a results file's name. Torch-free.
 
 The run folders are the record of truth: each run's process writes its own ``runs/<run_id>/``, and
@@ -97,12 +97,13 @@ STATUS_COMPLETE: Final = "complete"
 STATUS_FAILED: Final = "failed"
 STATUS_INCOMPLETE: Final = "incomplete"
 RUN_STATUSES: Final = (STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED, STATUS_INCOMPLETE)
-FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
-"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
 """``running`` (written when a run starts), ``complete``, ``failed`` (training diverged) and
 ``incomplete`` (the reader's word for a run folder without a status or metrics)."""
+FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
+"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
 
 MetricKind = Literal["bias", "group"]
+"""A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness."""
 METRIC_KINDS: Final = ("bias", "group")
 LIST_SEPARATOR: Final = "+"
 """Joins a list of sensitive attributes into one cell (``gender+race``)."""
@@ -144,12 +145,12 @@ FILES: Final = (
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
     ResultFile(METRICS_FILE, "run", "ceco_fair.results.record"),
-    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.evaluation.auditing", PREDICTIONS_COLUMNS),
-    ResultFile(PROJECTION_FILE, "run", "ceco_fair.evaluation.auditing", PROJECTION_COLUMNS),
-    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.evaluation.auditing", GROUP_TABLE_COLUMNS, "group"),
-    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.evaluation.auditing", (), "bias"),
-    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.evaluation.auditing", COUNTERFACTUAL_COLUMNS),
-    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.evaluation.auditing"),
+    ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.results.run_files", PREDICTIONS_COLUMNS),
+    ResultFile(PROJECTION_FILE, "run", "ceco_fair.results.run_files", PROJECTION_COLUMNS),
+    ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.results.run_files", GROUP_TABLE_COLUMNS, "group"),
+    ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.results.run_files", (), "bias"),
+    ResultFile(COUNTERFACTUAL_FILE, "run", "ceco_fair.results.run_files", COUNTERFACTUAL_COLUMNS),
+    ResultFile(COLOUR_STRIP_FILE, "run", "ceco_fair.results.run_files"),
 )
 """Every file a results folder may hold."""
 

@@ -61,7 +61,7 @@ def check_batch_size(protocol: Protocol) -> None:
         if data_key(run) in seen or not run.method.config.trains:
             continue
         seen.add(data_key(run))
-        size = len(build_split(protocol, run, TRAIN_SPLIT))  # type: ignore[arg-type]
+        size = len(build_split(protocol, run, TRAIN_SPLIT))
         if batch > size:
             raise CecoFairError(
                 f"train.batch_size: {batch} is larger than the training set of {run.run_id} ({size} samples)"

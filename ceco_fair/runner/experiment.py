@@ -10,13 +10,13 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from ceco_fair.common.io import atomic_write_text
-from ceco_fair.data.base import check_dataset
+from ceco_fair.data.base import FairnessDataset
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
-from ceco_fair.evaluation.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
+from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
 from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
+from ceco_fair.evaluation.measure import dataset_info, split_features
 from ceco_fair.evaluation.tracking import EpochTracker
 from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
@@ -56,7 +56,7 @@ def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | Non
     ).with_facts(origin or {})
 
 
-def build_split(protocol: Protocol, run: RunSpec, split: str) -> Dataset[Any]:
+def build_split(protocol: Protocol, run: RunSpec, split: str) -> FairnessDataset:
     """The dataset of ``split`` for ``run``: ρ applies to the training split only."""
     kwargs: dict[str, Any] = dict(protocol.data)
     if takes_seed(protocol.dataset):
@@ -92,8 +92,8 @@ def execute_run(
     run: RunSpec,
     run_dir: Path,
     *,
-    train_set: Dataset[Any],
-    test_set: Dataset[Any],
+    train_set: FairnessDataset,
+    test_set: FairnessDataset,
     device: torch.device,
     resume: bool,
     progress: bool = True,
@@ -125,10 +125,9 @@ def execute_run(
     encoder_config = protocol.encoder
     encoder = build_protocol_encoder(encoder_config)
     if not isinstance(getattr(encoder, "feature_dim", None), int):
-        image = train_set[0][0]
-        encoder.feature_dim = infer_feature_dim(encoder, tuple(image.shape))  # type: ignore[assignment]
-    train_facts = check_dataset(train_set, protocol.dataset)
-    n_classes = train_facts.n_classes
+        channels, height, width = train_set[0][0].shape
+        encoder.feature_dim = infer_feature_dim(encoder, (channels, height, width))  # type: ignore[assignment]
+    n_classes = train_set.n_classes
     method = dataclasses.replace(run.method.config, projection_dim=encoder_config.projection_dim)
     model = session.prepare_model(MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm)
     if context.is_main:
@@ -146,17 +145,12 @@ def execute_run(
             checkpoint_path=run_dir / CHECKPOINT_FILE,
             resume=resume,
             context=context,
-            contrastive_loss=session.contrastive_loss(
-                method,
-                n_classes=n_classes,
-                n_groups=train_facts.n_groups,
-            ),
             progress=progress,
             description=run.run_id,
             track=EpochTracker(
                 train_set,
                 test_set,
-                kind=train_facts.metric_kind,
+                kind=train_set.metric_kind,
                 augment=protocol.train.augment,
                 seed=run.seed,
                 device=device,
@@ -207,20 +201,21 @@ def execute_run(
     )
     fields = {key: value for key, value in record.to_json(metrics=False).items() if key != "status"}
     info = {**dataset_info(test_set), **fields, "encoder": protocol.encoder.arch}
+    options = AuditOptions(
+        probe=protocol.probe,
+        eval=protocol.eval,
+        metrics=test_set.metric_kind,
+        seed=run.seed,
+        device=device,
+    )
     result = audit_features(
         train_features.features,
         train_features.targets,
         test_features.features,
         test_features.targets,
         test_features.sensitive,
+        options,
         n_classes=n_classes,
-        metrics=check_dataset(test_set, protocol.dataset).metric_kind,
-        probe_config=protocol.probe,
-        n_boot=protocol.eval.n_boot,
-        confidence=protocol.eval.confidence,
-        seed=run.seed,
-        projection_points=protocol.eval.projection_points,
-        device=device,
         info=info,
         views=(views.first, views.second),
         counterfactual=counterfactual,

@@ -29,39 +29,14 @@ from ceco_fair.data.registry import (
     preflight,
 )
 from ceco_fair.errors import CecoFairError, ProtocolError
+from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
 from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
 from ceco_fair.training.user_loss import check_user_loss
 
-GRID_KEYS = ("rho", "attributes")
 METHOD_KEYS = ("name", "label", "ce_weight")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """The evaluation section: bootstrap intervals and the feature projection saved for the report."""
-
-    n_boot: int = 1000
-    confidence: float = 0.95
-    projection_points: int = 2000
-    batch_size: int = 512
-    track_every: int = 0
-    track_points: int = 500
-    baseline: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_boot < 0:
-            raise CecoFairError(f"eval.n_boot: expected >= 0, got {self.n_boot}")
-        if not 0 < self.confidence < 1:
-            raise CecoFairError(f"eval.confidence: expected a value in (0, 1), got {self.confidence}")
-        if self.track_every < 0:
-            raise CecoFairError(f"eval.track_every: expected epochs >= 0 (0: no curves), got {self.track_every}")
-        if self.track_points < 1:
-            raise CecoFairError(f"eval.track_points: expected a positive integer, got {self.track_points}")
-        if self.projection_points < 0:
-            raise CecoFairError(f"eval.projection_points: expected >= 0, got {self.projection_points}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +111,7 @@ class Protocol:
             {
                 "name": m.config.name,
                 "label": m.label,
-                "ce_weight": m.config.ce_weight,
+                "ce_weight": m.config.cross_entropy_weight,
                 **dict(m.config.loss_kwargs),
             }
             for m in self.methods
@@ -249,8 +224,8 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
                 build_loss(name, **loss_kwargs)
             except (ValueError, TypeError) as error:
                 raise ProtocolError(f"{path}: {error}") from None
-        ce_weight = coerce(item.get("ce_weight", 0.01 if name == "biascon" else 0.0), float, f"{path}.ce_weight")
-        if ce_weight < 0:
+        ce_weight = coerce(item["ce_weight"], float, f"{path}.ce_weight") if "ce_weight" in item else None
+        if ce_weight is not None and ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
         label = coerce(item.get("label", spec_attribute(name) if is_user_spec(name) else name), str, f"{path}.label")
         specs.append(MethodSpec(label, MethodConfig(name, loss_kwargs, ce_weight)))

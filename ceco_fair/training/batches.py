@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from ceco_fair.data.base import ImageDataset
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ def as_long(values: Any) -> torch.Tensor:
     return torch.as_tensor(values).long().reshape(-1)
 
 
-def dataset_images(dataset: Dataset[Any]) -> torch.Tensor | None:
+def dataset_images(dataset: ImageDataset) -> torch.Tensor | None:
     """The dataset's images as one ``[n, C, H, W]`` tensor if it keeps them in memory, else None."""
     images = getattr(dataset, "images", None)
     return images if isinstance(images, torch.Tensor) and images.ndim == 4 else None
@@ -67,7 +69,7 @@ class BatchSource:
         num_workers: ``DataLoader`` workers for datasets that decode from disk.
     """
 
-    def __init__(self, dataset: Dataset[Any], device: torch.device | None = None, num_workers: int = 0) -> None:
+    def __init__(self, dataset: ImageDataset, device: torch.device | None = None, num_workers: int = 0) -> None:
         self.dataset = dataset
         self.device = device or torch.device("cpu")
         self.num_workers = num_workers
@@ -80,7 +82,7 @@ class BatchSource:
                 logger.info("images of %d samples stay in host memory (too large for %s)", len(images), self.device)
             self.tensors = (
                 images.to(self.home),
-                as_long(getattr(dataset, "targets")).to(self.home),  # noqa: B009  (not part of Dataset's type)
+                as_long(getattr(dataset, "targets")).to(self.home),  # noqa: B009  (not part of ImageDataset)
                 as_long(getattr(dataset, "sensitive")).to(self.home),  # noqa: B009
             )
 
@@ -94,7 +96,7 @@ class BatchSource:
             yield from self._gather(self.tensors, batches)
             return
         loader = DataLoader(
-            self.dataset,
+            cast("Dataset[Batch]", self.dataset),  # a DataLoader reads only len() and [index]
             batch_sampler=[b.tolist() for b in batches],
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -127,7 +129,7 @@ def tuple_to(batch: Batch, device: torch.device) -> Batch:
 
 
 def iterate_batches(
-    dataset: Dataset[Any],
+    dataset: ImageDataset,
     batches: Sequence[torch.Tensor],
     *,
     device: torch.device | None = None,

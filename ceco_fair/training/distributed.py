@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,9 +22,24 @@ import torch.distributed as dist
 from torch import nn
 
 from ceco_fair.losses import ContrastiveLoss, TermSum
-from ceco_fair.training.loop import ContrastiveLossFn, DistributedContext, MethodConfig, method_loss_module
 
 logger = logging.getLogger(__name__)
+
+ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A training loss on projected features: ``(features [N, V, P], labels [N], sensitive [N]) -> scalar``."""
+
+
+@dataclass
+class DistributedContext:
+    """Where this process stands in a data-parallel run (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes outputs."""
+        return self.rank == 0
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -112,18 +128,6 @@ class DistributedSession:
     def active(self) -> bool:
         """Whether a process group of more than one process is running."""
         return self.context.world_size > 1
-
-    def contrastive_loss(
-        self, method: MethodConfig, *, n_classes: int | None = None, n_groups: int | None = None
-    ) -> ContrastiveLossFn | None:
-        """The gathered loss of a contrastive method under data parallelism, else None (local loss).
-
-        ``n_classes`` / ``n_groups`` are the dataset's sizes (see :func:`global_contrastive_loss`).
-        """
-        loss = method_loss_module(method) if self.active else None
-        if loss is None:
-            return None
-        return global_contrastive_loss(loss, self.context, n_classes=n_classes, n_groups=n_groups)
 
     def prepare_model(self, model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
         """Move ``model`` to ``device`` (channels-last on CUDA) and, when active, wrap it in DDP.

@@ -20,16 +20,17 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
+from ceco_fair.data.base import FairnessDataset
 from ceco_fair.errors import CecoFairError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.batches import BatchSource, chunk_indices
 from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
+from ceco_fair.training.distributed import ContrastiveLossFn, DistributedContext, global_contrastive_loss
 from ceco_fair.training.tensorboard import require_tensorboard
 from ceco_fair.training.user_loss import build_user_loss
 
@@ -111,15 +112,22 @@ class MethodConfig:
     Attributes:
         name: ``ce`` or a key of :data:`ceco_fair.losses.LOSSES`.
         loss_kwargs: keyword arguments of the loss (temperature, ...).
-        ce_weight: weight of an auxiliary cross-entropy head trained with a contrastive loss
-            (BiasCon trains 0.01·CE + BiasCon); 0 disables it.
+        ce_weight: weight of an auxiliary cross-entropy head trained with a contrastive loss; 0 disables
+            it, None takes the loss's ``default_ce_weight`` (BiasCon trains 0.01·CE + BiasCon, others 0).
         projection_dim: output size of the projection head.
     """
 
     name: str
     loss_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    ce_weight: float = 0.0
+    ce_weight: float | None = None
     projection_dim: int = 128
+
+    @property
+    def cross_entropy_weight(self) -> float:
+        """The auxiliary cross-entropy weight: ``ce_weight``, else the named loss's ``default_ce_weight``."""
+        if self.ce_weight is not None:
+            return self.ce_weight
+        return LOSSES[self.name].default_ce_weight if self.name in LOSSES else 0.0
 
     @property
     def contrastive(self) -> bool:
@@ -146,7 +154,7 @@ class MethodModel(nn.Module):
         feature_dim = int(getattr(encoder, "feature_dim"))  # noqa: B009  (user encoders are plain Modules)
         self.encoder = encoder
         self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
-        needs_classifier = not method.contrastive or method.ce_weight > 0
+        needs_classifier = not method.contrastive or method.cross_entropy_weight > 0
         self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -189,9 +197,6 @@ def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | s
     return generator
 
 
-ContrastiveLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def training_loss(
     model: nn.Module,
     method: MethodConfig,
@@ -221,22 +226,9 @@ def training_loss(
     assert projected is not None and contrastive_loss is not None
     per_sample = projected.float().view(len(views), batch, -1).transpose(0, 1)  # [B, V, P]
     loss = contrastive_loss(per_sample, targets, sensitive)
-    if logits is not None and method.ce_weight > 0:
-        loss = loss + method.ce_weight * F.cross_entropy(logits[:batch].float(), targets)
+    if logits is not None and method.cross_entropy_weight > 0:
+        loss = loss + method.cross_entropy_weight * F.cross_entropy(logits[:batch].float(), targets)
     return loss
-
-
-@dataclass
-class DistributedContext:
-    """Where this process stands in a data-parallel run (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes outputs."""
-        return self.rank == 0
 
 
 def method_loss_module(method: MethodConfig) -> ContrastiveLoss | None:
@@ -255,24 +247,36 @@ def method_loss_module(method: MethodConfig) -> ContrastiveLoss | None:
 
 
 def build_method_loss(
-    method: MethodConfig, *, n_classes: int | None = None, n_groups: int | None = None
+    method: MethodConfig,
+    *,
+    n_classes: int | None = None,
+    n_groups: int | None = None,
+    context: DistributedContext | None = None,
 ) -> ContrastiveLossFn | None:
-    """The contrastive loss of a method for one-process training, None for ``ce``.
+    """The training loss of a method's contrastive part, None for ``ce`` and ``frozen``: the one place it is built.
 
     Args:
         method: the training method.
-        n_classes: the dataset's number of classes (labels in ``[0, n_classes)``).
+        n_classes: the dataset's number of classes (labels in ``[0, n_classes)``; None: any integers).
         n_groups: the dataset's number of sensitive groups.
+        context: this process's rank and world size; with more than one process a named loss
+            contrasts this process's anchors against the global batch
+            (:func:`~ceco_fair.training.distributed.global_contrastive_loss`).
 
     Returns:
         ``(features [B, V, P], labels [B], sensitive [B]) -> scalar``; with both sizes a named loss
         indexes fixed-size tables by the ids and makes no host synchronisation. A user loss
-        (``"package.module:Name"``) is built with the method's keywords and called as it is.
+        (``"package.module:Name"``) is built with the method's keywords and called as it is, on this
+        process's share of the batch.
     """
     if is_user_spec(method.name):
         return build_user_loss(method.name, method.loss_kwargs)
     loss = method_loss_module(method)
-    return None if loss is None else functools.partial(loss, n_classes=n_classes, n_groups=n_groups)
+    if loss is None:
+        return None
+    if context is not None and context.world_size > 1:
+        return global_contrastive_loss(loss, context, n_classes=n_classes, n_groups=n_groups)
+    return functools.partial(loss, n_classes=n_classes, n_groups=n_groups)
 
 
 class TrainingStep:
@@ -335,7 +339,7 @@ class TrainingStep:
 def pretrain(
     model: nn.Module,
     method: MethodConfig,
-    dataset: Dataset[Any],
+    dataset: FairnessDataset,
     config: TrainConfig,
     *,
     seed: int,
@@ -359,13 +363,15 @@ def pretrain(
     Args:
         model: the :class:`MethodModel` to train, possibly wrapped in ``DistributedDataParallel``.
         method: the training method.
-        dataset: yields ``(image uint8 [3, H, W], target, sensitive)``.
+        dataset: yields ``(image uint8 [3, H, W], target, sensitive)``; its ``n_classes`` / ``n_groups``
+            size the loss's tables.
         config: the training settings.
         seed: the run's seed.
         device: where to train.
         checkpoint_path: where to save a checkpoint after every epoch (None: no checkpoints).
         resume: continue from ``checkpoint_path`` if it exists.
-        contrastive_loss: overrides the loss computation (data-parallel runs gather across processes).
+        contrastive_loss: replaces the method's loss (default: :func:`build_method_loss` with the dataset's
+            sizes and ``context``).
         context: this process's rank and world size.
         progress: show a progress bar per epoch.
         description: the progress bar's label.
@@ -385,10 +391,10 @@ def pretrain(
     model.to(device)
     if contrastive_loss is None:
         contrastive_loss = build_method_loss(
-            method, n_classes=getattr(dataset, "n_classes", None), n_groups=getattr(dataset, "n_groups", None)
+            method, n_classes=dataset.n_classes, n_groups=dataset.n_groups, context=context
         )
     optimizer = build_optimizer(model, config.optimizer)
-    n_samples = len(dataset)  # type: ignore[arg-type]
+    n_samples = len(dataset)
     global_batch = config.batch_size
     if global_batch % context.world_size:
         raise CecoFairError(f"train.batch_size: {global_batch} is not divisible by the {context.world_size} processes")

@@ -4,11 +4,12 @@ With ``eval.track_every: K`` the encoder is measured after every K-th epoch (and
 fixed subsample of ``eval.track_points`` training images (the kNN bank) and test images (the
 queries), and each measured epoch becomes one row of ``curves.csv``:
 
-- ``knn_accuracy``: accuracy of a k = 20 cosine nearest-neighbour vote over the bank's features
-  (one vote per neighbour; ties go to the smaller class index);
-- ``knn_bias_conflicting_accuracy`` (bias datasets) or ``knn_worst_group_accuracy`` (group
-  datasets): the same predictions measured as :mod:`ceco_fair.metrics` defines those metrics;
-- ``instance_retrieval_within_cell`` and ``variance_ratio`` of the test subsample, as in
+- the kNN values (specs of kind ``curve``): the predictions of a k = 20 cosine nearest-neighbour
+  vote over the bank's features (one vote per neighbour; ties go to the smaller class index),
+  measured by the metric the spec names in ``of`` (accuracy, and the bias-conflicting or
+  worst-group accuracy as :mod:`ceco_fair.metrics` defines them) for the runs of the spec's kinds;
+- the representation diagnostics whose spec has ``curve`` (retrieval within cell, variance
+  ratio), measured on the test subsample and its two views as in
   :mod:`ceco_fair.evaluation.diagnostics`.
 """
 
@@ -22,10 +23,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.evaluation.diagnostics import cell_ids, view_features
+from ceco_fair.evaluation.diagnostics import view_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics import bias_metrics, group_metrics
-from ceco_fair.metrics.representation import instance_retrieval, variance_ratio
+from ceco_fair.metrics.registry import REPRESENTATION_METRICS, RepresentationInputs, representation_scores
+from ceco_fair.metrics.specs import CURVE_METRICS, METRIC_SPECS
 
 KNN_NEIGHBOURS = 20
 
@@ -114,13 +116,16 @@ class EpochTracker:
         targets = queries.targets.long().numpy()
         sensitive = queries.sensitive.long().numpy()
         predictions = knn_predict(bank.features, bank.targets, queries.features).numpy()
-        row = {"knn_accuracy": float(np.mean(predictions == targets))}
         if self.kind == "bias":
-            conflicting = bias_metrics(targets, predictions, sensitive)["bias_conflicting_accuracy"]
-            row["knn_bias_conflicting_accuracy"] = float(conflicting)
+            measured = bias_metrics(targets, predictions, sensitive)
         else:
-            worst = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)["worst_group_accuracy"]
-            row["knn_worst_group_accuracy"] = float(worst)
+            measured = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)
+        row: dict[str, float] = {}
+        for name in CURVE_METRICS:
+            spec = METRIC_SPECS[name]
+            if spec.of is not None and self.kind in spec.runs:
+                row[name] = float(measured[spec.of])
+        diagnostics = tuple(name for name in CURVE_METRICS if name in REPRESENTATION_METRICS)
         views = view_features(
             encoder,
             self.test_set,
@@ -130,8 +135,13 @@ class EpochTracker:
             batch_size=self.batch_size,
             indices=self.query_rows,
         )
-        row["instance_retrieval_within_cell"] = instance_retrieval(
-            views.first, views.second, cell_ids(targets, sensitive)
+        inputs = RepresentationInputs(
+            queries.features,
+            targets,
+            sensitive,
+            self.seed,
+            np.arange(len(targets)),
+            views=(views.first, views.second),
         )
-        row["variance_ratio"] = variance_ratio(queries.features, targets)
+        row.update(representation_scores(inputs, ("features", "views"), diagnostics))
         return row

@@ -157,7 +157,7 @@ def distortion_against_bias(metrics: pd.DataFrame, methods: Sequence[str]) -> go
                 + text(label(distortion))
                 + " %{x:.3f}<br>"
                 + text(label(worst))
-                + " %{y:.1f}<extra>%{fullData.name}</extra>",
+                + f" %{{y:.1f}}{'%' if scale != 1.0 else ''}<extra>%{{fullData.name}}</extra>",
             )
         )
     apply_layout(

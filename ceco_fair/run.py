@@ -23,17 +23,15 @@ from typing import Any
 import torch
 import yaml
 
-from ceco_fair.common.io import atomic_write_json, atomic_write_text, locked
+from ceco_fair.common.io import atomic_write_text, locked
 from ceco_fair.errors import CecoFairError
-from ceco_fair.results.folder import read_run_record, rebuild_folder, write_grid
+from ceco_fair.results.folder import finished_record, rebuild_folder, write_grid
 from ceco_fair.results.layout import (
     LOCK_FILE,
     LOG_FILE,
     PROTOCOL_FILE,
     RESULTS_CSV,
-    RUN_FILE,
     STATUS_COMPLETE,
-    STATUS_FAILED,
     run_dir,
 )
 from ceco_fair.results.manifest import build_manifest, now, run_origin, update_manifest
@@ -208,8 +206,8 @@ def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: boo
     """Whether this process trains ``run``: not when it is complete (with ``resume``) or another holds its claim."""
     folder = run_dir(output, run.run_id)
     if resume:
-        done = read_run_record(folder)
-        if done is not None and done["status"] == STATUS_COMPLETE:
+        done = finished_record(folder)
+        if done is not None and done.status == STATUS_COMPLETE:
             logger.info("%s: already complete", run.run_id)
             return False
     claim = {**origin, "pid": os.getpid(), "claimed": now()}
@@ -263,8 +261,7 @@ def _run_grid(
             logger.error("%s", error)
             failed += 1
             if context.is_main:
-                record = {**run_record(protocol, run), **origin, "status": STATUS_FAILED, "error": str(error)}
-                atomic_write_json(folder / RUN_FILE, record)
+                run_record(protocol, run, origin).fail(str(error)).write(folder)
         if context.is_main:
             rebuild_folder(output)
     return failed

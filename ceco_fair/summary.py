@@ -2,8 +2,8 @@
 
 ``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C]`` prints one Markdown
 table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
-mean over seeds with its interval (:func:`ceco_fair.report.stats.seed_interval`: Student's t for
-three seeds or more). Each value is written by :func:`ceco_fair.metrics.specs.format_value`, as
+mean over seeds with its interval (:func:`ceco_fair.results.seeds.seed_interval`: Student's t for
+two seeds or more). Each value is written by :func:`ceco_fair.metrics.specs.format_value`, as
 the report writes it (percent or plain, with the decimals of the metric's spec). Torch-free: it
 reads ``results.csv`` only.
 """
@@ -15,14 +15,16 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
-from ceco_fair.report.stats import DEFAULT_CONFIDENCE, summarize
-from ceco_fair.results.comparisons import condition_of
+from ceco_fair.report.stats import summarize
 from ceco_fair.results.layout import RESULTS_CSV
+from ceco_fair.results.record import condition_label
+from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
 
 USAGE_ERROR_STATUS = 2
 
@@ -40,7 +42,7 @@ def seed_summary(results: pd.DataFrame, metrics: Sequence[str], confidence: floa
     """
     table = results[results["metric"].isin(metrics)].copy()
     table["condition"] = [
-        condition_of({"rho": rho, "target": target, "sensitive": sensitive})
+        condition_label(rho, target, sensitive)
         for rho, target, sensitive in zip(
             _or_none(table["rho"]), _or_none(table["target"]), _or_none(table["sensitive"]), strict=True
         )
@@ -92,7 +94,7 @@ def summary_markdown(folder: Path, metrics: Sequence[str] | None = None, confide
     return "\n\n".join(markdown_table(summary, metric) for metric in chosen) + "\n"
 
 
-def _or_none(column: pd.Series) -> list[object]:
+def _or_none(column: pd.Series) -> list[Any]:
     return [None if pd.isna(value) else value for value in column]
 
 

@@ -1,8 +1,9 @@
 """Builders of synthetic results folders in the layout a protocol run writes.
 
 The layout is :mod:`ceco_fair.results.layout`'s: top-level protocol, manifest and result tables, and per
-run its record, history, metrics, bias matrix (bias runs) or group table (group runs),
-projection and a checkpoint the report must ignore. Values are random but plausible and reproducible.
+run its record (:class:`~ceco_fair.results.record.RunRecord`: ``run.json`` and ``metrics.json``), history,
+bias matrix (bias runs) or group table (group runs), projection and a checkpoint the report must ignore.
+Values are random but plausible and reproducible.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 import yaml
 
 from ceco_fair.results.comparisons import write_comparisons
+from ceco_fair.results.folder import write_results
 from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
     CHECKPOINT_FILE,
@@ -27,16 +29,11 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
-    METRICS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
-    RESULTS_COLUMNS,
-    RESULTS_CSV,
-    RESULTS_JSON,
-    RUN_FILE,
     run_dir,
-    tidy_rows,
 )
+from ceco_fair.results.record import RunRecord
 
 BIAS_METHODS = ("ce", "supcon", "contex")
 GROUP_METHODS = ("supcon", "fscl", "contex")
@@ -62,7 +59,7 @@ def write_biased_mnist_folder(
     With ``diagnostics`` every run also gets the representation diagnostics, per-epoch curves and a
     colour strip, and the folder a ``comparisons.csv``, as a run with ``eval.track_every`` writes them.
     """
-    runs = []
+    runs: list[RunRecord] = []
     for m, method in enumerate(methods):
         for rho in rhos:
             for seed in seeds:
@@ -78,28 +75,9 @@ def write_biased_mnist_folder(
                     "bias_aligned_accuracy": round(aligned, 6),
                     "bias_conflicting_accuracy": round(conflicting, 6),
                 }
-                run = {
-                    "run_id": run_id,
-                    "method": method,
-                    "loss": method,
-                    "dataset": "biased_mnist",
-                    "metric_kind": "bias",
-                    "rho": rho,
-                    "target": None,
-                    "sensitive": None,
-                    "seed": seed,
-                }
+                run = RunRecord(run_id, method, method, "biased_mnist", "bias", rho=rho, seed=seed)
                 folder = _write_run(
-                    root,
-                    run,
-                    metrics,
-                    rng,
-                    epochs,
-                    projection_points,
-                    classes=BIAS_CLASSES,
-                    groups=BIAS_CLASSES,
-                    names=("digit", "background colour"),
-                    colours=BIAS_GROUP_COLOURS,
+                    root, run, rng, epochs, projection_points, classes=BIAS_CLASSES, groups=BIAS_CLASSES
                 )
                 pd.DataFrame(
                     matrix,
@@ -108,8 +86,8 @@ def write_biased_mnist_folder(
                 ).to_csv(folder / BIAS_MATRIX_FILE)
                 if diagnostics:
                     metrics.update(_write_distortion(folder, rng, epochs))
-                    _write_json(folder / METRICS_FILE, metrics)
-                runs.append({**run, "status": "complete", "metrics": metrics})
+                names = ("digit", "background colour")
+                runs.append(_finish(folder, run, metrics, names=names, colours=BIAS_GROUP_COLOURS))
     protocol = {
         "name": name,
         "seeds": list(seeds),
@@ -122,7 +100,7 @@ def write_biased_mnist_folder(
     }
     _write_top(root, protocol, runs)
     if diagnostics:
-        write_comparisons(root, runs, kind="bias", baseline=None, confidence=0.95)
+        write_comparisons(root, [run.to_json() for run in runs], kind="bias", baseline=None, confidence=0.95)
     return root
 
 
@@ -166,7 +144,7 @@ def write_group_folder(
     name: str = "utkface-fairness",
 ) -> Path:
     """Write a group-fairness protocol's results (method × attribute pair × seed)."""
-    runs = []
+    runs: list[RunRecord] = []
     for m, method in enumerate(methods):
         for p, (target, sensitive) in enumerate(pairs):
             for seed in seeds:
@@ -187,30 +165,10 @@ def write_group_folder(
                     width = float(rng.uniform(0.005, 0.03))
                     metrics[f"{key}_ci_low"] = max(0.0, metrics[key] - width)
                     metrics[f"{key}_ci_high"] = min(1.0, metrics[key] + width)
-                run = {
-                    "run_id": run_id,
-                    "method": method,
-                    "loss": method,
-                    "dataset": dataset,
-                    "metric_kind": "group",
-                    "rho": None,
-                    "target": target,
-                    "sensitive": sensitive,
-                    "seed": seed,
-                }
-                folder = _write_run(
-                    root,
-                    run,
-                    metrics,
-                    rng,
-                    epochs,
-                    projection_points,
-                    classes=2,
-                    groups=len(groups),
-                    names=(target, sensitive),
-                )
+                run = RunRecord(run_id, method, method, dataset, "group", target=target, sensitive=sensitive, seed=seed)
+                folder = _write_run(root, run, rng, epochs, projection_points, classes=2, groups=len(groups))
                 table.to_csv(folder / GROUP_TABLE_FILE, index=False)
-                runs.append({**run, "status": "complete", "metrics": metrics})
+                runs.append(_finish(folder, run, metrics, names=(target, sensitive)))
     protocol = {
         "name": name,
         "seeds": list(seeds),
@@ -237,21 +195,10 @@ def write_audit_folder(root: Path, *, encoder: str = "my_encoder") -> Path:
         "equal_opportunity_difference": 0.05,
         "eo_fscl": 0.06,
     }
-    run = {
-        "run_id": encoder,
-        "method": encoder,
-        "loss": None,
-        "dataset": "celeba",
-        "metric_kind": "group",
-        "rho": None,
-        "target": "Attractive",
-        "sensitive": "Male",
-        "seed": 0,
-    }
+    run = RunRecord(encoder, encoder, None, "celeba", "group", target="Attractive", sensitive="Male", seed=0)
+    run = run.with_facts({"encoder": encoder, "group_names": list(GROUP_NAMES[:2])}).finish(metrics)
     folder = run_dir(root, encoder)
-    folder.mkdir(parents=True)
-    _write_json(folder / RUN_FILE, {**run, "encoder": encoder, "group_names": list(GROUP_NAMES[:2])})
-    _write_json(folder / METRICS_FILE, metrics)
+    run.write(folder)
     table.to_csv(folder / GROUP_TABLE_FILE, index=False)
     _projection(rng, 200, 2, 2).to_csv(folder / PROJECTION_FILE, index=False)
     protocol = {
@@ -259,7 +206,7 @@ def write_audit_folder(root: Path, *, encoder: str = "my_encoder") -> Path:
         "data": {"dataset": "celeba"},
         "methods": [{"name": encoder}],
     }
-    _write_top(root, protocol, [{**run, "status": "complete", "metrics": metrics}])
+    _write_top(root, protocol, [run])
     return root
 
 
@@ -269,26 +216,36 @@ def remove(root: Path, *relative: str) -> None:
         (root / path).unlink()
 
 
+def _finish(
+    folder: Path,
+    run: RunRecord,
+    metrics: dict[str, float],
+    *,
+    names: tuple[str, str],
+    colours: Sequence[str] | None = None,
+) -> RunRecord:
+    """Write the run's record, complete with its metrics and what its dataset says about it."""
+    facts: dict[str, Any] = {"target_name": names[0], "sensitive_name": names[1], "encoder": "small_conv"}
+    if colours is not None:
+        facts["group_colours"] = list(colours)
+    record = run.with_facts(facts).finish(metrics)
+    record.write(folder)
+    return record
+
+
 def _write_run(
     root: Path,
-    run: dict[str, Any],
-    metrics: dict[str, float],
+    run: RunRecord,
     rng: np.random.Generator,
     epochs: int,
     projection_points: int,
     *,
     classes: int,
     groups: int,
-    names: tuple[str, str],
-    colours: Sequence[str] | None = None,
 ) -> Path:
-    folder = run_dir(root, run["run_id"])
+    """A run's folder with its history, projection and checkpoint (its record comes last, see :func:`_finish`)."""
+    folder = run_dir(root, run.run_id)
     folder.mkdir(parents=True)
-    facts: dict[str, Any] = {"target_name": names[0], "sensitive_name": names[1], "encoder": "small_conv"}
-    if colours is not None:
-        facts["group_colours"] = list(colours)
-    _write_json(folder / RUN_FILE, {**run, **facts, "status": "complete"})
-    _write_json(folder / METRICS_FILE, metrics)
     _history(rng, epochs).to_csv(folder / HISTORY_FILE, index=False)
     _projection(rng, projection_points, classes, groups).to_csv(
         folder / PROJECTION_FILE, index=False, float_format="%.5g"
@@ -297,7 +254,7 @@ def _write_run(
     return folder
 
 
-def _write_top(root: Path, protocol: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+def _write_top(root: Path, protocol: dict[str, Any], runs: list[RunRecord]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / PROTOCOL_FILE).write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
     _write_json(
@@ -313,8 +270,7 @@ def _write_top(root: Path, protocol: dict[str, Any], runs: list[dict[str, Any]])
             "hostname": "example-host",
         },
     )
-    pd.DataFrame(tidy_rows(runs), columns=list(RESULTS_COLUMNS)).to_csv(root / RESULTS_CSV, index=False)
-    _write_json(root / RESULTS_JSON, {"runs": runs})
+    write_results(root, runs)
 
 
 def _safe(name: str) -> str:

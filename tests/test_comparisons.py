@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ceco_fair.results.comparisons import condition_of, default_baseline, paired_comparisons
+from ceco_fair.results.comparisons import default_baseline, paired_comparisons
 from ceco_fair.results.layout import COMPARISONS_COLUMNS
+from ceco_fair.results.record import condition_label
 
 
 def run(method, seed, rho=0.9, loss=None, status="complete", **metrics):
@@ -92,5 +93,5 @@ def test_group_headline_metrics_and_attribute_condition():
     table = paired_comparisons(runs, kind="group")
     assert set(table.metric) == {"worst_group_accuracy"}
     assert table.condition.iloc[0] == "Attractive-vs-Male"
-    assert condition_of({"rho": None, "target": "Young", "sensitive": ["Male", "Young"]}) == "Young-vs-Male+Young"
+    assert condition_label(None, "Young", ["Male", "Young"]) == "Young-vs-Male+Young"
     assert table.ci_low.iloc[0] == pytest.approx(0.1) and table.ci_high.iloc[0] == pytest.approx(0.1)

@@ -41,6 +41,13 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert ci_commands == [readme_commands()[1]]
 
 
+def test_ci_lints_and_checks_types_before_the_tests() -> None:
+    steps = [step.strip() for step in readme_commands()[1].split("&&")]
+    wanted = ("ruff check ceco_fair tests benchmarks", "mypy", "python -m pytest")
+    lint, types, tests = (steps.index(step) for step in wanted)
+    assert lint < tests and types < tests and tests == len(steps) - 1
+
+
 def protocol_table() -> dict[str, str]:
     """The README's protocol table: key -> its meaning cell."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")

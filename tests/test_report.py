@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 from plotly.offline import get_plotlyjs
 from report_fixtures import (
     BIAS_GROUP_COLOURS,
@@ -36,6 +37,7 @@ from ceco_fair.report.__main__ import main
 from ceco_fair.report.html import format_interval, render_report, script_json
 from ceco_fair.report.readers import MAX_PROJECTION_POINTS
 from ceco_fair.report.stats import summarize
+from ceco_fair.results.record import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -90,7 +92,7 @@ def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, fl
 # --------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("n", [3, 4, 7])
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
 def test_seed_interval_is_the_t_interval_from_its_definition(n: int) -> None:
     values = list(np.random.default_rng(n).uniform(0.2, 0.9, n))
     interval = seed_interval(values)
@@ -120,7 +122,8 @@ def test_seed_interval_known_value() -> None:
 def test_seed_interval_few_seeds_and_nan() -> None:
     assert seed_interval([0.2, 0.6]) == seed_interval([0.6, float("nan"), 0.2])
     two = seed_interval([0.2, 0.6])
-    assert (two.kind, two.low, two.high, two.n) == ("range", 0.2, 0.6, 2)
+    mean, half = t_interval([0.2, 0.6])  # two seeds: the t-interval too, 12.7 standard errors wide
+    assert (two.kind, two.n) == ("t", 2) and two.high == pytest.approx(mean + half) and half > 2.5
     assert two.mean == pytest.approx(0.4)
     one = seed_interval([0.5], ci=(0.4, 0.7))
     assert (one.kind, one.mean, one.low, one.high) == ("bootstrap", 0.5, 0.4, 0.7)
@@ -156,7 +159,7 @@ def test_load_reads_runs_metrics_and_tables(biased: Path) -> None:
     results = load_results(biased)
     assert results.name == "quickstart" and results.dataset == "biased_mnist"
     assert results.methods == ("ce", "supcon", "contex")
-    assert results.conditions == ("ρ = 0.99", "ρ = 0.995")
+    assert results.conditions == ("rho=0.99", "rho=0.995")
     assert len(results.runs) == 18 and set(results.runs["status"]) == {"complete"}
     assert list(results.runs["seed"][:3]) == [0, 1, 2]
     assert results.missing == ()
@@ -225,23 +228,61 @@ def test_partial_folder_lists_what_is_missing(tmp_path: Path) -> None:
         for p, reason in ((i.path, i.reason) for i in results.missing)
     )
     run = results.runs.set_index("run_id").loc["contex-rho0.999-seed0"]
-    assert run["status"] == "running" and run["condition"] == "ρ = 0.999"
-    # results.csv still provides the metrics of the run whose metrics.json is broken
-    assert (results.metrics["run_id"] == "ce-rho0.99-seed0").sum() == 4
+    assert run["status"] == "running" and run["condition"] == "rho=0.999"
+    # the run whose metrics.json is broken keeps its fields, has no metrics and is not complete
+    broken = results.runs.set_index("run_id").loc["ce-rho0.99-seed0"]
+    assert broken["status"] == "incomplete" and broken["method"] == "ce"
+    assert (results.metrics["run_id"] == "ce-rho0.99-seed0").sum() == 0
     page = render_report(results)
     assert "Missing or partial results" in page
     assert "runs/contex-rho0.999-seed0/metrics.json" in page
 
 
-def test_metrics_fall_back_to_run_folders(tmp_path: Path) -> None:
+def test_the_run_folders_are_the_one_source(tmp_path: Path) -> None:
+    """results.csv and results.json are derived: the report neither needs nor reads them."""
     root = write_biased_mnist_folder(tmp_path / "out", epochs=2, projection_points=50)
+    expected = load_results(root).metrics
+    csv = pd.read_csv(root / "results.csv")
+    csv["value"] = 0.5
+    csv.to_csv(root / "results.csv", index=False)
+    (root / "results.json").write_text('{"runs": []}')
+    assert_frame_equal(load_results(root).metrics, expected)
     remove(root, "results.csv", "results.json")
     results = load_results(root)
-    assert {item.path for item in results.missing} == {"results.csv", "results.json"}
-    assert len(results.runs) == 3
+    assert results.missing == () and len(results.runs) == 3
     saved = json.loads((root / "runs/contex-rho0.99-seed0/metrics.json").read_text())
     got = results.metrics[results.metrics["run_id"] == "contex-rho0.99-seed0"]
     assert dict(zip(got["metric"], got["value"], strict=True)) == pytest.approx(saved)
+
+
+def test_grid_runs_without_a_folder_are_missing(tmp_path: Path) -> None:
+    root = write_biased_mnist_folder(tmp_path / "out", methods=("ce",), epochs=2, projection_points=20)
+    (root / "grid.json").write_text(json.dumps({"runs": ["ce-rho0.99-seed0", "ce-rho0.99-seed1"]}))
+    missing = load_results(root).missing
+    assert [(item.path, item.reason, item.run_id) for item in missing] == [
+        ("runs/ce-rho0.99-seed1/", "missing", "ce-rho0.99-seed1")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"status": "done"}, r"run\.json: status is 'done', expected running or complete or failed or incomplete"),
+        ({"seed": "zero"}, r"run\.json: seed is 'zero', expected an integer or null"),
+        ({"run_id": "other"}, r"run\.json: run_id is 'other', expected 'ce-rho0\.99-seed0', the name of its folder"),
+        ({"method": None}, r"run\.json: method is None, expected a string"),
+    ],
+)
+def test_a_malformed_run_record_is_listed_with_its_file_and_field(
+    tmp_path: Path, record: dict[str, Any], message: str
+) -> None:
+    root = write_biased_mnist_folder(tmp_path / "out", methods=("ce",), epochs=2, projection_points=20)
+    path = root / "runs/ce-rho0.99-seed0/run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **record}))
+    results = load_results(root)
+    (item,) = [item for item in results.missing if item.path == "runs/ce-rho0.99-seed0/run.json"]
+    assert re.search(message, item.reason) and "\n" not in item.reason
+    assert results.runs["status"].tolist() == ["incomplete"] and results.metrics.empty
 
 
 def test_projection_is_subsampled(tmp_path: Path) -> None:
@@ -266,20 +307,12 @@ def test_list_attributes_are_joined(tmp_path: Path) -> None:
     ("damage", "message"),
     [
         (
-            lambda r: (r / "results.csv").write_text("run_id,method,metric\nx,ce,accuracy\n"),
-            r"results\.csv lacks column\(s\) value",
+            lambda r: (r / "manifest.json").write_text("[1, 2"),
+            r"manifest\.json cannot be read: invalid JSON",
         ),
         (
-            lambda r: (r / "results.csv").write_text("run_id,method,metric,value\nx,ce,accuracy,high\n"),
-            r"column 'value' holds 'high', expected a number",
-        ),
-        (
-            lambda r: (r / "results.json").write_text("[1, 2"),
-            r"results\.json cannot be read: invalid JSON",
-        ),
-        (
-            lambda r: (r / "results.json").write_text('{"runs": [{"run_id": "x", "status": "done"}]}'),
-            r"runs\[0\]\.status is 'done', expected running or complete or failed or incomplete",
+            lambda r: (r / "comparisons.csv").write_text("method,baseline\nce,supcon\n"),
+            r"comparisons\.csv lacks column\(s\) condition",
         ),
         (
             lambda r: (r / "protocol.yaml").write_text("- a\n- b\n"),
@@ -299,7 +332,7 @@ def test_missing_or_empty_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"results folder not found: .*nowhere"):
         load_results(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"no results in .*empty: expected results\.csv"):
+    with pytest.raises(DataError, match=r"no results in .*empty: expected runs/<run_id>/ folders"):
         load_results(tmp_path / "empty")
 
 
@@ -341,7 +374,7 @@ def test_bias_heatmaps_average_seeds_and_switch(biased: Path) -> None:
     for index, button in enumerate(buttons):
         visible = button.args[0]["visible"]
         assert [i for i, v in enumerate(visible) if v] == [index]
-    assert buttons[4].label == "contex · ρ = 0.99 (3 seeds)"
+    assert buttons[4].label == "contex · rho=0.99 (3 seeds)"
     trace = fig.data[4]
     for digit in range(10):
         for colour in range(10):
@@ -384,10 +417,10 @@ def test_group_figures_values(group: Path) -> None:
     fig = F.group_rates(results)
     assert fig is not None
     table = pd.read_csv(group / "runs/contex-gender-race-seed0/group_table.csv")
-    # conditions are sorted: "target gender · sensitive age" first, then race
+    # conditions are sorted: "gender-vs-age" first, then race
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == [
-        "target gender · sensitive age",
-        "target gender · sensitive race",
+        "gender-vs-age",
+        "gender-vs-race",
     ]
     traces = [t for t in fig.data if t.name == "contex" and t.visible is False]
     tpr = next(t for t in traces if t.xaxis == "x2")
@@ -450,7 +483,7 @@ def test_projection_shows_lowest_seed_per_method_and_condition(biased: Path) -> 
     fig = F.projections(results)
     assert fig is not None
     labels = [b.label for b in fig.layout.updatemenus[0].buttons]
-    assert labels[0] == "ce · ρ = 0.99, seed 0" and len(labels) == 6
+    assert labels[0] == "ce · rho=0.99, seed 0" and len(labels) == 6
     source = pd.read_csv(biased / "runs/ce-rho0.99-seed0/projection.csv")
     visible = [t for t in fig.data if t.visible is True]
     left = [t for t in visible if t.xaxis == "x"]
@@ -551,9 +584,9 @@ def test_summary_table_highlights_the_best(group: Path) -> None:
             current = row[0][0]
             continue
         blocks.setdefault(current, []).append(row)
-    assert list(blocks) == ["target gender · sensitive age", "target gender · sensitive race"]
+    assert list(blocks) == ["gender-vs-age", "gender-vs-race"]
     for condition, rows in blocks.items():
-        target, sensitive = (part.split(" ")[1] for part in condition.split(" · "))
+        target, sensitive = condition.split("-vs-")
         saved = {
             m: json.loads((group / f"runs/{m}-{target}-{sensitive}-seed0/metrics.json").read_text())
             for m in ("supcon", "fscl", "contex")
@@ -577,7 +610,7 @@ def test_format_interval_kinds() -> None:
     row = pd.Series({"mean": 0.5, "low": 0.4, "high": 0.6, "kind": "t"})
     percent = METRIC_SPECS["accuracy"]
     assert format_interval(row, percent) == ("50.0", "± 10.0")
-    assert format_interval(row.replace("t", "range"), percent) == ("50.0", "[40.0–60.0]")
+    assert format_interval(row.replace("t", "bootstrap"), percent) == ("50.0", "[40.0–60.0]")
     assert format_interval(row.replace("t", "single"), percent) == ("50.0", "")
     assert format_interval(row, METRIC_SPECS["variance_ratio"]) == ("0.500", "± 0.100")
     assert format_interval(pd.Series({"mean": math.nan, "low": 0, "high": 0, "kind": "none"}), percent) == (
@@ -685,21 +718,10 @@ def test_module_entry_point_missing_folder(tmp_path: Path) -> None:
 def test_group_fairness_report_has_no_bias_section(tmp_path: Path) -> None:
     """ColoredMNIST has ρ but no bias metrics: the bias section (and ConTeX's gain in it) stays out."""
     folder = tmp_path / "colored"
-    table = [
-        {
-            "run_id": f"{m}-rho0.9-seed0",
-            "method": m,
-            "dataset": "colored_mnist",
-            "rho": 0.9,
-            "seed": 0,
-            "status": "complete",
-            "metrics": {"accuracy": a, "equalized_odds_difference": e},
-        }
-        for m, a, e in (("supcon", 0.84, 0.32), ("contex", 0.88, 0.22))
-    ]
-    folder.mkdir()
+    for m, a, e in (("supcon", 0.84, 0.32), ("contex", 0.88, 0.22)):
+        record = RunRecord(f"{m}-rho0.9-seed0", m, dataset="colored_mnist", rho=0.9, seed=0)
+        record.finish({"accuracy": a, "equalized_odds_difference": e}).write(folder / "runs" / record.run_id)
     (folder / "protocol.yaml").write_text("name: colored\ndata: {dataset: colored_mnist}\n")
-    (folder / "results.json").write_text(json.dumps({"runs": table}))
     html = (build_report(folder)).read_text(encoding="utf-8")
     assert 'id="bias"' not in html and "gain over SupCon" not in html
     assert 'id="fairness"' in html
@@ -710,6 +732,13 @@ def distorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_biased_mnist_folder(
         tmp_path_factory.mktemp("distortion"), rhos=(0.9,), seeds=(0, 1, 2), epochs=4, diagnostics=True
     )
+
+
+def test_comparisons_and_tables_name_conditions_alike(distorted: Path) -> None:
+    """One page, one label: the forest plot's conditions (comparisons.csv) are the tables' conditions."""
+    results = load_results(distorted)
+    assert results.conditions == ("rho=0.9",)
+    assert set(results.comparisons["condition"]) == set(results.conditions)
 
 
 def test_distortion_figures_show_the_seed_means(distorted: Path) -> None:

@@ -185,7 +185,7 @@ def test_menu_switches_the_view(browser: Browser, reports: dict[str, Path]) -> N
     after = page.eval_on_selector(heatmap, "d => d.data.map(t => t.visible)")
     assert after == [False, True] + [False] * 4
     title = page.eval_on_selector(heatmap, "d => d.layout.title.text")
-    assert title.endswith("ce · ρ = 0.997")
+    assert title.endswith("ce · rho=0.997")
     assert watch.console_errors == [] and watch.page_errors == []
     page.close()
 

@@ -267,9 +267,9 @@ def test_rebuild_lists_finished_runs_in_grid_order_and_the_missing_ones(tmp_path
         (folder / RUN_FILE).write_text(json.dumps({**fields, "run_id": run_id, "status": status, "shard": "2/3"}))
         (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
     state = rebuild_folder(tmp_path)
-    assert [record["run_id"] for record in state.records] == ["b", "a"] and state.missing == ["c", "d"]
-    assert state.records[0]["metrics"] == {} and state.records[1]["metrics"] == {"accuracy": 0.5}
-    assert all(record["shard"] == "2/3" for record in state.records)
+    assert [record.run_id for record in state.records] == ["b", "a"] and state.missing == ["c", "d"]
+    assert state.records[0].metrics == {} and state.records[1].metrics == {"accuracy": 0.5}
+    assert all(record.shard == "2/3" for record in state.records)
     table = pd.read_csv(tmp_path / RESULTS_CSV)
     assert table[["run_id", "metric", "value"]].values.tolist() == [["a", "accuracy", 0.5]]
     assert [r["run_id"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]] == ["b", "a"]

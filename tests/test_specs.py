@@ -85,16 +85,6 @@ def test_layout_names_each_file_once_and_its_run_tables_by_kind() -> None:
     assert layout.run_table_file("") is None
     assert layout.STATUS_RUNNING in layout.RUN_STATUSES
     assert layout.RESULTS_COLUMNS[-2:] == ("metric", "value")
-    rows = layout.tidy_rows([{"run_id": "a", "sensitive": ["Male", "Young"], "metrics": {"accuracy": 0.5}}])
-    assert rows == [
-        {
-            **dict.fromkeys(layout.RUN_COLUMNS),
-            "run_id": "a",
-            "sensitive": "Male+Young",
-            "metric": "accuracy",
-            "value": 0.5,
-        }
-    ]
 
 
 def test_each_metric_name_is_spelled_only_in_the_metrics_package() -> None:

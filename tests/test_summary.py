@@ -57,7 +57,7 @@ def test_differences_between_groups_print_as_the_report_prints_them(tmp_path):
     assert "| equalized-odds difference (%) | rho=0.9 |" in text
     assert "| supcon | 13.3 [" in text  # percent, one decimal: as the report's summary table
     spec = METRIC_SPECS["equalized_odds_difference"]
-    shown = format_interval(pd.Series({"mean": 0.1334, "low": 0.1234, "high": 0.1434, "kind": "range"}), spec)
+    shown = format_interval(pd.Series({"mean": 0.1334, "low": 0.1234, "high": 0.1434, "kind": "bootstrap"}), spec)
     assert shown == ("13.3", "[12.3–14.3]")
 
 

@@ -354,6 +354,10 @@ class CelebA(FileImageDataset):
             aligned images, applied before resizing; ``None`` resizes the whole image.
         seed: Accepted so every dataset takes the same run arguments; CelebA's official
             partitions involve no randomness.
+        cache_dir: Folder of the decoded-image cache: every image of the split is decoded and
+            resized once into a memory-mapped ``uint8`` array there (built on first use, shared
+            by later runs and concurrent processes) and read from it, pixel for pixel as without
+            it; ``None`` decodes on every read.
 
     Attributes:
         layout: Where the tables and images are.
@@ -386,6 +390,7 @@ class CelebA(FileImageDataset):
         image_size: int = 128,
         crop: Crop | None = None,
         seed: int = 0,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if split not in PARTITIONS:
             raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(PARTITIONS), value=split))
@@ -429,6 +434,7 @@ class CelebA(FileImageDataset):
             image_size=image_size,
             crop=crop_size,
             skipped=skipped,
+            cache_dir=cache_dir,
         )
         self.layout = layout
         self.split = split

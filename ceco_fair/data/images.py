@@ -2,12 +2,15 @@
 
 :class:`FileImageDataset` is the common body of the face datasets (UTKFace, CelebA): a list of
 files with one integer target and one integer sensitive group each, decoded lazily with
-``torchvision.io`` and resized with ``torchvision.transforms.v2.functional.resize``.
+``torchvision.io`` and resized with ``torchvision.transforms.v2.functional.resize``. Given a
+``cache_dir``, every image is decoded once into a memory-mapped array there
+(:mod:`ceco_fair.data.image_cache`) and read from it, pixel for pixel the same, as ``images``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as tvf
 from tqdm import tqdm
 
+from ceco_fair.data.image_cache import CachedImages, ImageCache
 from ceco_fair.errors import CecoFairError, DataError
 
 logger = logging.getLogger(__name__)
@@ -123,6 +127,19 @@ def fit_image(image: Tensor, image_size: int, crop: tuple[int, int] | None = Non
     return image
 
 
+def read_image(path: Path, image_size: int, crop: tuple[int, int] | None) -> Tensor:
+    """Decode one file and fit it to ``image_size`` (see :func:`decode_rgb` and :func:`fit_image`).
+
+    Returns:
+        ``uint8`` tensor ``[3, S, S]``.
+
+    Raises:
+        DataError: If the file cannot be decoded or is smaller than the crop.
+
+    """
+    return fit_image(decode_rgb(path), image_size, crop, path)
+
+
 def find_undecodable(paths: Sequence[Path], description: str) -> list[tuple[Path, str]]:
     """Decode every file once and list those that fail.
 
@@ -159,6 +176,23 @@ class FileImageDataset(Dataset[DatasetItem]):
             undecodable file).
         image_size: Output side length.
         crop: Optional ``(height, width)`` centre crop applied before resizing.
+        cache_dir: Folder of the decoded-image cache, or ``None`` to decode on every read.
+
+    Args:
+        files: Image paths, one per sample.
+        targets: ``[n]`` target classes.
+        sensitive: ``[n]`` sensitive groups.
+        attributes: ``n`` rows of raw attributes.
+        image_size: Output side length.
+        crop: Optional ``(height, width)`` centre crop.
+        skipped: Files already left out, ``(file name, reason)``.
+        cache_dir: Decode every image once into a cache in this folder (built here if absent,
+            shared by every process that reads the same files at the same size) and read from
+            it; ``None`` decodes on every read.
+
+    Raises:
+        DataError: If ``cache_dir`` is not writable or lacks room for a needed build (the
+            message names the folder and the size), or a file cannot be examined.
 
     """
 
@@ -177,6 +211,7 @@ class FileImageDataset(Dataset[DatasetItem]):
         image_size: int,
         crop: tuple[int, int] | None,
         skipped: list[tuple[str, str]],
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.files: list[Path] = list(files)
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
@@ -186,6 +221,42 @@ class FileImageDataset(Dataset[DatasetItem]):
         self.image_size = image_size
         self.crop = crop
         self.skipped = skipped
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self._cache: CachedImages | None = None
+        self._rows = torch.arange(len(self.files))
+        self._images: Tensor | None = None
+        if self.cache_dir is not None:
+            cache = ImageCache(self.cache_dir, self.files, image_size, crop)
+            self._cache = cache.open(self._read, description=f"caching {type(self).__name__} images")
+
+    def _read(self, path: Path) -> Tensor:
+        return read_image(path, self.image_size, self.crop)
+
+    @property
+    def images(self) -> Tensor | None:
+        """All images as ``uint8 [n, 3, S, S]`` from the cache (``None`` without ``cache_dir``).
+
+        The cache's memory map itself when the dataset uses all of it, else a copy of its rows.
+
+        Raises:
+            DataError: If an image of the dataset could not be decoded when the cache was built.
+
+        """
+        if self._cache is None:
+            return None
+        if self._images is None:
+            for row in self._rows.tolist():
+                self._check_row(row)
+            whole = len(self._rows) == len(self._cache.array) and bool(
+                torch.equal(self._rows, torch.arange(len(self._rows)))
+            )
+            self._images = self._cache.array if whole else self._cache.array[self._rows]
+        return self._images
+
+    def _check_row(self, row: int) -> None:
+        assert self._cache is not None
+        if row in self._cache.failures:
+            raise DataError(self._cache.failures[row] + IMAGE_DECODE_HINT)
 
     def __len__(self) -> int:
         """Return the number of usable samples."""
@@ -204,12 +275,17 @@ class FileImageDataset(Dataset[DatasetItem]):
             DataError: If the file cannot be decoded.
 
         """
-        path = self.files[index]
-        try:
-            image = decode_rgb(path)
-        except DataError as exc:
-            raise DataError(str(exc) + IMAGE_DECODE_HINT) from exc
-        image = fit_image(image, self.image_size, self.crop, path)
+        if self._cache is not None:
+            row = int(self._rows[index])
+            self._check_row(row)
+            image = self._cache.array[row].clone()
+        else:
+            path = self.files[index]
+            try:
+                image = decode_rgb(path)
+            except DataError as exc:
+                raise DataError(str(exc) + IMAGE_DECODE_HINT) from exc
+            image = fit_image(image, self.image_size, self.crop, path)
         return image, int(self.targets[index]), int(self.sensitive[index])
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
@@ -226,17 +302,25 @@ class FileImageDataset(Dataset[DatasetItem]):
         self.sensitive = self.sensitive[index]
         self.bias = self.sensitive
         self.attributes = self.attributes.iloc[positions].reset_index(drop=True)
+        self._rows = self._rows[index]
+        self._images = None
 
     def verify(self) -> list[tuple[str, str]]:
         """Decode every image once and drop those that fail.
 
-        Failures are logged, appended to :attr:`skipped` and removed from the dataset.
+        Failures are logged, appended to :attr:`skipped` and removed from the dataset. With a
+        cache, its build has decoded every image already: nothing is decoded again.
 
         Returns:
             ``(file name, reason)`` for each dropped file.
 
         """
-        failures = find_undecodable(self.files, f"verifying {type(self).__name__} images")
+        if self._cache is not None:
+            known = self._cache.failures
+            rows = self._rows.tolist()
+            failures = [(path, known[row]) for path, row in zip(self.files, rows, strict=True) if row in known]
+        else:
+            failures = find_undecodable(self.files, f"verifying {type(self).__name__} images")
         if not failures:
             return []
         failed = {path for path, _ in failures}

@@ -395,6 +395,10 @@ class UTKFace(FileImageDataset):
         preflight: Decode every image of the split once (progress bar) and drop those that
             fail, listing them in ``.skipped``. Without it an undecodable image raises
             :class:`~ceco_fair.errors.DataError` when read.
+        cache_dir: Folder of the decoded-image cache: every image of the split is decoded and
+            resized once into a memory-mapped ``uint8`` array there (built on first use, shared
+            by later runs and concurrent processes) and read from it, pixel for pixel as without
+            it; ``None`` decodes on every read.
 
     Attributes:
         folder: The image folder.
@@ -436,6 +440,7 @@ class UTKFace(FileImageDataset):
         split_file: str | os.PathLike[str] | None = None,
         bias_rate: float | None = None,
         preflight: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_arguments(split, seed, bias_rate)
         check_attribute_options(target, sensitive, age_bins)
@@ -469,6 +474,7 @@ class UTKFace(FileImageDataset):
             image_size=image_size,
             crop=None,
             skipped=skipped,
+            cache_dir=cache_dir,
         )
         self.folder = folder
         self.split = split

@@ -42,16 +42,13 @@ from ceco_fair.results.layout import (
     COUNTERFACTUAL_FILE,
     GROUP_TABLE_FILE,
     MANIFEST_FILE,
-    METRICS_FILE,
     PREDICTIONS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
-    RUN_FILE,
-    STATUS_COMPLETE,
     run_dir,
-    run_fields,
 )
 from ceco_fair.results.manifest import build_manifest, now
+from ceco_fair.results.record import RunRecord
 from ceco_fair.training.batches import as_long
 
 logger = logging.getLogger(__name__)
@@ -96,9 +93,11 @@ class AuditResult:
         return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
 
     def write_run_files(self, folder: Path) -> None:
-        """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
+        """Write the per-run files (tables, predictions, projection) into ``folder``.
+
+        The metrics go into the run's record (:class:`~ceco_fair.results.record.RunRecord`), with its status.
+        """
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / METRICS_FILE, self.metrics)
         atomic_write_text(folder / PREDICTIONS_FILE, self.predictions.to_csv(index=False))
         atomic_write_text(folder / PROJECTION_FILE, self.projection.to_csv(index=False, float_format="%.5g"))
         if self.group_table is not None:
@@ -128,28 +127,21 @@ class AuditResult:
 
         folder = Path(folder)
         name = str(self.info.get("encoder", "audit"))
-        run = run_fields(
-            {
-                **self.info,
-                "run_id": name,
-                "method": name,
-                "dataset": self.info.get("dataset", "custom"),
-                "metric_kind": self.kind,
-                "seed": 0,
-            }
-        )
+        facts = {key: value for key, value in self.info.items() if key != "manifest"}
+        named = {"run_id": name, "method": name, "metric_kind": self.kind, "seed": 0}
+        record = RunRecord(name, name, dataset="custom").with_facts({**facts, **named}).finish(self.metrics)
         folder_of_run = run_dir(folder, name)
         self.write_run_files(folder_of_run)
-        atomic_write_json(folder_of_run / RUN_FILE, {**self.info, **run})
+        record.write(folder_of_run)
         protocol = {
             "name": f"audit of {name}",
-            "data": {"dataset": run["dataset"]},
+            "data": {"dataset": record.dataset},
             "methods": [{"name": name}],
         }
         atomic_write_text(folder / PROTOCOL_FILE, yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
         atomic_write_json(folder / MANIFEST_FILE, manifest)
-        write_results(folder, [{**run, "status": STATUS_COMPLETE, "metrics": self.metrics}])
+        write_results(folder, [record])
         if report:
             from ceco_fair.report import build_report
 

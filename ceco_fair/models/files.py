@@ -20,10 +20,10 @@ import yaml
 from torch import nn
 
 from ceco_fair.common.config import from_mapping
+from ceco_fair.common.io import atomic_write
 from ceco_fair.errors import CecoFairError, DataError
 from ceco_fair.models.encoders import build_encoder, check_encoder_spec
 from ceco_fair.results.layout import ENCODER_FILE, PROTOCOL_FILE
-from ceco_fair.training.checkpoint import atomic_write
 
 logger = logging.getLogger(__name__)
 

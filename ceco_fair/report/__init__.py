@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ceco_fair.report.html import REPORT_FILE, build_report, render_report
 from ceco_fair.report.load import MissingItem, Results, load_results
-from ceco_fair.report.stats import Interval, seed_interval
+from ceco_fair.results.seeds import Interval, seed_interval
 
 __all__ = [
     "REPORT_FILE",

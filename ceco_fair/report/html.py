@@ -36,9 +36,10 @@ from ceco_fair.metrics.specs import (
 )
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
-from ceco_fair.report.stats import interval_description, summarize
+from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import HEIGHT
 from ceco_fair.results.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
+from ceco_fair.results.seeds import interval_description
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def summary_table(results: Results) -> str | None:
     level = f"{100 * results.confidence:g}%"
     caption = (
         "Mean over seeds, in % where the column says so. Under each mean: “± h”, the half-width of the "
-        f"{level} Student-t interval (3 or more seeds), or “[low–high]”, the min–max range over 2 seeds or the {level} "
+        f"{level} Student-t interval (2 or more seeds), or “[low–high]”, the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"
         + (" for the same ρ / attributes." if several else ".")
     )
@@ -306,7 +307,7 @@ def reaches_zero(metric: str, row: pd.Series) -> bool:
     spec = spec_of(metric)
     if spec is None or spec.kind != "group" or not spec.lower_is_better:
         return False
-    return str(row["kind"]) in ("t", "range", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
+    return str(row["kind"]) in ("t", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
 
 
 def format_interval(row: pd.Series, spec: MetricSpec | None) -> tuple[str, str]:
@@ -318,8 +319,8 @@ def format_interval(row: pd.Series, spec: MetricSpec | None) -> tuple[str, str]:
 
     Returns:
         The mean and the interval as text, for a percent metric: ``("87.3", "± 1.2")``
-        (t-interval), ``("87.3", "[85.0–89.1]")`` (range or bootstrap), ``("87.3", "")``
-        (single run) or ``("—", "")`` (no value).
+        (t-interval), ``("87.3", "[85.0–89.1]")`` (bootstrap), ``("87.3", "")`` (single run)
+        or ``("—", "")`` (no value).
 
     """
     kind = row["kind"]
@@ -328,7 +329,7 @@ def format_interval(row: pd.Series, spec: MetricSpec | None) -> tuple[str, str]:
     mean = format_value(row["mean"], spec)
     if kind == "t":
         return mean, f"± {format_value(row['high'] - row['mean'], spec)}"
-    if kind in ("range", "bootstrap"):
+    if kind == "bootstrap":
         return mean, f"[{format_value(row['low'], spec)}–{format_value(row['high'], spec)}]"
     return mean, ""
 

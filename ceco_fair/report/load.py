@@ -1,8 +1,8 @@
 """Read a protocol's results folder into typed tables.
 
-The folder layout is :mod:`ceco_fair.results.layout`'s (see :func:`load_results`); the files are parsed
-by :mod:`ceco_fair.report.readers`. Files at the top of the
-folder are written once, when a protocol finishes, so a malformed one is an error
+The folder layout is :mod:`ceco_fair.results.layout`'s (see :func:`load_results`); the runs' records are
+parsed by :mod:`ceco_fair.results.record`, the other files by :mod:`ceco_fair.report.readers`. A
+malformed ``protocol.yaml``, ``manifest.json`` or ``comparisons.csv`` is an error
 (:class:`~ceco_fair.errors.DataError`). Files inside ``runs/<run_id>/`` may be missing or cut
 short by an interrupted run: those are recorded in :attr:`Results.missing` and the rest of the
 folder is still read, so that a report can show what exists and say what does not.
@@ -10,6 +10,7 @@ folder is still read, so that a report can show what exists and say what does no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -40,13 +41,10 @@ from ceco_fair.report.readers import (
     read_group_table,
     read_history,
     read_json_mapping,
-    read_metrics_json,
     read_projection,
-    read_results_csv,
-    read_results_json,
     read_yaml_mapping,
 )
-from ceco_fair.report.stats import DEFAULT_CONFIDENCE
+from ceco_fair.results.folder import read_grid
 from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
     COLOUR_STRIP_FILE,
@@ -57,13 +55,10 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
-    LIST_SEPARATOR,
     MANIFEST_FILE,
     METRICS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
-    RESULTS_CSV,
-    RESULTS_JSON,
     RUN_COLUMNS,
     RUN_FILE,
     RUN_ORIGIN_COLUMNS,
@@ -72,14 +67,17 @@ from ceco_fair.results.layout import (
     STATUS_INCOMPLETE,
     run_table_file,
 )
+from ceco_fair.results.record import RunRecord, read_metrics, read_run_file
+from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
 
 logger = logging.getLogger(__name__)
 
-RUN_ATTRIBUTES = (*RUN_COLUMNS[1:], "target_name", "sensitive_name")
-RUNS_TABLE_COLUMNS = ("run_id", *RUN_ATTRIBUTES, "status", "condition")
+RUN_FACTS = ("target_name", "sensitive_name")
+"""What datasets say about a run's attributes (``run.json``'s facts), as columns of :attr:`Results.runs`."""
+RUNS_TABLE_COLUMNS = (*RUN_COLUMNS, *RUN_FACTS, "status", "condition")
 
 FOLDER_MISSING = "results folder not found: {path} (expected a protocol's output folder)"
-NOTHING_TO_REPORT = f"no results in {{path}}: expected {RESULTS_CSV}, {RESULTS_JSON} or {RUNS_DIR}/<run_id>/ folders"
+NOTHING_TO_REPORT = f"no results in {{path}}: expected {RUNS_DIR}/<run_id>/ folders"
 
 
 @dataclass(frozen=True)
@@ -182,36 +180,13 @@ class Results:
         return tuple(_sorted_conditions(self.runs))
 
 
-def condition_label(rho: float, target: str, sensitive: str) -> str:
-    """Name one cell of the grid other than method and seed.
-
-    Args:
-        rho: Training bias ρ, NaN when the dataset has none.
-        target: Target attribute, ``""`` when none.
-        sensitive: Sensitive attribute, ``""`` when none.
-
-    Returns:
-        A label like ``"ρ = 0.99"`` or ``"target gender · sensitive race"``; ``"all runs"``
-        when the run has none of the three.
-
-    """
-    parts = []
-    if not math.isnan(rho):
-        parts.append(f"ρ = {rho:g}")
-    if target:
-        parts.append(f"target {target}")
-    if sensitive:
-        parts.append(f"sensitive {sensitive}")
-    return " · ".join(parts) if parts else "all runs"
-
-
 def load_results(output_dir: Path) -> Results:
     """Read a protocol's results folder.
 
-    Layout: see :mod:`ceco_fair.results.layout`. ``results.json`` is the record: a run's metrics
-    come from it when it lists them, else from the run's ``metrics.json`` (a run that ended
-    after the last write of ``results.json``), else from ``results.csv`` (a folder whose
-    ``results.json`` is gone).
+    Layout: see :mod:`ceco_fair.results.layout`. The runs are the run folders, each read from its
+    record (``run.json`` and, for a complete run, ``metrics.json``); ``results.json`` and
+    ``results.csv`` are derived from the same records and not read. Runs of ``grid.json`` without a
+    folder are listed as missing.
 
     Args:
         output_dir: The protocol's output folder.
@@ -228,47 +203,24 @@ def load_results(output_dir: Path) -> Results:
     if not root.is_dir():
         raise DataError(FOLDER_MISSING.format(path=root))
     runs_dir = root / RUNS_DIR
-    top_files = (RESULTS_CSV, RESULTS_JSON)
-    if not runs_dir.is_dir() and not any((root / name).is_file() for name in top_files):
+    if not runs_dir.is_dir():
         raise DataError(NOTHING_TO_REPORT.format(path=root))
 
     missing: list[MissingItem] = []
     protocol = _read_optional(root, PROTOCOL_FILE, read_yaml_mapping, missing)
     manifest = _read_optional(root, MANIFEST_FILE, read_json_mapping, missing)
-    csv_rows = _read_optional(root, RESULTS_CSV, read_results_csv, missing)
-    json_runs = _read_optional(root, RESULTS_JSON, read_results_json, missing)
     has_comparisons = (root / COMPARISONS_FILE).is_file()
     comparisons = _read_optional(root, COMPARISONS_FILE, read_comparisons, missing) if has_comparisons else None
-    csv_table = csv_rows if csv_rows is not None else _empty_metric_rows()
-
-    folders = _read_run_folders(runs_dir, missing) if runs_dir.is_dir() else {}
-    if not runs_dir.is_dir():
-        missing.append(MissingItem(f"{RUNS_DIR}/", "missing: no per-run files"))
-
-    # A run's attributes: later sources win, and results.json holds the final status.
-    records: dict[str, dict[str, Any]] = {}
-    for run_id, group in csv_table.groupby("run_id", sort=False):
-        _merge_record(records, str(run_id), {str(k): v for k, v in group.iloc[0].items()})
-    for run_id, folder in folders.items():
-        _merge_record(records, run_id, folder.info)
-    for entry in json_runs or []:
-        _merge_record(records, entry["run_id"], entry)
-
-    json_metrics = {entry["run_id"]: entry.get("metrics") or {} for entry in json_runs or []}
-    csv_groups = dict(list(csv_table[["run_id", "metric", "value"]].groupby("run_id", sort=False)))
-    metric_rows = [_empty_metric_rows()]
-    for run_id in records:
-        folder_metrics = folders[run_id].metrics if run_id in folders else None
-        if json_metrics.get(run_id):
-            metric_rows.append(_metric_rows(run_id, json_metrics[run_id]))
-        elif folder_metrics is not None:
-            metric_rows.append(_metric_rows(run_id, folder_metrics))
-        elif run_id in csv_groups:
-            metric_rows.append(csv_groups[run_id])
-    raw_metrics = pd.concat(metric_rows, ignore_index=True)
-
-    runs = _runs_table(records, raw_metrics, protocol or {})
-    _check_expected_files(runs, raw_metrics, folders, protocol or {}, runs_dir.is_dir(), missing)
+    folders = _read_run_folders(runs_dir, missing)
+    not_started = [run_id for run_id in _grid(root) if run_id not in folders]
+    missing += [MissingItem(f"{RUNS_DIR}/{run_id}/", "missing", run_id) for run_id in not_started]
+    records = {run_id: folder.record for run_id, folder in folders.items()}
+    raw_metrics = pd.concat(
+        [_empty_metric_rows(), *(_metric_rows(run_id, record.metrics) for run_id, record in records.items())],
+        ignore_index=True,
+    )
+    runs = _runs_table(records, protocol or {})
+    _check_expected_files(runs, raw_metrics, folders, protocol or {}, missing)
     projections = [
         folder.projection.assign(run_id=run_id) for run_id, folder in folders.items() if folder.projection is not None
     ]
@@ -302,9 +254,9 @@ def load_results(output_dir: Path) -> Results:
         projections=_join_runs(_concat(projections, ["run_id", "x", "y", "target_value", "sensitive_value"]), runs),
         missing=tuple(missing),
         group_colours={
-            run_id: tuple(str(colour) for colour in folder.info["group_colours"])
-            for run_id, folder in folders.items()
-            if isinstance(folder.info.get("group_colours"), list)
+            run_id: tuple(str(colour) for colour in record.facts["group_colours"])
+            for run_id, record in records.items()
+            if isinstance(record.facts.get("group_colours"), list)
         },
         curves=_join_runs(
             _concat(
@@ -316,19 +268,22 @@ def load_results(output_dir: Path) -> Results:
         strips={run_id: folder.strip for run_id, folder in folders.items() if folder.strip is not None},
         comparisons=comparisons if comparisons is not None else pd.DataFrame(columns=list(COMPARISONS_COLUMNS)),
         origins={
-            run_id: {key: str(folder.info[key]) for key in RUN_ORIGIN_COLUMNS if key in folder.info}
-            for run_id, folder in folders.items()
-            if any(key in folder.info for key in RUN_ORIGIN_COLUMNS)
+            run_id: {key: str(getattr(record, key)) for key in RUN_ORIGIN_COLUMNS if getattr(record, key) is not None}
+            for run_id, record in records.items()
+            if any(getattr(record, key) is not None for key in RUN_ORIGIN_COLUMNS)
         },
     )
 
 
 @dataclass
 class _RunFolder:
-    """What one ``runs/<run_id>/`` folder holds; ``None`` for a file missing or unreadable."""
+    """What one ``runs/<run_id>/`` folder holds; ``None`` for a file missing or unreadable.
 
-    info: dict[str, Any]
-    metrics: dict[str, Any] | None
+    ``record`` is the run's record; a run whose ``run.json`` is missing or unreadable, or whose
+    metrics are, is ``incomplete``.
+    """
+
+    record: RunRecord
     history: pd.DataFrame | None
     bias_matrix: pd.DataFrame | None
     group_table: pd.DataFrame | None
@@ -343,10 +298,8 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
     folders = sorted(path for path in runs_dir.iterdir() if path.is_dir())
     result: dict[str, _RunFolder] = {}
     for folder in tqdm(folders, desc="reading runs", unit="run", disable=None):
-        info = _read_run_file(folder, RUN_FILE, read_json_mapping, missing)
         result[folder.name] = _RunFolder(
-            info={**(info or {}), "run_id": folder.name},
-            metrics=_read_run_file(folder, METRICS_FILE, read_metrics_json, missing),
+            record=_read_record(folder, missing),
             history=_read_run_file(folder, HISTORY_FILE, read_history, missing),
             bias_matrix=_read_run_file(folder, BIAS_MATRIX_FILE, read_bias_matrix, missing),
             group_table=_read_run_file(folder, GROUP_TABLE_FILE, read_group_table, missing),
@@ -356,6 +309,28 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
             present=frozenset(path.name for path in folder.iterdir()),
         )
     return result
+
+
+def _read_record(folder: Path, missing: list[MissingItem]) -> RunRecord:
+    """A run folder's record; unreadable files are recorded in ``missing`` and leave the run ``incomplete``.
+
+    The metrics of a complete run are read; a missing ``run.json`` or ``metrics.json`` is left to
+    :func:`_check_expected_files`.
+    """
+    unknown = RunRecord(run_id=folder.name, method="unknown", status=STATUS_INCOMPLETE)
+    record = _read_run_file(folder, RUN_FILE, read_run_file, missing) or unknown
+    if record.status != STATUS_COMPLETE:
+        return record
+    metrics = _read_run_file(folder, METRICS_FILE, read_metrics, missing)
+    return record.finish(metrics) if metrics is not None else dataclasses.replace(record, status=STATUS_INCOMPLETE)
+
+
+def _grid(root: Path) -> list[str]:
+    """The run ids of the folder's ``grid.json`` (none when it has none or it is unreadable)."""
+    try:
+        return read_grid(root)
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _read_run_file(folder: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]) -> Any:
@@ -375,7 +350,6 @@ def _check_expected_files(
     metrics: pd.DataFrame,
     folders: Mapping[str, _RunFolder],
     protocol: Mapping[str, Any],
-    have_runs_dir: bool,
     missing: list[MissingItem],
 ) -> None:
     """Record runs that did not complete and per-run files a complete run would hold."""
@@ -385,10 +359,6 @@ def _check_expected_files(
         run_id = str(run.run_id)
         if run.status != STATUS_COMPLETE:
             missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", f"status {run.status}", run_id))
-        if run_id not in folders:
-            if have_runs_dir:
-                missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", "missing", run_id))
-            continue
         table = run_table_file(_run_kind(str(run.metric_kind), metric_names.get(run_id, set())))
         expected = [RUN_FILE, METRICS_FILE, PROJECTION_FILE]
         expected += [HISTORY_FILE] if trained else []
@@ -487,42 +457,20 @@ def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
     return folded
 
 
-def _merge_record(records: dict[str, dict[str, Any]], run_id: str, source: Mapping[str, Any]) -> None:
-    """Update a run's attributes with the non-empty ones of ``source`` (later sources win)."""
-    record = records.setdefault(run_id, {})
-    for key in (*RUN_ATTRIBUTES, "status"):
-        value = source.get(key)
-        if isinstance(value, list | tuple):
-            value = LIST_SEPARATOR.join(str(item) for item in value)
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-            continue
-        record[key] = value
-
-
-def _runs_table(
-    records: Mapping[str, Mapping[str, Any]], metrics: pd.DataFrame, protocol: Mapping[str, Any]
-) -> pd.DataFrame:
+def _runs_table(records: Mapping[str, RunRecord], protocol: Mapping[str, Any]) -> pd.DataFrame:
     """One normalised row per run, ordered by method (protocol order), condition and seed."""
-    with_metrics = set(metrics["run_id"])
-    rows = []
-    for run_id, record in records.items():
-        where = Path(RUNS_DIR) / run_id
-        rho = as_float(record.get("rho", math.nan), where, "rho")
-        seed = record.get("seed")
-        target = str(record.get("target", ""))
-        sensitive = str(record.get("sensitive", ""))
-        status = record.get("status") or (STATUS_COMPLETE if run_id in with_metrics else STATUS_INCOMPLETE)
-        rows.append(
-            {
-                **{key: str(record.get(key, "")) for key in RUN_ATTRIBUTES},
-                "run_id": run_id,
-                "method": str(record.get("method", "unknown")),
-                "rho": rho,
-                "seed": None if seed is None else int(as_float(seed, where, "seed")),
-                "status": str(status),
-                "condition": condition_label(rho, target, sensitive),
-            }
-        )
+    rows = [
+        {
+            **{key: "" if value is None else str(value) for key, value in record.columns().items()},
+            **{key: str(record.facts.get(key, "")) for key in RUN_FACTS},
+            "run_id": run_id,
+            "rho": math.nan if record.rho is None else float(record.rho),
+            "seed": record.seed,
+            "status": record.status,
+            "condition": record.condition,
+        }
+        for run_id, record in records.items()
+    ]
     table = pd.DataFrame(rows, columns=list(RUNS_TABLE_COLUMNS))
     table["seed"] = table["seed"].astype("Int64")
     table["rho"] = table["rho"].astype(float)

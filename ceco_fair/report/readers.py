@@ -20,11 +20,9 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
     PROJECTION_COLUMNS,
-    RUN_STATUSES,
 )
 
 MAX_PROJECTION_POINTS: Final = 2_000
-RESULTS_CSV_REQUIRED: Final = ("run_id", "method", "metric", "value")
 TEXT_COLUMNS: Final = (
     "run_id",
     "method",
@@ -81,42 +79,6 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_metrics_json(path: Path) -> dict[str, Any]:
-    """A run's ``metrics.json``: metric name -> number (or null)."""
-    metrics = read_json_mapping(path)
-    for key, value in metrics.items():
-        as_float(value, path, f"metric {key!r}")
-    return metrics
-
-
-def read_results_json(path: Path) -> list[dict[str, Any]]:
-    """The runs of ``results.json``, each checked: a ``run_id``, a known status, numeric metrics."""
-    data = read_json_mapping(path)
-    runs = data.get("runs")
-    if not isinstance(runs, list):
-        raise wrong_type(path=path, key='"runs"', value=runs, expected="a list of runs")
-    entries = []
-    for index, entry in enumerate(runs):
-        where = f"runs[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str):
-            raise wrong_type(path=path, key=where, value=entry, expected='an object with a "run_id" string')
-        status = entry.get("status", "complete")
-        if status not in RUN_STATUSES:
-            raise wrong_type(path=path, key=f"{where}.status", value=status, expected=" or ".join(RUN_STATUSES))
-        metrics = entry.get("metrics") or {}
-        if not isinstance(metrics, dict):
-            raise wrong_type(
-                path=path,
-                key=f"{where}.metrics",
-                value=metrics,
-                expected="an object of metric values",
-            )
-        for key, value in metrics.items():
-            as_float(value, path, f"{where}.metrics.{key}")
-        entries.append(entry)
-    return entries
-
-
 def read_csv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
     """Read a CSV file, check its columns and make ``numeric`` columns float."""
     table = parse_csv(path, dtype={name: str for name in TEXT_COLUMNS})
@@ -145,11 +107,6 @@ def numeric_column(column: pd.Series, path: Path, name: str) -> pd.Series:
     if bad.any():
         raise DataError(NOT_NUMERIC.format(path=path, column=name, value=column[bad].iloc[0]))
     return converted
-
-
-def read_results_csv(path: Path) -> pd.DataFrame:
-    """The tidy ``results.csv``: run fields, ``metric`` and numeric ``value``."""
-    return read_csv(path, RESULTS_CSV_REQUIRED, ("rho", "seed", "value"))
 
 
 def read_history(path: Path) -> pd.DataFrame:

@@ -1,91 +1,13 @@
-"""Summaries over seeds: a mean and its interval, at the protocol's confidence level."""
+"""The report's tables over seeds: :func:`summarize` groups a tidy table and applies the seed interval."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats  # type: ignore[import-untyped]
 
-DEFAULT_CONFIDENCE: Final = 0.95
-
-IntervalKind = Literal["t", "range", "bootstrap", "single", "none"]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean over seeds with its interval at the report's confidence level.
-
-    Attributes:
-        mean: Mean of the finite values (NaN when there are none).
-        low: Lower end of the interval.
-        high: Upper end of the interval.
-        n: Number of finite values (seeds).
-        kind: ``"t"`` Student-t interval (n ≥ 3), ``"range"`` min–max (n = 2),
-            ``"bootstrap"`` the single run's own bootstrap CI (n = 1), ``"single"`` one value
-            without an interval, ``"none"`` no value.
-
-    """
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    kind: IntervalKind
-
-
-def interval_description(kind: str, confidence: float = DEFAULT_CONFIDENCE) -> str:
-    """What an interval of ``kind`` is, for captions and tables (``"95% t-interval"``)."""
-    level = f"{100 * confidence:g}%"
-    return {
-        "t": f"{level} t-interval",
-        "range": "min–max",
-        "bootstrap": f"{level} bootstrap, 1 run",
-        "single": "1 run, no interval",
-        "none": "no value",
-    }[kind]
-
-
-def seed_interval(
-    values: Iterable[float],
-    *,
-    ci: tuple[float, float] | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> Interval:
-    """Summarise one quantity over seeds: mean and an interval at level ``confidence``.
-
-    With n ≥ 3 finite values the interval is mean ± t_{(1+confidence)/2, n−1} · s / √n (s the sample
-    standard deviation); with n = 2 it is the min–max range (a t-interval on one degree of
-    freedom is twelve standard errors wide); with n = 1 it is the run's own bootstrap CI when
-    ``ci`` holds one, else the value itself.
-
-    Args:
-        values: The quantity, one value per seed; NaN values are ignored.
-        ci: The bootstrap interval (low, high) of the run, used only when one value is finite.
-        confidence: The t-interval's level.
-
-    Returns:
-        The summary; all-NaN with kind ``"none"`` when no value is finite.
-
-    """
-    finite = np.array([v for v in values if math.isfinite(v)], dtype=np.float64)
-    n = int(finite.size)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, "none")
-    mean = float(finite.mean())
-    if n == 1:
-        if ci is not None and all(math.isfinite(bound) for bound in ci):
-            return Interval(mean, float(ci[0]), float(ci[1]), 1, "bootstrap")
-        return Interval(mean, mean, mean, 1, "single")
-    if n == 2:
-        return Interval(mean, float(finite.min()), float(finite.max()), 2, "range")
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
-    half = quantile * float(finite.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, "t")
+from ceco_fair.results.seeds import DEFAULT_CONFIDENCE, seed_interval
 
 
 def summarize(table: pd.DataFrame, keys: Sequence[str], *, confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:

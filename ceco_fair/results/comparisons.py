@@ -7,9 +7,10 @@ over the n paired seeds give
 
     mean_difference = d̄,   interval = d̄ ± t_{(1+c)/2, n−1} · s_d / √n
 
-(Student's t at confidence c, s_d the sample standard deviation of the differences). With one pair
-the interval is empty (NaN): one run decides nothing. Failed runs, seeds that only one of the two
-methods completed and non-finite values are left out of the pairs.
+(Student's t at confidence c, s_d the sample standard deviation of the differences; the seed
+interval of :mod:`ceco_fair.results.seeds`). With one pair the interval is empty (NaN): one run
+decides nothing. Failed runs, seeds that only one of the two methods completed and non-finite values
+are left out of the pairs. Conditions are named by :func:`~ceco_fair.results.record.condition_label`.
 
 Torch-free: the report rebuilds comparisons from ``results.json`` without training anything.
 """
@@ -17,44 +18,19 @@ Torch-free: the report rebuilds comparisons from ``results.json`` without traini
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats  # type: ignore[import-untyped]
 
 from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import headline_metrics
 from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
+from ceco_fair.results.record import condition_label
+from ceco_fair.results.seeds import paired_interval
 
 DEFAULT_BASELINE_LOSS = "supcon"
-
-
-def paired_interval(differences: Sequence[float], confidence: float) -> tuple[float, float, float]:
-    """Mean of paired differences and its Student-t interval ``(mean, low, high)``; NaN bounds for n < 2."""
-    values = np.asarray(differences, dtype=np.float64)
-    n = values.size
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def condition_of(run: Mapping[str, Any]) -> str:
-    """The grid condition of a run record: ``rho=0.9``, ``Attractive-vs-Male``, both, or ``all``."""
-    parts = []
-    if run.get("rho") is not None:
-        parts.append(f"rho={float(run['rho']):g}")
-    if run.get("target") is not None:
-        sensitive = run.get("sensitive")
-        groups = "+".join(str(s) for s in sensitive) if isinstance(sensitive, list | tuple) else sensitive
-        parts.append(f"{run['target']}-vs-{groups}")
-    return ", ".join(parts) or "all"
 
 
 def default_baseline(runs: Iterable[Mapping[str, Any]]) -> str | None:
@@ -97,8 +73,8 @@ def paired_comparisons(
         for metric in headline:
             value = run["metrics"].get(metric)
             if value is not None and math.isfinite(float(value)):
-                values.setdefault((method, condition_of(run), metric), {})[run["seed"]] = float(value)
-    conditions = list(dict.fromkeys(condition_of(run) for run in complete))
+                values.setdefault((method, _condition(run), metric), {})[run["seed"]] = float(value)
+    conditions = list(dict.fromkeys(_condition(run) for run in complete))
     rows = []
     for method in order:
         if method == baseline:
@@ -113,6 +89,10 @@ def paired_comparisons(
                 mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
                 rows.append([method, baseline, condition, metric, len(seeds), mean, low, high])
     return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
+
+
+def _condition(run: Mapping[str, Any]) -> str:
+    return condition_label(run.get("rho"), run.get("target"), run.get("sensitive"))
 
 
 def write_comparisons(

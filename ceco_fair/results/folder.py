@@ -1,8 +1,9 @@
-"""The protocol folder's result tables: ``results.json``, the record, and ``results.csv``, derived from it.
+"""The protocol folder's result tables, derived from its run folders' records.
 
-``results.json`` holds ``{"runs": [...]}``, each run with its :data:`~ceco_fair.results.layout.RUN_COLUMNS`,
-``status`` and ``metrics``; ``results.csv`` has one row per run × metric with the columns
-:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`. See :mod:`ceco_fair.results.layout`.
+``results.json`` holds ``{"runs": [...]}``, the finished runs' records
+(:meth:`~ceco_fair.results.record.RunRecord.to_json`, metrics included); ``results.csv`` has one row
+per run × metric with the columns :data:`~ceco_fair.results.layout.RESULTS_COLUMNS`. See
+:mod:`ceco_fair.results.layout`.
 
 A protocol folder's tables are rebuilt from its run folders (:func:`rebuild_folder`): each run owns
 ``runs/<run_id>/``, so any number of processes can train runs of one grid into one folder, and
@@ -12,7 +13,7 @@ whichever rebuilds last leaves every finished run in the tables, once, in grid o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,32 +24,27 @@ import yaml
 from ceco_fair.common.io import atomic_write_json, atomic_write_text, locked
 from ceco_fair.results.comparisons import write_comparisons
 from ceco_fair.results.layout import (
-    FINAL_STATUSES,
     GRID_FILE,
     LOCK_FILE,
-    METRICS_FILE,
     PROTOCOL_FILE,
     RESULTS_COLUMNS,
     RESULTS_CSV,
     RESULTS_JSON,
     RUN_FILE,
-    RUN_ORIGIN_COLUMNS,
     RUNS_DIR,
-    STATUS_COMPLETE,
-    run_fields,
-    tidy_rows,
 )
+from ceco_fair.results.record import RunRecord, tidy_rows
 
 
-def tidy_results(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def tidy_results(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per run × metric (runs without metrics contribute no rows)."""
-    return pd.DataFrame(tidy_rows(runs), columns=list(RESULTS_COLUMNS))
+    return pd.DataFrame(tidy_rows(records), columns=list(RESULTS_COLUMNS))
 
 
-def write_results(folder: Path, runs: list[dict[str, Any]]) -> None:
-    """Write ``results.json`` for ``runs`` and ``results.csv`` derived from it, atomically."""
-    atomic_write_json(folder / RESULTS_JSON, {"runs": runs})
-    atomic_write_text(folder / RESULTS_CSV, tidy_results(runs).to_csv(index=False))
+def write_results(folder: Path, records: Sequence[RunRecord]) -> None:
+    """Write ``results.json`` for ``records`` and ``results.csv`` derived from it, atomically."""
+    atomic_write_json(folder / RESULTS_JSON, {"runs": [record.to_json() for record in records]})
+    atomic_write_text(folder / RESULTS_CSV, tidy_results(records).to_csv(index=False))
 
 
 def write_grid(folder: Path, run_ids: Iterable[str]) -> None:
@@ -64,35 +60,19 @@ def read_grid(folder: Path) -> list[str]:
     return [str(run_id) for run_id in json.loads(path.read_text(encoding="utf-8"))["runs"]]
 
 
-def _read_json(path: Path) -> Any:
-    """``path``'s JSON, or None when it is missing or not (yet) valid JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def finished_record(run_folder: Path) -> RunRecord | None:
+    """The record of a finished run (complete, with its metrics, or failed), else None.
 
+    None for a run folder without ``run.json`` (claimed, not started) or whose status is ``running``
+    (still training, or killed).
 
-def read_run_record(run_folder: Path) -> dict[str, Any] | None:
-    """The ``results.json`` entry of a finished run, from its ``run.json`` and ``metrics.json``.
-
-    Returns:
-        ``{run fields, status, [error], metrics, shard, host, device}`` for a run whose status is
-        ``complete`` (with its metrics written) or ``failed``; None for a run still running, killed,
-        or never started.
+    Raises:
+        RecordError: ``run.json`` or, for a complete run, ``metrics.json`` is malformed.
     """
-    run = _read_json(run_folder / RUN_FILE)
-    if not isinstance(run, dict) or run.get("status") not in FINAL_STATUSES:
+    if not (run_folder / RUN_FILE).is_file():
         return None
-    record: dict[str, Any] = {**run_fields(run), "status": run["status"]}
-    if run["status"] == STATUS_COMPLETE:
-        metrics = _read_json(run_folder / METRICS_FILE)
-        if not isinstance(metrics, dict):
-            return None
-        record["metrics"] = metrics
-    else:
-        record.update(error=run.get("error"), metrics={})
-    record.update({key: run[key] for key in RUN_ORIGIN_COLUMNS if key in run})
-    return record
+    record = RunRecord.read(run_folder)
+    return record if record.finished else None
 
 
 @dataclass(frozen=True)
@@ -104,7 +84,7 @@ class FolderState:
         missing: The grid's run ids that are not finished (not started, running, or killed).
     """
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     missing: list[str]
 
 
@@ -125,9 +105,9 @@ def rebuild_folder(folder: Path) -> FolderState:
     with locked(folder / LOCK_FILE):
         order = read_grid(folder)
         runs_dir = folder / RUNS_DIR
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, RunRecord] = {}
         for run_folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-            record = read_run_record(run_folder) if run_folder.is_dir() else None
+            record = finished_record(run_folder) if run_folder.is_dir() else None
             if record is not None:
                 found[run_folder.name] = record
         listed = set(order)
@@ -139,8 +119,8 @@ def rebuild_folder(folder: Path) -> FolderState:
         if records and isinstance(evaluation, dict) and "confidence" in evaluation:
             write_comparisons(
                 folder,
-                records,
-                kind=str(records[-1]["metric_kind"]),
+                [record.to_json() for record in records],
+                kind=str(records[-1].metric_kind),
                 baseline=evaluation.get("baseline"),
                 confidence=float(evaluation["confidence"]),
             )

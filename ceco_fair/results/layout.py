@@ -4,17 +4,19 @@ This module is the one owner of the layout. Writers (the runner, :mod:`ceco_fair
 :mod:`ceco_fair.evaluation.auditing`, :mod:`ceco_fair.results.folder`), the report's reader and the test fixtures
 import the names from here; no other module spells a results file's name. Torch-free.
 
-``results.json`` is the record of truth: one entry per run with its identifying fields
-(:data:`RUN_COLUMNS`), ``status`` and ``metrics``. ``results.csv`` is derived from it (one tidy
-row per run × metric), and so is each run's ``metrics.json``.
+The run folders are the record of truth: each run's process writes its own ``runs/<run_id>/``, and
+its record (:class:`~ceco_fair.results.record.RunRecord`) is ``run.json`` (the run's fields
+:data:`RUN_COLUMNS`, its origin, ``status``, ``error``) plus, once complete, ``metrics.json``. The
+folder's tables are derived from the run folders by :func:`~ceco_fair.results.folder.rebuild_folder`:
+``results.json`` (the finished runs' records, metrics included, in grid order), ``results.csv`` (one
+tidy row per run × metric) and ``comparisons.csv``. The report reads the run folders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from ceco_fair.metrics.specs import CURVE_METRICS, GROUP_ACCURACY
 
@@ -56,7 +58,8 @@ RUN_COLUMNS: Final = (
     "sensitive",
     "seed",
 )
-"""A run's identifying fields: in ``run.json``, in each ``results.json`` entry and in ``results.csv``."""
+"""A run's identifying fields: in ``run.json``, in each ``results.json`` entry and in ``results.csv``
+(the first fields of :class:`~ceco_fair.results.record.RunRecord`)."""
 RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 """Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
 RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
@@ -127,13 +130,13 @@ FILES: Final = (
     ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
     ResultFile(LOCK_FILE, "folder", "ceco_fair.results.folder"),
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
-    ResultFile(RUN_FILE, "run", "ceco_fair.runner.experiment", RUN_COLUMNS),
+    ResultFile(RUN_FILE, "run", "ceco_fair.results.record", RUN_COLUMNS),
     ResultFile(CLAIM_FILE, "run", "ceco_fair.runner.shards"),
     ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.training.loop"),
     ResultFile(ENCODER_FILE, "run", "ceco_fair.models.files"),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
-    ResultFile(METRICS_FILE, "run", "ceco_fair.evaluation.auditing"),
+    ResultFile(METRICS_FILE, "run", "ceco_fair.results.record"),
     ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.evaluation.auditing", PREDICTIONS_COLUMNS),
     ResultFile(PROJECTION_FILE, "run", "ceco_fair.evaluation.auditing", PROJECTION_COLUMNS),
     ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.evaluation.auditing", GROUP_TABLE_COLUMNS, "group"),
@@ -152,24 +155,3 @@ def run_dir(folder: Path, run_id: str) -> Path:
 def run_table_file(kind: str) -> str | None:
     """The per-run table that runs of a metric kind write (``bias_matrix.csv`` / ``group_table.csv``)."""
     return next((f.name for f in FILES if f.kind == kind), None)
-
-
-def cell(value: Any) -> Any:
-    """A run field as one table cell: lists of attributes are joined with ``+``."""
-    if isinstance(value, list | tuple):
-        return LIST_SEPARATOR.join(str(item) for item in value)
-    return value
-
-
-def run_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`RUN_COLUMNS` of a record (missing ones as ``None``), in order."""
-    return {column: record.get(column) for column in RUN_COLUMNS}
-
-
-def tidy_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``results.csv``'s rows: one per run × metric, the run fields as cells."""
-    return [
-        {**{column: cell(run.get(column)) for column in RUN_COLUMNS}, "metric": metric, "value": value}
-        for run in runs
-        for metric, value in (run.get("metrics") or {}).items()
-    ]

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ceco_fair.common.io import atomic_write_json, atomic_write_text
+from ceco_fair.common.io import atomic_write_text
 from ceco_fair.data.base import check_dataset
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.evaluation.auditing import AuditResult, attach_strip, audit_features, dataset_info, split_features
@@ -26,10 +26,9 @@ from ceco_fair.results.layout import (
     CURVES_FILE,
     ENCODER_FILE,
     HISTORY_FILE,
-    RUN_FILE,
-    STATUS_COMPLETE,
     STATUS_RUNNING,
 )
+from ceco_fair.results.record import RunRecord
 from ceco_fair.runner.protocol import Protocol, RunSpec
 from ceco_fair.training.distributed import DistributedSession
 from ceco_fair.training.loop import HISTORY_COLUMNS as TRAINING_COLUMNS
@@ -41,19 +40,20 @@ logger = logging.getLogger(__name__)
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 
 
-def run_record(protocol: Protocol, run: RunSpec) -> dict[str, Any]:
-    """The run's identifying fields, as recorded in ``run.json`` and the result tables."""
-    return {
-        "run_id": run.run_id,
-        "method": run.method.label,
-        "loss": run.method.config.name,
-        "dataset": protocol.dataset,
-        "metric_kind": dataset_class(protocol.dataset).metric_kind,
-        "rho": run.rho,
-        "target": run.target,
-        "sensitive": run.sensitive,
-        "seed": run.seed,
-    }
+def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | None = None) -> RunRecord:
+    """The record of a run that starts: its identifying fields and where it runs (``origin``)."""
+    return RunRecord(
+        run_id=run.run_id,
+        method=run.method.label,
+        loss=run.method.config.name,
+        dataset=protocol.dataset,
+        metric_kind=dataset_class(protocol.dataset).metric_kind,
+        rho=run.rho,
+        target=run.target,
+        sensitive=run.sensitive,
+        seed=run.seed,
+        status=STATUS_RUNNING,
+    ).with_facts(origin or {})
 
 
 def build_split(protocol: Protocol, run: RunSpec, split: str) -> Dataset[Any]:
@@ -120,7 +120,7 @@ def execute_run(
     """
     session = session or DistributedSession()
     context = session.context
-    record = {**run_record(protocol, run), **(origin or {})}
+    record = run_record(protocol, run, origin)
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
     encoder = build_protocol_encoder(encoder_config)
@@ -132,8 +132,7 @@ def execute_run(
     method = dataclasses.replace(run.method.config, projection_dim=encoder_config.projection_dim)
     model = session.prepare_model(MethodModel(encoder, method, n_classes), device, protocol.train.sync_batchnorm)
     if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / RUN_FILE, {**record, "status": STATUS_RUNNING})
+        record.write(run_dir)
     history: list[dict[str, float]] = []
     log = epoch_log(run_dir, protocol.train.tensorboard and context.is_main and method.trains)
     if method.trains:
@@ -157,7 +156,7 @@ def execute_run(
             track=EpochTracker(
                 train_set,
                 test_set,
-                kind=record["metric_kind"],
+                kind=train_facts.metric_kind,
                 augment=protocol.train.augment,
                 seed=run.seed,
                 device=device,
@@ -206,7 +205,8 @@ def execute_run(
         batch_size=protocol.eval.batch_size,
         normalization=protocol.train.augment,
     )
-    info = {**dataset_info(test_set), **record, "encoder": protocol.encoder.arch}
+    fields = {key: value for key, value in record.to_json(metrics=False).items() if key != "status"}
+    info = {**dataset_info(test_set), **fields, "encoder": protocol.encoder.arch}
     result = audit_features(
         train_features.features,
         train_features.targets,
@@ -227,5 +227,5 @@ def execute_run(
     )
     attach_strip(result, test_set)
     result.write_run_files(run_dir)
-    atomic_write_json(run_dir / RUN_FILE, {**info, "status": STATUS_COMPLETE})
+    record.with_facts(info).finish(result.metrics).write(run_dir)
     return result

@@ -340,11 +340,14 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make relative data paths (``root``, ``source.idx_dir``, ...) relative to the protocol file."""
+    """Make relative data paths (``root``, ``source.idx_dir``, ``cache_dir``, ...) relative to the protocol file."""
     resolved = dict(data)
     for key in ("root", "split_file"):
         if isinstance(resolved.get(key), str):
             resolved[key] = str(_relative_to(Path(resolved[key]), base))
+    cache_dir = resolved.get("cache_dir")
+    if isinstance(cache_dir, str) and not Path(cache_dir).expanduser().is_absolute():
+        resolved["cache_dir"] = str((base / Path(cache_dir).expanduser()).resolve())  # may not exist yet
     source = resolved.get("source")
     if isinstance(source, Mapping):
         resolved["source"] = {

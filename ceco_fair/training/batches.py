@@ -1,19 +1,25 @@
 """Iterating a dataset in batches of a fixed index order, fast for in-memory tensors.
 
-Datasets that hold their images as one tensor (``.images``, as BiasedMNIST and ColoredMNIST do)
-are moved to the device once and sliced there; any other dataset yielding ``(image, target, sensitive)`` goes through a
+Datasets that hold their images as one tensor (``.images``, as BiasedMNIST and ColoredMNIST do,
+and file datasets with a decoded-image cache) are moved to the device once, where they fit, and
+sliced there; any other dataset yielding ``(image, target, sensitive)`` goes through a
 ``DataLoader`` with the given batches, workers and pinned memory.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+logger = logging.getLogger(__name__)
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+DEVICE_SHARE: Final = 0.5
+"""Largest share of an accelerator's free memory that a dataset's images may take."""
 
 
 def as_long(values: Any) -> torch.Tensor:
@@ -25,6 +31,17 @@ def dataset_images(dataset: Dataset[Any]) -> torch.Tensor | None:
     """The dataset's images as one ``[n, C, H, W]`` tensor if it keeps them in memory, else None."""
     images = getattr(dataset, "images", None)
     return images if isinstance(images, torch.Tensor) and images.ndim == 4 else None
+
+
+def fits_on(device: torch.device, nbytes: int) -> bool:
+    """Whether ``nbytes`` of images may live on ``device``.
+
+    Always on the CPU; on CUDA within :data:`DEVICE_SHARE` of the device's free memory.
+    """
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_SHARE * free
 
 
 def chunk_indices(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torch.Tensor]:
@@ -40,8 +57,9 @@ class BatchSource:
 
     An in-memory dataset is copied to the device once, when the source is made, and each epoch's
     batches are gathered there from one copy of that epoch's indices: a training step makes no
-    host-to-device copy. A dataset that decodes from disk goes through a ``DataLoader`` with pinned
-    memory and asynchronous copies.
+    host-to-device copy. Images too large for the device's free memory (see :func:`fits_on`) stay
+    in host memory and each batch is gathered there and copied. A dataset that decodes from disk
+    goes through a ``DataLoader`` with pinned memory and asynchronous copies.
 
     Args:
         dataset: a dataset yielding ``(image, target, sensitive)``.
@@ -55,11 +73,15 @@ class BatchSource:
         self.num_workers = num_workers
         images = dataset_images(dataset)
         self.tensors: Batch | None = None
+        self.home = self.device
         if images is not None:
+            if not fits_on(self.device, images.nelement() * images.element_size()):
+                self.home = torch.device("cpu")
+                logger.info("images of %d samples stay in host memory (too large for %s)", len(images), self.device)
             self.tensors = (
-                images.to(self.device),
-                as_long(getattr(dataset, "targets")).to(self.device),  # noqa: B009  (not part of Dataset's type)
-                as_long(getattr(dataset, "sensitive")).to(self.device),  # noqa: B009
+                images.to(self.home),
+                as_long(getattr(dataset, "targets")).to(self.home),  # noqa: B009  (not part of Dataset's type)
+                as_long(getattr(dataset, "sensitive")).to(self.home),  # noqa: B009
             )
 
     def __call__(self, batches: Sequence[torch.Tensor]) -> Iterator[Batch]:
@@ -88,9 +110,20 @@ class BatchSource:
     def _gather(self, tensors: Batch, batches: Sequence[torch.Tensor]) -> Iterator[Batch]:
         if not batches:
             return
-        indices = torch.split(torch.cat(list(batches)).to(self.device), [len(index) for index in batches])
+        indices = torch.split(torch.cat(list(batches)).to(self.home), [len(index) for index in batches])
         for index in indices:
-            yield tensors[0][index], tensors[1][index], tensors[2][index]
+            batch = (tensors[0][index], tensors[1][index], tensors[2][index])
+            yield batch if self.home == self.device else tuple_to(batch, self.device)
+
+
+def tuple_to(batch: Batch, device: torch.device) -> Batch:
+    """A batch copied to ``device`` (asynchronously where the copy allows it)."""
+    images, targets, sensitive = batch
+    return (
+        images.to(device, non_blocking=True),
+        targets.to(device, non_blocking=True),
+        sensitive.to(device, non_blocking=True),
+    )
 
 
 def iterate_batches(

@@ -7,9 +7,7 @@ from typing import Any
 
 import torch
 
-from ceco_fair.common.io import atomic_write, atomic_write_json, atomic_write_text
-
-__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "load_checkpoint", "save_checkpoint"]
+from ceco_fair.common.io import atomic_write
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -24,8 +24,9 @@ from ceco_fair.report import load_results
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho
 from ceco_fair.report.figures_distortion import comparisons_figure
 from ceco_fair.report.stats import summarize
-from ceco_fair.results.comparisons import condition_of, paired_interval
 from ceco_fair.results.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
+from ceco_fair.results.record import condition_label, read_run_file
+from ceco_fair.results.seeds import paired_interval
 from ceco_fair.summary import summary_markdown
 
 CONVERGENCE_SHARE = 0.9
@@ -62,9 +63,9 @@ def gather_curves(folder: Path) -> pd.DataFrame:
     for run_dir in sorted((folder / RUNS_DIR).iterdir()):
         curves = run_dir / CURVES_FILE
         if curves.is_file():
-            record = pd.read_json(run_dir / RUN_FILE, typ="series")
+            record = read_run_file(run_dir / RUN_FILE)
             frame = pd.read_csv(curves)
-            frames.append(frame.assign(method=record["method"], rho=record["rho"], seed=record["seed"]))
+            frames.append(frame.assign(method=record.method, rho=record.rho, seed=record.seed))
     table = pd.concat(frames, ignore_index=True)
     first = ["method", "rho", "seed", "epoch"]
     return table[first + [c for c in table.columns if c not in first]]
@@ -84,7 +85,7 @@ def convergence(curves: pd.DataFrame) -> pd.DataFrame:
 def convergence_tables(table: pd.DataFrame) -> str:
     """Mean epochs to 90% per method x rho, and ConTeX minus SupCon paired by seed."""
     tidy = table.rename(columns={"epochs_to_90pct": "value"}).assign(
-        condition=[condition_of({"rho": rho}) for rho in table["rho"]]
+        condition=[condition_label(rho, None, None) for rho in table["rho"]]
     )
     summary = summarize(tidy, ["method", "condition"])
     conditions = list(dict.fromkeys(summary["condition"]))

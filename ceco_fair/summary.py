@@ -3,8 +3,9 @@
 ``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C]`` prints one Markdown
 table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
 mean over seeds with its interval (:func:`ceco_fair.results.seeds.seed_interval`: Student's t for
-two seeds or more). Accuracies and other fractions in [0, 1] are shown in percent with one
-decimal. Torch-free: it reads ``results.csv`` only.
+two seeds or more). Each value is written by :func:`ceco_fair.metrics.specs.format_value`, as
+the report writes it (percent or plain, with the decimals of the metric's spec). Torch-free: it
+reads ``results.csv`` only.
 """
 
 from __future__ import annotations
@@ -19,22 +20,11 @@ from typing import Any
 import pandas as pd
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.metrics.specs import label, spec_of
+from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
 from ceco_fair.report.stats import summarize
 from ceco_fair.results.layout import RESULTS_CSV
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
-
-PERCENT_METRICS = frozenset(
-    {
-        "accuracy",
-        "unbiased_accuracy",
-        "bias_aligned_accuracy",
-        "bias_conflicting_accuracy",
-        "worst_group_accuracy",
-    }
-)
-"""Metrics shown in percent (one decimal); the others with three decimals."""
 
 USAGE_ERROR_STATUS = 2
 
@@ -60,14 +50,13 @@ def seed_summary(results: pd.DataFrame, metrics: Sequence[str], confidence: floa
     return summarize(table, ["method", "condition", "metric"], confidence=confidence)
 
 
-def format_cell(mean: float, low: float, high: float, *, percent: bool) -> str:
-    """``37.6 [31.2, 44.0]`` (percent, one decimal) or ``0.412 [0.380, 0.444]``; ``–`` without a value."""
+def format_cell(mean: float, low: float, high: float, spec: MetricSpec | None) -> str:
+    """``37.6 [31.2, 44.0]`` (a percent metric) or ``0.412 [0.380, 0.444]``; ``–`` without a value."""
     if not math.isfinite(mean):
         return "–"
-    scale, digits = (100.0, 1) if percent else (1.0, 3)
-    text = f"{scale * mean:.{digits}f}"
+    text = format_value(mean, spec)
     if math.isfinite(low) and math.isfinite(high) and high > low:
-        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+        text += f" [{format_value(low, spec)}, {format_value(high, spec)}]"
     return text
 
 
@@ -76,16 +65,15 @@ def markdown_table(summary: pd.DataFrame, metric: str) -> str:
     rows = summary[summary["metric"] == metric]
     conditions = list(dict.fromkeys(rows["condition"]))
     methods = list(dict.fromkeys(rows["method"]))
-    percent = metric in PERCENT_METRICS
+    spec = spec_of(metric)
     cells = {
-        (str(method), str(condition)): format_cell(float(mean), float(low), float(high), percent=percent)
+        (str(method), str(condition)): format_cell(float(mean), float(low), float(high), spec)
         for method, condition, mean, low, high in zip(
             rows["method"], rows["condition"], rows["mean"], rows["low"], rows["high"], strict=True
         )
     }
-    unit = " (%)" if percent else ""
     lines = [
-        f"| {label(metric)}{unit} | " + " | ".join(conditions) + " |",
+        f"| {label(metric)}{unit_suffix(spec)} | " + " | ".join(conditions) + " |",
         "|---|" + "---|" * len(conditions),
     ]
     lines += [f"| {m} | " + " | ".join(cells.get((m, c), "–") for c in conditions) + " |" for m in methods]

@@ -448,7 +448,7 @@ def test_group_figures_values(group: Path) -> None:
         "equal-opportunity difference": "legendonly",
         "EO (FSCL definition)": "legendonly",
     }
-    dp = gaps.data[1]
+    dp = next(t for t in gaps.data[:4] if t.name == "demographic-parity difference")
     assert list(dp.x) == ["supcon", "fscl", "contex"]
     first = json.loads((group / "runs/supcon-gender-age-seed0/metrics.json").read_text())
     assert dp.y[0] == pytest.approx(100 * first["demographic_parity_difference"], abs=0.006)
@@ -608,10 +608,12 @@ def test_summary_table_highlights_the_best(group: Path) -> None:
 
 def test_format_interval_kinds() -> None:
     row = pd.Series({"mean": 0.5, "low": 0.4, "high": 0.6, "kind": "t"})
-    assert format_interval(row) == ("50.0", "± 10.0")
-    assert format_interval(row.replace("t", "bootstrap")) == ("50.0", "[40.0–60.0]")
-    assert format_interval(row.replace("t", "single")) == ("50.0", "")
-    assert format_interval(pd.Series({"mean": math.nan, "low": 0, "high": 0, "kind": "none"})) == (
+    percent = METRIC_SPECS["accuracy"]
+    assert format_interval(row, percent) == ("50.0", "± 10.0")
+    assert format_interval(row.replace("t", "bootstrap"), percent) == ("50.0", "[40.0–60.0]")
+    assert format_interval(row.replace("t", "single"), percent) == ("50.0", "")
+    assert format_interval(row, METRIC_SPECS["variance_ratio"]) == ("0.500", "± 0.100")
+    assert format_interval(pd.Series({"mean": math.nan, "low": 0, "high": 0, "kind": "none"}), percent) == (
         "—",
         "",
     )

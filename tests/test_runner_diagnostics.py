@@ -27,12 +27,16 @@ def test_coloured_digit_runs_write_every_diagnostic(tmp_path, write_protocol, da
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     assert DIAGNOSTICS <= set(results.metric)
     values = results.set_index("metric")["value"]
-    for name in DIAGNOSTICS - {"uniformity"}:
-        assert 0.0 <= values[name] <= 4.0, name
-    assert values["uniformity"] <= 0.0
+    for name in DIAGNOSTICS - {"alignment", "uniformity"}:  # shares of images or of variance
+        assert 0.0 <= values[name] <= 1.0, name
+    assert 0.0 <= values["alignment"] <= 4.0  # squared distance of unit vectors
+    assert -4.0 * 2 <= values["uniformity"] <= 0.0  # log of a mean of exp(-2 d²), d² <= 4
+    # fewer candidates within a cell: every image retrieved among all is retrieved within its cell
+    assert values["instance_retrieval_within_cell"] >= values["instance_retrieval"]
+    n_colours = 10 if dataset == "biased_mnist" else 2
+    assert values["leakage"] > 1.0 / n_colours  # the colour is in the pixels: above chance
     run_dir = next((tmp_path / "out" / "runs").iterdir())
     table = pd.read_csv(run_dir / "counterfactual.csv")
-    n_colours = 10 if dataset == "biased_mnist" else 2
     assert len(table) == 1000 * n_colours and set(table.colour) == set(range(n_colours))
     flips = (
         table.prediction.to_numpy().reshape(-1, n_colours)

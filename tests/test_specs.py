@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
+
 import pytest
 
+import ceco_fair
 from ceco_fair.metrics import METRIC_NAMES, METRIC_SPECS, RATE_METRIC_NAMES
+from ceco_fair.metrics.intervals import SPREAD_NAMES, interval_names
 from ceco_fair.metrics.specs import (
     BIAS_METRICS,
+    CURVE_METRICS,
     GROUP_METRICS,
+    MetricSpec,
     ci_high_name,
     ci_low_name,
+    format_value,
+    headline_metrics,
     label,
     lower_is_better,
     p_value_name,
+    register_spec,
+    shown_value,
     spec_of,
     split_derived,
+    unit_suffix,
+    unregister_spec,
 )
 from ceco_fair.results import layout
+
+PACKAGE = Path(ceco_fair.__file__).parent
 
 REPRESENTATION_DIRECTIONS = {
     "instance_retrieval": "higher",
@@ -69,3 +85,83 @@ def test_layout_names_each_file_once_and_its_run_tables_by_kind() -> None:
     assert layout.run_table_file("") is None
     assert layout.STATUS_RUNNING in layout.RUN_STATUSES
     assert layout.RESULTS_COLUMNS[-2:] == ("metric", "value")
+
+
+def test_each_metric_name_is_spelled_only_in_the_metrics_package() -> None:
+    spelled: dict[str, list[str]] = {}
+    sources = {
+        str(path.relative_to(PACKAGE)): path.read_text(encoding="utf-8")
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] != "metrics"
+    }
+    for name in METRIC_SPECS:
+        literal = re.compile(rf"[\"']{re.escape(name)}[\"']")
+        found = sorted(path for path, text in sources.items() if literal.search(text))
+        if found:
+            spelled[name] = found
+    assert spelled == {}
+
+
+def test_the_guard_sees_a_literal() -> None:
+    literal = re.compile(rf"[\"']{re.escape('worst_group_accuracy')}[\"']")
+    assert literal.search('metrics["worst_group_accuracy"]') and not literal.search("``worst_group_accuracy``")
+
+
+def test_lists_of_metrics_are_derived_from_the_specs() -> None:
+    assert BIAS_METRICS == ("unbiased_accuracy", "bias_conflicting_accuracy", "bias_aligned_accuracy", "accuracy")
+    assert (
+        METRIC_NAMES
+        == GROUP_METRICS
+        == tuple(n for n, s in METRIC_SPECS.items() if s.kind in ("bias", "group") and "group" in s.runs)
+    )
+    assert SPREAD_NAMES == tuple(n for n, s in METRIC_SPECS.items() if s.interval in ("spread", "mean_gap"))
+    assert interval_names(rates=False) == ("worst_group_accuracy", "eo_fscl")
+    assert headline_metrics("bias") == (
+        "unbiased_accuracy",
+        "bias_conflicting_accuracy",
+        "instance_retrieval_within_cell",
+        "bias_sensitivity",
+    )
+    assert set(headline_metrics("group")) == {
+        "accuracy",
+        "worst_group_accuracy",
+        "equalized_odds_difference",
+        "demographic_parity_difference",
+        "leakage_within_class",
+    }
+    assert layout.CURVES_COLUMNS == ("epoch", *CURVE_METRICS)
+    assert CURVE_METRICS[:3] == ("knn_accuracy", "knn_bias_conflicting_accuracy", "knn_worst_group_accuracy")
+    assert all(METRIC_SPECS[METRIC_SPECS[n].of or n].kind != "curve" for n in CURVE_METRICS)
+
+
+def test_a_new_spec_line_reaches_the_derived_lists() -> None:
+    spec = MetricSpec("made_up_gap", "made-up gap", "group", "lower", runs=("group",), headline=("group",))
+    register_spec(spec)
+    try:
+        assert "made_up_gap" in headline_metrics("group") and spec_of("made_up_gap_ci_low") is spec
+        with pytest.raises(ValueError, match="already"):
+            register_spec(spec)
+    finally:
+        unregister_spec("made_up_gap")
+    assert "made_up_gap" not in METRIC_SPECS and "made_up_gap" not in headline_metrics("group")
+    unregister_spec("accuracy")  # a built-in spec stays
+    assert "accuracy" in METRIC_SPECS
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("accuracy", 0.37649, "37.6"),
+        ("equalized_odds_difference", 0.1234, "12.3"),
+        ("variance_ratio", 0.41249, "0.412"),
+        ("uniformity", -3.21, "-3.210"),
+        ("made_up", 0.5, "0.500"),
+        ("accuracy", math.nan, ""),
+    ],
+)
+def test_one_format_for_every_value(name: str, value: float, text: str) -> None:
+    spec = spec_of(name)
+    assert format_value(value, spec) == text
+    shown = shown_value(value, spec)
+    assert (math.isnan(shown) and text == "") or shown == float(text)
+    assert unit_suffix(spec) == (" (%)" if spec is not None and spec.unit == "percent" else "")

@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ceco_fair.metrics.specs import METRIC_SPECS
+from ceco_fair.report.html import format_interval
 from ceco_fair.results.layout import RESULTS_CSV
 from ceco_fair.summary import format_cell, main, summary_markdown
 
@@ -43,8 +45,20 @@ def test_cells_are_means_with_student_t_intervals(tmp_path):
 
 
 def test_format_cell_edge_cases():
-    assert format_cell(math.nan, math.nan, math.nan, percent=True) == "–"
-    assert format_cell(0.5, 0.5, 0.5, percent=False) == "0.500"
+    assert format_cell(math.nan, math.nan, math.nan, METRIC_SPECS["accuracy"]) == "–"
+    assert format_cell(0.5, 0.5, 0.5, METRIC_SPECS["variance_ratio"]) == "0.500"
+    assert format_cell(0.5, 0.4, 0.6, None) == "0.500 [0.400, 0.600]"
+
+
+def test_differences_between_groups_print_as_the_report_prints_them(tmp_path):
+    rows = [row("supcon", s, 0.9, "equalized_odds_difference", v) for s, v in ((0, 0.1234), (1, 0.1434))]
+    write_results(tmp_path / "out", rows)
+    text = summary_markdown(tmp_path / "out", ["equalized_odds_difference"])
+    assert "| equalized-odds difference (%) | rho=0.9 |" in text
+    assert "| supcon | 13.3 [" in text  # percent, one decimal: as the report's summary table
+    spec = METRIC_SPECS["equalized_odds_difference"]
+    shown = format_interval(pd.Series({"mean": 0.1334, "low": 0.1234, "high": 0.1434, "kind": "bootstrap"}), spec)
+    assert shown == ("13.3", "[12.3–14.3]")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -2,19 +2,18 @@
 
 The functions of :mod:`ceco_fair.metrics.representation` take features; this module makes the
 features they need from an encoder and a dataset (two augmented views of every test image, the
-counterfactual re-colourings of coloured digits) and gathers the diagnostics under the names that
+counterfactual re-colourings of coloured digits) and computes every diagnostic of the registry
+(:data:`ceco_fair.metrics.registry.REPRESENTATION_METRICS`) that these allow, under the names that
 ``results.csv`` uses:
 
-- ``instance_retrieval``: share of test images whose second view is the nearest (cosine) of all
-  second views to their first view;
-- ``instance_retrieval_within_cell``: the same with candidates restricted to the image's own
-  (target, sensitive) cell, so neither the label nor the bias attribute can do the retrieving;
-- ``alignment`` and ``uniformity`` (Wang & Isola 2020) of the views and of the plain features;
-- ``variance_ratio``: the share of the feature variance left inside the target classes;
-- ``leakage`` and ``leakage_within_class``: balanced accuracy of a cross-validated linear probe of
-  the sensitive value, unconditionally and within each target class;
-- for coloured digits, ``bias_sensitivity`` (share of the feature variance due to the background
-  colour alone) and ``counterfactual_flip_rate`` (share of (image, colour) pairs whose probe
+- retrieval (share of test images whose second view is the nearest of all second views to their
+  first view; within cell: among the images of its own (target, sensitive) cell), alignment and
+  uniformity (Wang & Isola 2020) of the views and of the plain features;
+- the variance ratio (share of the feature variance left inside the target classes);
+- leakage: balanced accuracy of a cross-validated linear probe of the sensitive value,
+  unconditionally and within each target class;
+- for coloured digits, bias sensitivity (share of the feature variance due to the background
+  colour alone) and the counterfactual flip rate (share of (image, colour) pairs whose probe
   prediction differs from the prediction on the image as given).
 """
 
@@ -32,14 +31,7 @@ from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.data.base import ImageDataset, Recolourable
 from ceco_fair.evaluation.counterfactual import counterfactual_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
-from ceco_fair.metrics.representation import (
-    alignment,
-    bias_sensitivity,
-    instance_retrieval,
-    leakage,
-    uniformity,
-    variance_ratio,
-)
+from ceco_fair.metrics.registry import RepresentationInputs, representation_scores
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +49,6 @@ class Views:
 
     first: torch.Tensor
     second: torch.Tensor
-
-
-def cell_ids(targets: np.ndarray, sensitive: np.ndarray) -> np.ndarray:
-    """One integer per (target, sensitive) pair ``[n]``: the retrieval cells."""
-    _, ids = np.unique(np.stack([targets, sensitive], axis=1), axis=0, return_inverse=True)
-    return np.asarray(ids).reshape(-1)
 
 
 def view_features(
@@ -137,27 +123,22 @@ def feature_diagnostics(
         views: features of two augmentations of the same ``n`` images, for retrieval and alignment.
 
     Returns:
-        ``variance_ratio``, ``uniformity``, ``leakage``, ``leakage_within_class`` and, with views,
-        ``instance_retrieval``, ``instance_retrieval_within_cell``, ``alignment``.
+        Every registered diagnostic that needs the features alone and, with views, those that need
+        views (:data:`~ceco_fair.metrics.registry.REPRESENTATION_METRICS`), in the registry's order.
     """
     n = len(features)
     chosen = np.arange(n)
     if n > SUBSAMPLE_POINTS:
         chosen = np.sort(np.random.default_rng(seed).choice(n, size=SUBSAMPLE_POINTS, replace=False))
-    sample = features[torch.from_numpy(chosen)]
-    scores = {
-        "variance_ratio": variance_ratio(features, targets),
-        "uniformity": uniformity(sample),
-        "leakage": leakage(sample, sensitive[chosen], seed=seed),
-        "leakage_within_class": leakage(sample, sensitive[chosen], targets[chosen], seed=seed),
-    }
-    if views is not None:
-        scores["instance_retrieval"] = instance_retrieval(views.first, views.second)
-        scores["instance_retrieval_within_cell"] = instance_retrieval(
-            views.first, views.second, cell_ids(targets, sensitive)
-        )
-        scores["alignment"] = alignment(views.first, views.second)
-    return scores
+    inputs = RepresentationInputs(
+        features,
+        np.asarray(targets),
+        np.asarray(sensitive),
+        seed,
+        chosen,
+        views=(views.first, views.second) if views is not None else None,
+    )
+    return representation_scores(inputs, ("features", "views"))
 
 
 def counterfactual_diagnostics(
@@ -173,16 +154,22 @@ def counterfactual_diagnostics(
         predict: the fitted probe: features ``[m, D]`` -> classes ``[m]``.
 
     Returns:
-        ``{"bias_sensitivity", "counterfactual_flip_rate"}`` and the predictions under every colour ``[n, K]``.
+        Every registered diagnostic that needs the counterfactuals, and the predictions under every
+        colour ``[n, K]``.
     """
     n, k, d = counterfactual.shape
     recoloured = predict(counterfactual.reshape(n * k, d)).numpy().reshape(n, k)
-    flips = recoloured != np.asarray(predictions).reshape(n, 1)
-    scores = {
-        "bias_sensitivity": bias_sensitivity(counterfactual),
-        "counterfactual_flip_rate": float(flips.mean()) if flips.size else 0.0,
-    }
-    return scores, recoloured
+    inputs = RepresentationInputs(
+        counterfactual[:, 0, :],
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        0,
+        np.arange(n),
+        counterfactual=counterfactual,
+        predictions=np.asarray(predictions),
+        recoloured=recoloured,
+    )
+    return representation_scores(inputs, ("counterfactual",)), recoloured
 
 
 def dataset_counterfactuals(

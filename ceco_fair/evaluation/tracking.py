@@ -4,18 +4,12 @@ With ``eval.track_every: K`` the encoder is measured after every K-th epoch (and
 fixed subsample of ``eval.track_points`` training images (the kNN bank) and test images (the
 queries), and each measured epoch becomes one row of ``curves.csv``:
 
-- ``knn_accuracy``: accuracy of a k = 20 cosine nearest-neighbour vote over the bank's features
-  (one vote per neighbour; ties go to the smaller class index);
-- ``knn_bias_conflicting_accuracy`` (bias datasets) or ``knn_worst_group_accuracy`` (group
-  datasets): the same predictions measured as :mod:`ceco_fair.metrics` defines those metrics;
-- ``balanced_knn_accuracy`` and ``balanced_knn_bias_conflicting_accuracy`` /
-  ``balanced_knn_worst_group_accuracy``: the same vote over a second bank drawn equally from every
-  (target, sensitive) cell of the training set (:func:`balanced_subsample`). The first bank carries
-  the training bias, so an encoder that sorts images by the bias attribute scores well on it through
-  the bias alone (on BiasedMNIST at high ρ its kNN accuracy stays near chance on the unbiased test set
-  even when the shape is in the features); in the balanced bank every colour holds every digit, so
-  the vote can only use what else the features hold, and the curve can leave chance;
-- ``instance_retrieval_within_cell`` and ``variance_ratio`` of the test subsample, as in
+- the kNN values (specs of kind ``curve``): the predictions of a k = 20 cosine nearest-neighbour
+  vote over the bank's features (one vote per neighbour; ties go to the smaller class index),
+  measured by the metric the spec names in ``of`` (accuracy, and the bias-conflicting or
+  worst-group accuracy as :mod:`ceco_fair.metrics` defines them) for the runs of the spec's kinds;
+- the representation diagnostics whose spec has ``curve`` (retrieval within cell, variance
+  ratio), measured on the test subsample and its two views as in
   :mod:`ceco_fair.evaluation.diagnostics`.
 """
 
@@ -29,10 +23,11 @@ import torch.nn.functional as F
 
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.data.base import FairnessDataset, ImageDataset
-from ceco_fair.evaluation.diagnostics import cell_ids, view_features
+from ceco_fair.evaluation.diagnostics import view_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics import bias_metrics, group_metrics
-from ceco_fair.metrics.representation import instance_retrieval, variance_ratio
+from ceco_fair.metrics.registry import REPRESENTATION_METRICS, RepresentationInputs, representation_scores
+from ceco_fair.metrics.specs import CURVE_METRICS, METRIC_SPECS
 from ceco_fair.results.layout import MetricKind
 
 KNN_NEIGHBOURS = 20
@@ -146,29 +141,25 @@ class EpochTracker:
             indices=rows,
         )
 
-    def _knn_values(
-        self, prefix: str, targets: np.ndarray, predictions: np.ndarray, sensitive: np.ndarray
-    ) -> dict[str, float]:
-        """Accuracy and the worst-case accuracy of the dataset's kind, named ``<prefix>_...``."""
-        values = {f"{prefix}_accuracy": float(np.mean(predictions == targets))}
-        if self.kind == "bias":
-            conflicting = bias_metrics(targets, predictions, sensitive)["bias_conflicting_accuracy"]
-            values[f"{prefix}_bias_conflicting_accuracy"] = float(conflicting)
-        else:
-            worst = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)["worst_group_accuracy"]
-            values[f"{prefix}_worst_group_accuracy"] = float(worst)
-        return values
-
     def __call__(self, encoder: Encoder) -> dict[str, float]:
         """The curve values of ``encoder`` now."""
         queries = self._features(encoder, self.test_set, self.query_rows)
         targets = queries.targets.long().numpy()
         sensitive = queries.sensitive.long().numpy()
         row: dict[str, float] = {}
-        for prefix, rows in (("knn", self.bank_rows), ("balanced_knn", self.balanced_rows)):
+        banks = {"biased": self.bank_rows, "balanced": self.balanced_rows}
+        for bank_name, rows in banks.items():
             bank = self._features(encoder, self.train_set, rows)
             predictions = knn_predict(bank.features, bank.targets, queries.features).numpy()
-            row.update(self._knn_values(prefix, targets, predictions, sensitive))
+            if self.kind == "bias":
+                measured = bias_metrics(targets, predictions, sensitive)
+            else:
+                measured = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)
+            for name in CURVE_METRICS:
+                spec = METRIC_SPECS[name]
+                if spec.of is not None and spec.bank == bank_name and self.kind in spec.runs:
+                    row[name] = float(measured[spec.of])
+        diagnostics = tuple(name for name in CURVE_METRICS if name in REPRESENTATION_METRICS)
         views = view_features(
             encoder,
             self.test_set,
@@ -178,8 +169,13 @@ class EpochTracker:
             batch_size=self.batch_size,
             indices=self.query_rows,
         )
-        row["instance_retrieval_within_cell"] = instance_retrieval(
-            views.first, views.second, cell_ids(targets, sensitive)
+        inputs = RepresentationInputs(
+            queries.features,
+            targets,
+            sensitive,
+            self.seed,
+            np.arange(len(targets)),
+            views=(views.first, views.second),
         )
-        row["variance_ratio"] = variance_ratio(queries.features, targets)
+        row.update(representation_scores(inputs, ("features", "views"), diagnostics))
         return row

@@ -1,7 +1,12 @@
 """Bias, group-fairness and representation metrics.
 
 - :data:`METRIC_SPECS` (:mod:`ceco_fair.metrics.specs`): what each metric is (label, kind,
-  direction, binary-only). Importing it, or this package, does not import torch.
+  direction, binary-only, unit and decimals, headline, interval kind, report roles, per-epoch
+  curve); every list of metrics elsewhere is derived from it, and
+  :func:`~ceco_fair.metrics.specs.format_value` writes its values. Importing it, or this package,
+  does not import torch.
+- :mod:`ceco_fair.metrics.registry`: the representation diagnostics by name, each a function of
+  the features; :func:`~ceco_fair.metrics.registry.register` adds one with its spec.
 - :func:`bias_metrics`, :func:`bias_accuracy_matrix`: accuracy, unbiased, bias-aligned and
   bias-conflicting accuracy for data whose bias values index the classes (BiasedMNIST).
 - :func:`group_metrics`, :func:`group_table`: accuracy, worst-group accuracy, demographic

@@ -59,18 +59,18 @@ from ceco_fair.metrics.intervals import (
     mean_pair_gap,
     simultaneous_intervals,
 )
-from ceco_fair.metrics.specs import GROUP_RATES, METRIC_SPECS, ci_high_name, ci_low_name, p_value_name
+from ceco_fair.metrics.specs import (
+    GROUP_METRICS,
+    GROUP_RATES,
+    METRIC_SPECS,
+    ci_high_name,
+    ci_low_name,
+    p_value_name,
+)
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES: tuple[str, ...] = (
-    "accuracy",
-    "worst_group_accuracy",
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "eo_fscl",
-)
+METRIC_NAMES: tuple[str, ...] = GROUP_METRICS
 """Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` / ``_p_value`` variants)."""
 
 RATE_METRIC_NAMES: tuple[str, ...] = tuple(name for name in METRIC_NAMES if METRIC_SPECS[name].binary_only)

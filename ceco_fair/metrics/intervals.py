@@ -82,16 +82,13 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from ceco_fair.metrics.bootstrap import FloatArray
 from ceco_fair.metrics.confusion import IntArray
+from ceco_fair.metrics.specs import BAND_INTERVALS, METRIC_SPECS, band_metrics
 
-SPREAD_NAMES: tuple[str, ...] = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "eo_fscl",
-)
-"""Between-group spreads that get a simultaneous-band interval and a ``_p_value``."""
+SPREAD_NAMES: tuple[str, ...] = tuple(spec.name for spec in METRIC_SPECS.values() if spec.interval in BAND_INTERVALS)
+"""Between-group spreads that get a simultaneous-band interval and a ``_p_value`` (from their specs)."""
 
-WORST = "worst_group_accuracy"
+WORST = next(spec.name for spec in METRIC_SPECS.values() if spec.interval == "worst")
+"""The metric whose interval takes one-sided bands on the cells (the worst group's accuracy)."""
 WORST_LOW = WORST + "_low"
 """Key of the per-cell one-sided statistics that set the worst group's lower end."""
 WORST_HIGH = WORST + "_high"
@@ -122,11 +119,22 @@ def interval_names(*, rates: bool) -> tuple[str, ...]:
         rates: Whether the binary rate-based spreads are computed.
 
     Returns:
-        ``worst_group_accuracy`` and the spreads of :data:`SPREAD_NAMES` that apply.
+        The worst group and the spreads of :data:`SPREAD_NAMES` that apply, in spec order.
 
     """
-    spreads = SPREAD_NAMES if rates else ("eo_fscl",)
-    return ("worst_group_accuracy", *spreads)
+    return band_metrics(rates=rates)
+
+
+def _rate_block(counts: IntArray, rate: str) -> RateBlock:
+    """One per-group rate of a binary table ``[..., G, 2, 2]`` as a block over the groups."""
+    per_class = counts.sum(axis=-1)  # [..., G, 2]
+    if rate == "tpr":
+        return RateBlock(counts[..., 1, 1], per_class[..., 1], 0.0)
+    if rate == "fpr":
+        return RateBlock(counts[..., 0, 1], per_class[..., 0], 0.0)
+    if rate == "selection_rate":
+        return RateBlock(counts[..., :, 1].sum(axis=-1), per_class.sum(axis=-1), np.nan)
+    raise ValueError(f"no rate block for {rate!r}")
 
 
 def metric_blocks(counts: IntArray, name: str) -> list[RateBlock]:
@@ -140,20 +148,15 @@ def metric_blocks(counts: IntArray, name: str) -> list[RateBlock]:
         The blocks: units are groups (spreads) or (group, class) cells (worst group).
 
     """
+    spec = METRIC_SPECS[name]
     correct = np.diagonal(counts, axis1=-2, axis2=-1)  # [..., G, C]
     per_class = counts.sum(axis=-1)  # [..., G, C]
-    if name == "worst_group_accuracy":
+    if spec.interval == "worst":
         flat = (*correct.shape[:-2], -1)
         return [RateBlock(correct.reshape(flat), per_class.reshape(flat), np.nan)]
-    if name == "eo_fscl":
+    if spec.interval == "mean_gap":
         return [RateBlock(correct[..., c], per_class[..., c], np.nan) for c in range(correct.shape[-1])]
-    tpr = RateBlock(counts[..., 1, 1], per_class[..., 1], 0.0)
-    fpr = RateBlock(counts[..., 0, 1], per_class[..., 0], 0.0)
-    if name == "demographic_parity_difference":
-        return [RateBlock(counts[..., :, 1].sum(axis=-1), per_class.sum(axis=-1), np.nan)]
-    if name == "equal_opportunity_difference":
-        return [tpr]
-    return [tpr, fpr]
+    return [_rate_block(counts, rate) for rate in spec.rates]
 
 
 def block_rates(block: RateBlock) -> FloatArray:
@@ -336,7 +339,7 @@ def simultaneous_intervals(
             c_low = np.asarray(critical[WORST_LOW], dtype=np.float64)
             low = np.fmin.reduce(np.clip(estimate - c_low * scale, 0.0, 1.0), axis=-1)
             high = np.fmin.reduce(np.clip(estimate + c * scale, 0.0, 1.0), axis=-1)
-        elif name == "eo_fscl":
+        elif METRIC_SPECS[name].interval == "mean_gap":
             gaps = np.stack([np.abs(e) for e, _ in members], axis=-2)  # [..., C, P]
             scales = np.stack([s for _, s in members], axis=-2)
             c2 = c[..., np.newaxis]
@@ -398,7 +401,9 @@ def homogeneity_p_values(counts: IntArray, *, rates: bool) -> dict[str, FloatArr
 
     """
     result: dict[str, FloatArray] = {}
-    for name in interval_names(rates=rates)[1:]:
+    for name in interval_names(rates=rates):
+        if name == WORST:
+            continue
         tests = [chi_square_homogeneity(block) for block in metric_blocks(counts, name)]
         statistic = np.sum([s for s, _ in tests], axis=0)
         df = np.sum([d for _, d in tests], axis=0)

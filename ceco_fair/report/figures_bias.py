@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ceco_fair.metrics.specs import label
+from ceco_fair.metrics.specs import Role, label, with_role
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -28,7 +28,13 @@ from ceco_fair.report.style import (
 
 RHO_AXIS = "training bias ρ (share of bias-aligned training images)"
 
-ALIGNMENT_LINES = (("bias_aligned_accuracy", "solid"), ("bias_conflicting_accuracy", "dash"))
+LINE_DASHES: tuple[tuple[Role, str], ...] = (("aligned", "solid"), ("conflicting", "dash"))
+"""The line style of the metrics of each role: bias-aligned solid, bias-conflicting dashed."""
+
+
+def alignment_lines() -> tuple[tuple[str, str], ...]:
+    """``(metric, dash)`` of each line against ρ, from the metrics' roles."""
+    return tuple((name, dash) for role, dash in LINE_DASHES for name in with_role(role))
 
 
 def bias_accuracy_by_rho(results: Results) -> go.Figure | None:
@@ -43,14 +49,15 @@ def bias_accuracy_by_rho(results: Results) -> go.Figure | None:
 
     """
     metrics = results.metrics
-    table = metrics[metrics["metric"].isin([m for m, _ in ALIGNMENT_LINES]) & metrics["rho"].notna()]
+    lines = alignment_lines()
+    table = metrics[metrics["metric"].isin([m for m, _ in lines]) & metrics["rho"].notna()]
     if table.empty:
         return None
     summary = summarize(table, ["method", "rho", "metric"], confidence=results.confidence)
     colours = method_colours(results.methods)
     fig = go.Figure()
     for method in results.methods:
-        for metric, dash in ALIGNMENT_LINES:
+        for metric, dash in lines:
             rows = summary[(summary["method"] == method) & (summary["metric"] == metric)]
             if rows.empty:
                 continue

@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ceco_fair.metrics.specs import METRIC_SPECS
+from ceco_fair.metrics.specs import CURVE_METRICS, METRIC_SPECS, label, spec_of, unit_suffix, with_role
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -38,36 +38,9 @@ from ceco_fair.report.style import (
     text,
 )
 
-CURVE_PANELS = (
-    "knn_accuracy",
-    "knn_bias_conflicting_accuracy",
-    "knn_worst_group_accuracy",
-    "balanced_knn_accuracy",
-    "balanced_knn_bias_conflicting_accuracy",
-    "balanced_knn_worst_group_accuracy",
-    "instance_retrieval_within_cell",
-    "variance_ratio",
-)
-CURVE_LABELS = {
-    "knn_accuracy": "kNN accuracy",
-    "knn_bias_conflicting_accuracy": "kNN bias-conflicting accuracy",
-    "knn_worst_group_accuracy": "kNN worst-group accuracy",
-    "balanced_knn_accuracy": "kNN accuracy, balanced bank",
-    "balanced_knn_bias_conflicting_accuracy": "kNN bias-conflicting accuracy, balanced bank",
-    "balanced_knn_worst_group_accuracy": "kNN worst-group accuracy, balanced bank",
-    "instance_retrieval_within_cell": "instance retrieval within cell",
-    "variance_ratio": "variance ratio",
-}
-WORST_CASE = ("bias_conflicting_accuracy", "worst_group_accuracy")
 PANEL_COLUMNS = 3
 DIGITS = 4
 ZERO_LINE = {"color": "#555555", "width": 1, "dash": "dot"}
-
-
-def label_of(metric: str) -> str:
-    """A metric's label from its spec (the name itself when it has none)."""
-    spec = METRIC_SPECS.get(metric)
-    return spec.label if spec is not None else metric
 
 
 def direction_of(metric: str) -> str:
@@ -105,7 +78,7 @@ def diagnostics_by_method(
     fig = make_subplots(
         rows=rows,
         cols=PANEL_COLUMNS,
-        subplot_titles=[f"{text(label_of(n))}<br>{direction_of(n)}" for n in names],
+        subplot_titles=[f"{text(label(n))}<br>{direction_of(n)}" for n in names],
         vertical_spacing=0.5 / rows,
     )
     colours = method_colours(methods)
@@ -124,12 +97,10 @@ def diagnostics_by_method(
                     y=[significant(v, DIGITS) for v in part["mean"]],
                     error_y=_interval_bars(part),
                     marker={"color": [colours[m] for m in part.index]},
-                    name=text(label_of(name)),
+                    name=text(label(name)),
                     showlegend=False,
                     customdata=np.stack([part["n"].to_numpy()], axis=1),
-                    hovertemplate="%{x}<br>%{y:.4g}<br>seeds %{customdata[0]}<extra>"
-                    + text(label_of(name))
-                    + "</extra>",
+                    hovertemplate="%{x}<br>%{y:.4g}<br>seeds %{customdata[0]}<extra>" + text(label(name)) + "</extra>",
                 ),
                 row=index // PANEL_COLUMNS + 1,
                 col=index % PANEL_COLUMNS + 1,
@@ -162,32 +133,38 @@ def distortion_against_bias(metrics: pd.DataFrame, methods: Sequence[str]) -> go
         if not metrics.empty
         else pd.DataFrame()
     )
-    worst = next((m for m in WORST_CASE if m in wide.columns and wide[m].notna().any()), None)
-    if worst is None or "instance_retrieval_within_cell" not in wide.columns:
+    worst = next((m for m in with_role("worst_case") if m in wide.columns and wide[m].notna().any()), None)
+    distortion = next(iter(with_role("distortion_axis")), None)
+    if worst is None or distortion is None or distortion not in wide.columns:
         return None
-    wide = wide.dropna(subset=[worst, "instance_retrieval_within_cell"])
+    wide = wide.dropna(subset=[worst, distortion])
     if wide.empty:
         return None
+    scale = METRIC_SPECS[worst].scale
     fig = go.Figure()
     colours = method_colours(methods)
     for method in [m for m in methods if m in set(wide["method"])]:
         rows = wide[wide["method"] == method]
         fig.add_trace(
             go.Scatter(
-                x=[significant(v, DIGITS) for v in rows["instance_retrieval_within_cell"]],
-                y=[significant(100 * v, DIGITS) for v in rows[worst]],
+                x=[significant(v, DIGITS) for v in rows[distortion]],
+                y=[significant(scale * v, DIGITS) for v in rows[worst]],
                 mode="markers",
                 name=text(method),
                 marker={"color": colours[method], "size": 9, "opacity": 0.8},
                 customdata=[[text(c), seed_text(s)] for c, s in zip(rows["condition"], rows["seed"], strict=True)],
-                hovertemplate="%{customdata[0]}, seed %{customdata[1]}<br>retrieval within cell %{x:.3f}<br>"
-                + text(label_of(worst))
-                + " %{y:.1f}%<extra>%{fullData.name}</extra>",
+                hovertemplate="%{customdata[0]}, seed %{customdata[1]}<br>"
+                + text(label(distortion))
+                + " %{x:.3f}<br>"
+                + text(label(worst))
+                + f" %{{y:.1f}}{'%' if scale != 1.0 else ''}<extra>%{{fullData.name}}</extra>",
             )
         )
-    apply_layout(fig, title=f"Less distortion, less bias? Retrieval within cell against {text(label_of(worst))}")
-    fig.update_xaxes(title_text="instance retrieval within (target, bias) cell")
-    fig.update_yaxes(title_text=f"{label_of(worst)} (%)")
+    apply_layout(
+        fig, title=f"Less distortion, less bias? {text(label(distortion)).capitalize()} against {text(label(worst))}"
+    )
+    fig.update_xaxes(title_text=label(distortion) + unit_suffix(spec_of(distortion)))
+    fig.update_yaxes(title_text=label(worst) + unit_suffix(spec_of(worst)))
     return fig
 
 
@@ -207,10 +184,10 @@ def tracked_curves(
     """
     if curves.empty:
         return None
-    panels = [c for c in CURVE_PANELS if c in curves.columns and curves[c].notna().any()]
+    panels = [c for c in CURVE_METRICS if c in curves.columns and curves[c].notna().any()]
     if not panels:
         return None
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[CURVE_LABELS[p] for p in panels])
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[label(p) for p in panels])
     colours = method_colours(methods)
     tidy = curves.melt(id_vars=["method", "condition", "seed", "epoch"], value_vars=panels, var_name="metric")
 
@@ -321,7 +298,7 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
         rows=1,
         cols=len(metrics),
         shared_yaxes=True,
-        subplot_titles=[f"{text(label_of(m))}<br>{direction_of(m)}" for m in metrics],
+        subplot_titles=[f"{text(label(m))}<br>{direction_of(m)}" for m in metrics],
         horizontal_spacing=0.04,
     )
     order = [m for m in methods if m in set(comparisons["method"])]

@@ -5,7 +5,16 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ceco_fair.metrics.specs import label
+from ceco_fair.metrics.specs import (
+    BAND_INTERVALS,
+    GROUP_RATE_LABELS,
+    GROUP_RATES,
+    METRIC_SPECS,
+    label,
+    spec_of,
+    unit_suffix,
+    with_role,
+)
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -20,14 +29,22 @@ from ceco_fair.report.style import (
     text,
 )
 
-RATE_LABELS = {"accuracy": "accuracy", "tpr": "true-positive rate", "fpr": "false-positive rate"}
-# Fairness gaps: metric, shown at first (else only listed in the legend), colour.
-FAIRNESS_BARS = (
-    ("equalized_odds_difference", True, "#636efa"),
-    ("demographic_parity_difference", True, "#ef553b"),
-    ("equal_opportunity_difference", False, "#00cc96"),
-    ("eo_fscl", False, "#ab63fa"),
-)
+PLOTTED_RATES = 3
+RATE_LABELS = {rate: GROUP_RATE_LABELS[rate] for rate in GROUP_RATES[:PLOTTED_RATES]}
+"""Per-group accuracy, true- and false-positive rate: the rates drawn (the selection rate stays in the table)."""
+BAR_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+
+
+def fairness_bars() -> tuple[tuple[str, bool, str], ...]:
+    """The fairness gaps drawn as bars: ``(metric, shown at first, colour)``.
+
+    The between-group differences of the specs (interval ``spread`` or ``mean_gap``); those a group
+    run compares against its baseline (headline) are shown at first, the others listed in the legend.
+    """
+    gaps = [spec for spec in METRIC_SPECS.values() if spec.interval in BAND_INTERVALS]
+    return tuple(
+        (spec.name, "group" in spec.headline, BAR_COLOURS[index % len(BAR_COLOURS)]) for index, spec in enumerate(gaps)
+    )
 
 
 def group_rates(results: Results) -> go.Figure | None:
@@ -106,9 +123,10 @@ def fairness_accuracy_scatter(results: Results) -> go.Figure | None:
 
     """
     metrics = results.metrics
-    if not (metrics["metric"] == "equalized_odds_difference").any():
+    gap, overall = with_role("fairness_axis")[0], with_role("overall")[0]
+    if not (metrics["metric"] == gap).any():
         return None
-    table = metrics[metrics["metric"].isin(["equalized_odds_difference", "accuracy"])]
+    table = metrics[metrics["metric"].isin([gap, overall])]
     summary = summarize(table, ["condition", "method", "metric"], confidence=results.confidence).set_index(
         ["condition", "method", "metric"]
     )
@@ -117,24 +135,25 @@ def fairness_accuracy_scatter(results: Results) -> go.Figure | None:
 
     def draw(condition: str) -> None:
         for method in results.methods:
-            eo_key = (condition, method, "equalized_odds_difference")
-            acc_key = (condition, method, "accuracy")
-            if eo_key not in summary.index or acc_key not in summary.index:
+            gap_key = (condition, method, gap)
+            overall_key = (condition, method, overall)
+            if gap_key not in summary.index or overall_key not in summary.index:
                 continue
-            eo = summary.loc[[eo_key]]
-            acc = summary.loc[[acc_key]]
+            x_rows = summary.loc[[gap_key]]
+            y_rows = summary.loc[[overall_key]]
             fig.add_trace(
                 go.Scatter(
-                    x=percent(eo["mean"]),
-                    y=percent(acc["mean"]),
-                    error_x=error_bars(eo),
-                    error_y=error_bars(acc),
+                    x=percent(x_rows["mean"]),
+                    y=percent(y_rows["mean"]),
+                    error_x=error_bars(x_rows),
+                    error_y=error_bars(y_rows),
                     mode="markers+text",
                     text=[text(method)],
                     textposition="top center",
                     name=text(method),
                     marker={"color": colours[method], "size": 13},
-                    hovertemplate="EO difference %{x:.1f}%<br>accuracy %{y:.1f}%<extra>%{fullData.name}</extra>",
+                    hovertemplate=f"{label(gap)} %{{x:.1f}}%<br>{label(overall)} %{{y:.1f}}%"
+                    "<extra>%{fullData.name}</extra>",
                 )
             )
 
@@ -145,10 +164,10 @@ def fairness_accuracy_scatter(results: Results) -> go.Figure | None:
         fig,
         title="Fairness against accuracy",
         xaxis={
-            "title": {"text": "equalized-odds difference (%), lower is fairer"},
+            "title": {"text": f"{label(gap)}{unit_suffix(spec_of(gap))}, lower is fairer"},
             "rangemode": "tozero",
         },
-        yaxis={"title": {"text": "accuracy (%)"}},
+        yaxis={"title": {"text": f"{label(overall)}{unit_suffix(spec_of(overall))}"}},
     )
     add_selector(fig, options)
     return fig
@@ -166,7 +185,8 @@ def fairness_gaps(results: Results) -> go.Figure | None:
         clicked. A menu chooses the attribute pair. ``None`` without these metrics.
 
     """
-    names = [name for name, _, _ in FAIRNESS_BARS]
+    bars = fairness_bars()
+    names = [name for name, _, _ in bars]
     table = results.metrics[results.metrics["metric"].isin(names)]
     if table.empty:
         return None
@@ -174,7 +194,7 @@ def fairness_gaps(results: Results) -> go.Figure | None:
     fig = go.Figure()
 
     def draw(condition: str) -> None:
-        for metric, shown, colour in FAIRNESS_BARS:
+        for metric, shown, colour in bars:
             rows = summary[(summary["condition"] == condition) & (summary["metric"] == metric)]
             if rows.empty:
                 continue

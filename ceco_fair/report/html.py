@@ -24,7 +24,16 @@ import yaml
 from plotly.offline import get_plotlyjs
 
 from ceco_fair.common.io import atomic_write_text
-from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, label, lower_is_better, spec_of
+from ceco_fair.metrics.specs import (
+    SUMMARY_METRICS,
+    MetricSpec,
+    format_value,
+    label,
+    lower_is_better,
+    shown_value,
+    spec_of,
+    unit_suffix,
+)
 from ceco_fair.report.figures import SECTIONS
 from ceco_fair.report.load import MissingItem, Results, load_results
 from ceco_fair.report.stats import summarize
@@ -36,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["REPORT_FILE", "build_report", "figure_html", "format_interval", "render_report", "script_json"]
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-SUMMARY_METRICS = tuple(dict.fromkeys((*BIAS_METRICS, *GROUP_METRICS)))
-SUMMARY_DECIMALS = 1
 _SCRIPT_ESCAPES = (
     ("<", "\\u003c"),
     (">", "\\u003e"),
@@ -93,7 +100,7 @@ footer { margin-top: 48px; font-size: 0.9em; }
 
 
 SUMMARY_GUIDE = (
-    "One row per method (and per ρ or attribute pair), in percent. Each cell is the mean over "
+    "One row per method (and per ρ or attribute pair), in percent where a column says (%). Each cell is the mean over "
     "seeds; the interval column says what the ± or [low–high] means for the row. The best value "
     "of each column is highlighted: highest for accuracies (↑), lowest for differences between "
     "groups (↓). A difference between groups whose interval reaches 0 says “no evidence of a "
@@ -258,15 +265,18 @@ def summary_table(results: Results) -> str | None:
                 f'<tr class="condition"><th class="text" colspan="{len(head)}" scope="rowgroup">'
                 f"{escape(condition)}</th></tr>"
             )
-        best = {name: _best([_rounded(c[name]["mean"]) for c in found.values() if name in c], name) for name in columns}
+        best = {
+            name: _best([shown_value(c[name]["mean"], spec_of(name)) for c in found.values() if name in c], name)
+            for name in columns
+        }
         for method, metric_rows in found.items():
             cells = [f'<th class="text" scope="row">{escape(method)}</th>']
             for name in columns:
                 row = metric_rows.get(name)
                 mark = ""
-                if row is not None and _rounded(row["mean"]) == best[name]:
+                if row is not None and shown_value(row["mean"], spec_of(name)) == best[name]:
                     mark = ' class="best"'
-                value, interval = ("—", "") if row is None else format_interval(row)
+                value, interval = ("—", "") if row is None else format_interval(row, spec_of(name))
                 shown = f'{value}<span class="interval">{interval}</span>' if interval else value
                 if row is not None and reaches_zero(name, row):
                     shown += f'<span class="no-evidence">{NO_EVIDENCE}</span>'
@@ -279,8 +289,8 @@ def summary_table(results: Results) -> str | None:
             rows.append(f"<tr>{''.join(cells)}</tr>")
     level = f"{100 * results.confidence:g}%"
     caption = (
-        f"Mean over seeds in %. Under each mean: “± h”, the half-width of the {level} Student-t "
-        f"interval (2 or more seeds), or “[low–high]”, the {level} "
+        "Mean over seeds, in % where the column says so. Under each mean: “± h”, the half-width of the "
+        f"{level} Student-t interval (2 or more seeds), or “[low–high]”, the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"
         + (" for the same ρ / attributes." if several else ".")
     )
@@ -300,26 +310,27 @@ def reaches_zero(metric: str, row: pd.Series) -> bool:
     return str(row["kind"]) in ("t", "bootstrap") and math.isfinite(row["low"]) and row["low"] <= 0
 
 
-def format_interval(row: pd.Series) -> tuple[str, str]:
-    """Write a summary row (fractions) as a percentage and its interval.
+def format_interval(row: pd.Series, spec: MetricSpec | None) -> tuple[str, str]:
+    """Write a summary row (stored values) as its metric is shown, with its interval.
 
     Args:
         row: A row of :func:`~ceco_fair.report.stats.summarize` (``mean, low, high, kind``).
+        spec: The metric's spec: :func:`~ceco_fair.metrics.specs.format_value` writes each number.
 
     Returns:
-        The mean and the interval as text: ``("87.3", "± 1.2")`` (t-interval),
-        ``("87.3", "[85.0–89.1]")`` (bootstrap), ``("87.3", "")`` (single run) or
-        ``("—", "")`` (no value).
+        The mean and the interval as text, for a percent metric: ``("87.3", "± 1.2")``
+        (t-interval), ``("87.3", "[85.0–89.1]")`` (bootstrap), ``("87.3", "")`` (single run)
+        or ``("—", "")`` (no value).
 
     """
     kind = row["kind"]
     if kind == "none" or not math.isfinite(row["mean"]):
         return "—", ""
-    mean = _pct(row["mean"])
+    mean = format_value(row["mean"], spec)
     if kind == "t":
-        return mean, f"± {_pct(row['high'] - row['mean'])}"
+        return mean, f"± {format_value(row['high'] - row['mean'], spec)}"
     if kind == "bootstrap":
-        return mean, f"[{_pct(row['low'])}–{_pct(row['high'])}]"
+        return mean, f"[{format_value(row['low'], spec)}–{format_value(row['high'], spec)}]"
     return mean, ""
 
 
@@ -331,18 +342,9 @@ def _best(values: Sequence[float], metric: str) -> float | None:
     return min(finite) if lower_is_better(metric) else max(finite)
 
 
-def _rounded(fraction: float) -> float:
-    """Convert a fraction to the percentage shown in the table, to compare shown values."""
-    return round(100.0 * float(fraction), SUMMARY_DECIMALS) if math.isfinite(fraction) else math.nan
-
-
-def _pct(fraction: float) -> str:
-    return f"{100.0 * float(fraction):.{SUMMARY_DECIMALS}f}"
-
-
 def _metric_header(name: str) -> str:
     arrow = "↓" if lower_is_better(name) else "↑"
-    return f"{escape(label(name))} (%) {arrow}"
+    return f"{escape(label(name))}{unit_suffix(spec_of(name))} {arrow}"
 
 
 def _section(anchor: str, title: str, guide: str, blocks: Sequence[str]) -> str:

@@ -28,6 +28,7 @@ from ceco_fair.metrics.specs import (
     CI_LOW_SUFFIX,
     GROUP_RATES,
     METRIC_SPECS,
+    RUN_KINDS,
     ci_high_name,
     ci_low_name,
     split_derived,
@@ -370,13 +371,13 @@ def _check_expected_files(
 def _run_kind(recorded: str, metric_names: set[str]) -> str:
     """Which per-run table a run should have written: ``"bias"``, ``"group"`` or ``""``.
 
-    The run's recorded ``metric_kind``, else the kind of its metrics other than accuracy (a
-    folder written before runs recorded their kind).
+    The run's recorded ``metric_kind``, else the one kind of run that records some of its metrics
+    (a folder written before runs recorded their kind).
     """
     if recorded:
         return recorded
-    kinds = {METRIC_SPECS[name].kind for name in metric_names - {"accuracy"} if name in METRIC_SPECS}
-    return next((kind for kind in ("bias", "group") if kind in kinds), "")
+    kinds = {METRIC_SPECS[name].runs for name in metric_names if name in METRIC_SPECS}
+    return next((kind for kind in RUN_KINDS if (kind,) in kinds), "")
 
 
 def _read_optional(root: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]) -> Any:

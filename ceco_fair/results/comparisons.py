@@ -25,26 +25,10 @@ from typing import Any
 import pandas as pd
 
 from ceco_fair.common.io import atomic_write_text
+from ceco_fair.metrics.specs import headline_metrics
 from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import paired_interval
-
-HEADLINE_METRICS: Mapping[str, tuple[str, ...]] = {
-    "bias": (
-        "unbiased_accuracy",
-        "bias_conflicting_accuracy",
-        "instance_retrieval_within_cell",
-        "bias_sensitivity",
-    ),
-    "group": (
-        "accuracy",
-        "worst_group_accuracy",
-        "equalized_odds_difference",
-        "demographic_parity_difference",
-        "leakage_within_class",
-    ),
-}
-"""The metrics compared per dataset kind."""
 
 DEFAULT_BASELINE_LOSS = "supcon"
 
@@ -70,7 +54,7 @@ def paired_comparisons(
     Args:
         runs: run records (``method``, ``loss``, ``seed``, ``rho``, ``target``, ``sensitive``, ``status``,
             ``metrics``), as in ``results.json``.
-        kind: ``bias`` or ``group``: which headline metrics are compared.
+        kind: ``bias`` or ``group``: which headline metrics are compared (their specs' ``headline``).
         baseline: the baseline method's label (default: :func:`default_baseline`).
         confidence: the intervals' confidence level.
 
@@ -79,13 +63,14 @@ def paired_comparisons(
     """
     complete = [run for run in runs if run.get("status", "complete") == "complete" and run.get("metrics")]
     baseline = baseline or default_baseline(complete)
+    headline = headline_metrics(kind)
     values: dict[tuple[str, str, str], dict[Any, float]] = {}
     order: list[str] = []
     for run in complete:
         method = str(run["method"])
         if method not in order:
             order.append(method)
-        for metric in HEADLINE_METRICS[kind]:
+        for metric in headline:
             value = run["metrics"].get(metric)
             if value is not None and math.isfinite(float(value)):
                 values.setdefault((method, _condition(run), metric), {})[run["seed"]] = float(value)
@@ -95,7 +80,7 @@ def paired_comparisons(
         if method == baseline:
             continue
         for condition in conditions:
-            for metric in HEADLINE_METRICS[kind]:
+            for metric in headline:
                 mine = values.get((method, condition, metric), {})
                 theirs = values.get((str(baseline), condition, metric), {})
                 seeds = sorted(set(mine) & set(theirs))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from ceco_fair.metrics.specs import CURVE_METRICS, GROUP_ACCURACY
+
 PROTOCOL_FILE: Final = "protocol.yaml"
 MANIFEST_FILE: Final = "manifest.json"
 RESULTS_CSV: Final = "results.csv"
@@ -63,17 +65,8 @@ RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
-CURVES_COLUMNS: Final = (
-    "epoch",
-    "knn_accuracy",
-    "knn_bias_conflicting_accuracy",
-    "knn_worst_group_accuracy",
-    "balanced_knn_accuracy",
-    "balanced_knn_bias_conflicting_accuracy",
-    "balanced_knn_worst_group_accuracy",
-    "instance_retrieval_within_cell",
-    "variance_ratio",
-)
+CURVES_COLUMNS: Final = ("epoch", *CURVE_METRICS)
+"""``curves.csv``: the epoch and the per-epoch values of the metrics whose spec has ``curve``."""
 COMPARISONS_COLUMNS: Final = (
     "method",
     "baseline",
@@ -88,7 +81,7 @@ PREDICTIONS_COLUMNS: Final = ("target", "sensitive", "prediction")
 COUNTERFACTUAL_COLUMNS: Final = ("index", "target", "sensitive", "colour", "prediction")
 """One row per (test image, background colour): the probe's prediction on the recoloured image."""
 PROJECTION_COLUMNS: Final = ("x", "y", "target", "sensitive")
-GROUP_TABLE_COLUMNS: Final = ("group", "count", "accuracy")
+GROUP_TABLE_COLUMNS: Final = ("group", "count", GROUP_ACCURACY)
 """Required columns of ``group_table.csv`` (then ``group_name``, rates and their intervals)."""
 
 RunStatus = Literal["running", "complete", "failed", "incomplete"]

@@ -78,3 +78,18 @@ class Incomplete(Squares):
     def __init__(self, split: str = "train", seed: int = 0) -> None:
         super().__init__(split, seed=seed)
         del self.group_names, self.sensitive_name
+
+
+class PreflightFails(Squares):
+    """Its ``preflight`` raises a plain exception, as a user's check of its files might."""
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        raise KeyError("labels.csv has no column 'smiling'")
+
+
+class BuildFails(Squares):
+    """Its constructor raises, as a user's dataset with a bug might."""
+
+    def __init__(self, split: str = "train", seed: int = 0) -> None:
+        raise ZeroDivisionError(f"cannot build the {split} split")

@@ -438,6 +438,33 @@ def dataset_info(dataset: object) -> dict[str, Any]:
     return {**info, "group_colours": list(colours)} if colours is not None else info
 
 
+SPLIT_FACTS: tuple[tuple[str, str], ...] = (
+    ("metric_kind", "kind"),
+    ("n_classes", "number of classes"),
+    ("n_groups", "number of groups"),
+)
+"""What a training and a test split of one dataset share: (member, what the message calls it)."""
+
+
+def check_matching_splits(train: object, test: object) -> None:
+    """Refuse a training and a test set that cannot be splits of one dataset.
+
+    Sets outside :class:`~ceco_fair.data.base.FairnessDataset` say nothing about themselves and pass.
+
+    Raises:
+        CecoFairError: their kind, number of classes or number of groups differ (both sets named).
+    """
+    if not isinstance(train, FairnessDataset) or not isinstance(test, FairnessDataset):
+        return
+    for member, what in SPLIT_FACTS:
+        train_value, test_value = getattr(train, member), getattr(test, member)
+        if train_value != test_value:
+            raise CecoFairError(
+                f"train and test: the {what} differs: train ({type(train).__name__}) has {train_value!r}, "
+                f"test ({type(test).__name__}) has {test_value!r}; give two splits of one dataset"
+            )
+
+
 def default_device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -495,9 +522,14 @@ def audit(
 
     Returns:
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
+
+    Raises:
+        CecoFairError: ``encoder`` is not callable, or ``train`` and ``test`` differ in kind, number of
+            classes or number of groups (see :func:`check_matching_splits`).
     """
     if not callable(encoder):
         raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
+    check_matching_splits(train, test)
     chosen_device = torch.device(device) if device is not None else default_device()
     if isinstance(encoder, nn.Module):
         encoder = encoder.to(chosen_device)

@@ -87,7 +87,7 @@ class MissingItem:
 
     Attributes:
         path: Path relative to the results folder (``"runs/<run_id>/metrics.json"``).
-        reason: What is wrong with it (``"missing"``, ``"status failed"``, a parse error).
+        reason: What is wrong with it (``"missing"``, ``"status failed: <the run's error>"``, a parse error).
         run_id: The run it belongs to, or ``None`` for a file of the whole folder.
 
     """
@@ -383,7 +383,9 @@ def _check_expected_files(
     for run in runs.itertuples(index=False):
         run_id = str(run.run_id)
         if run.status != STATUS_COMPLETE:
-            missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", f"status {run.status}", run_id))
+            error = folders[run_id].info.get("error") if run_id in folders else None
+            reason = f"status {run.status}" + (f": {error}" if error else "")
+            missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", reason, run_id))
         if run_id not in folders:
             if have_runs_dir:
                 missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", "missing", run_id))

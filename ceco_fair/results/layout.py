@@ -92,9 +92,10 @@ STATUS_FAILED: Final = "failed"
 STATUS_INCOMPLETE: Final = "incomplete"
 RUN_STATUSES: Final = (STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED, STATUS_INCOMPLETE)
 FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
-"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
-"""``running`` (written when a run starts), ``complete``, ``failed`` (training diverged) and
-``incomplete`` (the reader's word for a run folder without a status or metrics)."""
+"""A run with one of these statuses is done: the result tables list it; only ``--resume`` retries a failed one."""
+"""``running`` (written when a run starts), ``complete``, ``failed`` (training diverged or user code raised;
+``run.json`` holds the ``error``) and ``incomplete`` (the reader's word for a run folder without a
+status or metrics)."""
 
 MetricKind = Literal["bias", "group"]
 METRIC_KINDS: Final = ("bias", "group")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
-from ceco_fair.errors import CecoFairError
+from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.batches import BatchSource, chunk_indices
@@ -380,6 +380,7 @@ def pretrain(
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the last checkpoint is the last good epoch).
+        UserCodeError: a user loss raised or returned no finite scalar with a gradient (epoch and step named).
     """
     context = context or DistributedContext()
     model.to(device)
@@ -438,7 +439,11 @@ def pretrain(
             views = train_step.views(images, aug_generator)
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
-            loss = train_step.update(views, targets, sensitive, lr)
+            try:
+                loss = train_step.update(views, targets, sensitive, lr)
+            except UserCodeError as error:  # a user loss raised or broke its contract: say where
+                bar.close()
+                raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
             loss_sum += loss
             step += 1
             bar.update(1)

@@ -143,6 +143,29 @@ def test_a_user_loss_result_is_checked_and_named(mode: str, expected: str) -> No
     assert valid(features, torch.zeros(4), torch.zeros(4)).requires_grad
 
 
+def test_a_dataset_item_that_raises_in_training_fails_its_run(
+    write_protocol: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = {**tiny_protocol_dict(methods=["ce"], train=FAST_TRAIN), "data": {"dataset": "user_datasets:ReadFails"}}
+    assert main([str(write_protocol(raw)), "--output", str(tmp_path / "out"), "--quiet"]) == 1
+    record = json.loads((run_dir(tmp_path / "out", "ce-seed0") / RUN_FILE).read_text())
+    assert record["status"] == "failed"
+    assert record["error"].startswith(
+        "run ce-seed0, epoch 1, step 1: dataset ReadFails (reading a batch of items) raised IndexError: item "
+    )
+
+
+def test_load_encoder_names_an_encoder_factory_it_cannot_import(tmp_path: Path) -> None:
+    run = run_dir(tmp_path, "r")
+    run.mkdir(parents=True)
+    (run / "encoder.pt").write_bytes(b"")
+    (tmp_path / "protocol.yaml").write_text("encoder: {arch: 'nowhere_module:make'}\nmethods: [{name: 'gone:Loss'}]\n")
+    with pytest.raises(
+        CecoFairError, match=r"protocol\.yaml: encoder\.arch 'nowhere_module:make': cannot import module"
+    ):
+        load_encoder(run)
+
+
 FLAKY = """import torch
 
 

@@ -93,3 +93,17 @@ class BuildFails(Squares):
 
     def __init__(self, split: str = "train", seed: int = 0) -> None:
         raise ZeroDivisionError(f"cannot build the {split} split")
+
+
+class ReadFails(Squares):
+    """Reads its items one by one (no ``images`` tensor), and item 2 onwards raise."""
+
+    def __init__(self, split: str = "train", n: int = 192, seed: int = 0) -> None:
+        super().__init__(split, n, seed)
+        self.pixels = self.images
+        del self.images
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+        if index >= 2:
+            raise IndexError(f"item {index} is not on disk")
+        return self.pixels[index], int(self.targets[index]), int(self.sensitive[index])

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import normalize
+from ceco_fair.data.registry import calling_dataset
 from ceco_fair.errors import CecoFairError, with_prefix
 from ceco_fair.models.encoders import check_encoder_output
 from ceco_fair.models.files import build_protocol_encoder
@@ -45,7 +46,8 @@ def check_encoder(protocol: Protocol, train_set: Dataset[Any]) -> None:
             output that is not ``[B, D]`` (``[B, C, 1, 1]`` is flattened).
     """
     count = min(SAMPLE_IMAGES, len(train_set))  # type: ignore[arg-type]
-    images = torch.stack([train_set[index][0] for index in range(count)]) if count else None
+    with calling_dataset(protocol.dataset, f"reading items 0 to {count - 1}"):
+        images = torch.stack([train_set[index][0] for index in range(count)]) if count else None
     with torch.random.fork_rng(devices=[]):
         encoder = build_protocol_encoder(protocol.encoder)
         if images is not None:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ceco_fair.common.user_code import user_code
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -41,7 +43,8 @@ class BatchSource:
     An in-memory dataset is copied to the device once, when the source is made, and each epoch's
     batches are gathered there from one copy of that epoch's indices: a training step makes no
     host-to-device copy. A dataset that decodes from disk goes through a ``DataLoader`` with pinned
-    memory and asynchronous copies.
+    memory and asynchronous copies; an exception raised while reading its items becomes one
+    :class:`~ceco_fair.errors.UserCodeError` line naming the dataset.
 
     Args:
         dataset: a dataset yielding ``(image, target, sensitive)``.
@@ -78,7 +81,13 @@ class BatchSource:
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
-        for images_batch, targets_batch, sensitive_batch in loader:
+        batches_read = iter(loader)
+        while True:
+            with user_code(f"dataset {type(self.dataset).__name__} (reading a batch of items)"):
+                batch = next(batches_read, None)
+            if batch is None:
+                return
+            images_batch, targets_batch, sensitive_batch = batch
             yield (
                 images_batch.to(self.device, non_blocking=True),
                 as_long(targets_batch).to(self.device, non_blocking=True),

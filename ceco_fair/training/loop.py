@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models.encoders import ProjectionHead
-from ceco_fair.training.batches import BatchSource, chunk_indices
+from ceco_fair.training.batches import Batch, BatchSource, chunk_indices
 from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
 from ceco_fair.training.tensorboard import require_tensorboard
 from ceco_fair.training.user_loss import build_user_loss
@@ -332,6 +332,25 @@ class TrainingStep:
         return loss.detach()
 
 
+def located_batches(batches: Iterator[Batch], epoch: int, step: int) -> Iterator[Batch]:
+    """``batches`` as they are; a :class:`UserCodeError` raised reading one names the epoch and step.
+
+    Args:
+        batches: one epoch's batches.
+        epoch: the epoch (0-based).
+        step: the global step (0-based) of the first batch.
+    """
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except UserCodeError as error:
+            raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
+        yield batch
+        step += 1
+
+
 def pretrain(
     model: nn.Module,
     method: MethodConfig,
@@ -435,7 +454,7 @@ def pretrain(
         )
         step = epoch * steps_per_epoch
         data_started = time.perf_counter()
-        for images, targets, sensitive in source(batches):
+        for images, targets, sensitive in located_batches(source(batches), epoch, step):
             views = train_step.views(images, aug_generator)
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)

@@ -141,6 +141,8 @@ def test_a_user_loss_result_is_checked_and_named(mode: str, expected: str) -> No
     assert str(located) == f"run r, epoch 1, step 2: {caught.value}" and located.details == caught.value.details
     valid = build_user_loss("user_loss:ViewAgreement", {})
     assert valid(features, torch.zeros(4), torch.zeros(4)).requires_grad
+    plain = build_user_loss("user_loss:Broken", {"mode": "no_grad"})  # features without a gradient: none needed
+    assert plain(features.detach(), torch.zeros(4), torch.zeros(4)).ndim == 0
 
 
 def test_a_dataset_item_that_raises_in_training_fails_its_run(

@@ -56,18 +56,19 @@ def build_user_loss(spec: str, kwargs: Mapping[str, Any], key: str = "methods") 
     def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
         with user_code(subject):
             value = loss(features, labels, sensitive)
-        check_loss_value(value, subject)
+        check_loss_value(value, subject, needs_grad=features.requires_grad and torch.is_grad_enabled())
         return value  # type: ignore[no-any-return]
 
     return compute
 
 
-def check_loss_value(value: object, subject: str) -> None:
-    """Check that a loss returned a finite scalar tensor with a gradient (when gradients are on).
+def check_loss_value(value: object, subject: str, *, needs_grad: bool) -> None:
+    """Check that a loss returned a finite scalar tensor, with a gradient when ``needs_grad``.
 
     Args:
         value: what the loss returned.
         subject: the loss, as named in the message (``loss 'mylosses:MyLoss'``).
+        needs_grad: the features it was given carry a gradient (as in training), so must its value.
 
     Raises:
         UserCodeError: naming what is wrong: not a tensor, not a scalar, no gradient, not finite.
@@ -79,7 +80,7 @@ def check_loss_value(value: object, subject: str) -> None:
             f"{subject} returned a tensor of shape {list(value.shape)}, expected a scalar tensor "
             "(reduce it, e.g. with .mean())"
         )
-    if torch.is_grad_enabled() and not value.requires_grad:
+    if needs_grad and not value.requires_grad:
         raise UserCodeError(
             f"{subject} returned a tensor without a gradient (requires_grad is False): compute it from the "
             "features with torch operations, without .detach(), .item() or torch.no_grad()"

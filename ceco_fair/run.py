@@ -5,7 +5,9 @@ methods × ρ/attributes × seeds, writes every run's folder, the tidy ``results
 ``results.json`` and an HTML report. Bad input: one line on stderr, exit status 2, nothing written.
 With ``--shard K/N`` the process runs only its share of the grid (see :mod:`ceco_fair.runner.shards`);
 every run's folder is claimed before training, and the folder-level files are rebuilt from the run
-folders after each run, so shards running at once fill one folder.
+folders after each run, so shards running at once fill one folder. A run whose training diverges or
+whose user code (dataset, loss, encoder) raises is marked ``failed`` with its error in ``run.json``;
+the other runs go on, the exit status is 1, and ``--resume`` retries the failed runs.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import torch
 import yaml
 
 from ceco_fair.common.io import atomic_write_text, locked
-from ceco_fair.errors import CecoFairError
+from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.results.folder import finished_record, rebuild_folder, write_grid
 from ceco_fair.results.layout import (
     LOCK_FILE,
     LOG_FILE,
     PROTOCOL_FILE,
     RESULTS_CSV,
+    RUN_FILE,
+    RUNS_DIR,
     STATUS_COMPLETE,
+    STATUS_FAILED,
     run_dir,
 )
 from ceco_fair.results.manifest import build_manifest, now, run_origin, update_manifest
@@ -70,6 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides the protocol's device")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the grid, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="when user code raises, also print its traceback on stderr (the output's log file always has it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -122,14 +132,25 @@ def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Sh
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def configure_logging(quiet: bool) -> None:
-    """Log lines on stderr (INFO, or WARNING with ``--quiet``); ``run.log`` always gets INFO."""
+TRACEBACK_RECORD = "traceback_record"
+"""Marks (``extra=``) log records holding a user traceback: the log file gets them, stderr with ``--traceback``."""
+
+
+def _not_a_traceback(record: logging.LogRecord) -> bool:
+    return not getattr(record, TRACEBACK_RECORD, False)
+
+
+def configure_logging(quiet: bool, traceback: bool = False) -> None:
+    """Log lines on stderr (INFO, or WARNING with ``--quiet``; user tracebacks with ``traceback``)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING if quiet else logging.INFO)
+            handler.removeFilter(_not_a_traceback)
+            if not traceback:
+                handler.addFilter(_not_a_traceback)
 
 
 @contextlib.contextmanager
@@ -202,6 +223,8 @@ def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: boo
         if done is not None and done.status == STATUS_COMPLETE:
             logger.info("%s: already complete", run.run_id)
             return False
+        if done is not None and done.status == STATUS_FAILED:
+            logger.info("%s: failed before (%s); trying again", run.run_id, done.error)
     claim = {**origin, "pid": os.getpid(), "claimed": now()}
     return claim_run(folder, claim, take_over=resume, lock=output / LOCK_FILE)
 
@@ -222,7 +245,7 @@ def _run_grid(
     """
     context = session.context
     origin = run_origin(str(shard), device)
-    failed = 0
+    failed: list[str] = []
     cached_key: tuple[Any, ...] | None = None
     datasets: tuple[Any, Any] | None = None
     grid = protocol.grid()
@@ -231,12 +254,13 @@ def _run_grid(
         logger.info("[%d/%d, grid #%d, shard %s] %s", count, len(mine), position + 1, shard, run.run_id)
         if not session.broadcast(_take_run(output, run, origin, resume=resume) if context.is_main else None):
             continue
-        if data_key(run) != cached_key:
-            datasets = (build_split(protocol, run, "train"), build_split(protocol, run, "test"))
-            cached_key = data_key(run)
-        assert datasets is not None
         folder = run_dir(output, run.run_id)
         try:
+            if data_key(run) != cached_key:
+                cached_key, datasets = None, None
+                datasets = (build_split(protocol, run, "train"), build_split(protocol, run, "test"))
+                cached_key = data_key(run)
+            assert datasets is not None
             execute_run(
                 protocol,
                 run,
@@ -249,20 +273,33 @@ def _run_grid(
                 session=session,
                 origin=origin,
             )
-        except TrainingDiverged as error:
-            logger.error("%s", error)
-            failed += 1
+        except (TrainingDiverged, UserCodeError) as error:
+            failed.append(run.run_id)
+            message = str(error.at(f"run {run.run_id}") if isinstance(error, UserCodeError) else error)
+            logger.error("%s", message)
+            if isinstance(error, UserCodeError) and error.details:
+                logger.error("traceback of run %s:\n%s", run.run_id, error.details, extra={TRACEBACK_RECORD: True})
             if context.is_main:
-                run_record(protocol, run, origin).fail(str(error)).write(folder)
+                run_record(protocol, run, origin).fail(message).write(folder)
         if context.is_main:
             rebuild_folder(output)
-    return failed
+    if failed:
+        logger.error(
+            "%d of %d runs failed (%s): their errors are in %s/<run_id>/%s and %s; after fixing, --resume retries them",
+            len(failed),
+            len(mine),
+            ", ".join(failed),
+            RUNS_DIR,
+            RUN_FILE,
+            LOG_FILE,
+        )
+    return len(failed)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ceco_fair.run``; returns the exit status."""
     args = parse_args(argv)
-    configure_logging(args.quiet)
+    configure_logging(args.quiet, args.traceback)
     session: DistributedSession | None = None
     try:
         shard = parse_shard(args.shard) if args.shard is not None else Shard()
@@ -291,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")
+        if args.traceback and isinstance(error, UserCodeError) and error.details:
+            sys.stderr.write(error.details)
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: finished epochs are checkpointed; continue with --resume\n")

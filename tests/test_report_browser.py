@@ -1,14 +1,16 @@
 """The report in a real browser: headless Chromium opens it from file:// and draws every figure.
 
 Needs Chromium at /usr/bin/chromium (Debian package ``chromium``) and the ``playwright`` Python
-package (a test extra; its own browser download is not used). Run as a script to save the
-README screenshot::
+package (a test extra; its own browser download is not used). Without Chromium the browser tests
+are skipped, naming the package; under ``CI=true`` they fail instead (``.ci/run`` installs it).
+Run as a script to save the README screenshot::
 
     python tests/test_report_browser.py OUTPUT_DIR/report.html docs/quickstart_report.png
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from collections.abc import Callable, Iterator
@@ -31,11 +33,26 @@ ALL_FIGURES_DRAWN = """() => {
 }"""
 
 
+MISSING_CHROMIUM = (
+    "headless Chromium not found at {path}: install the Debian package 'chromium' (apt-get install chromium)"
+)
+
+
 def launch(playwright: Playwright) -> Browser:
     """Start the system's headless Chromium (as root it needs ``--no-sandbox``)."""
     if not CHROMIUM.exists():
-        raise FileNotFoundError(f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'")
+        raise FileNotFoundError(MISSING_CHROMIUM.format(path=CHROMIUM))
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+
+
+def require_chromium(path: Path, ci: str | None) -> None:
+    """Skip the browser tests when ``path`` is missing, naming the package; fail instead when ``ci`` is "true"."""
+    if path.exists():
+        return
+    message = MISSING_CHROMIUM.format(path=path)
+    if ci == "true":
+        pytest.fail(f"{message} (CI=true: the browser tests must run)", pytrace=False)
+    pytest.skip(message)
 
 
 def open_report(page: Page, report: Path) -> None:
@@ -83,11 +100,21 @@ def save_screenshot(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"headless Chromium not found at {CHROMIUM}: install the Debian package 'chromium'"
+    require_chromium(CHROMIUM, os.environ.get("CI"))
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium
         chromium.close()
+
+
+def test_without_chromium_the_browser_tests_skip_naming_the_package_and_fail_under_ci(tmp_path: Path) -> None:
+    absent = tmp_path / "chromium"
+    with pytest.raises(pytest.skip.Exception, match=r"install the Debian package 'chromium'"):
+        require_chromium(absent, None)
+    with pytest.raises(pytest.fail.Exception, match=r"chromium.*CI=true"):
+        require_chromium(absent, "true")
+    absent.write_text("")
+    require_chromium(absent, "true")  # present: neither skips nor fails
 
 
 def xss_folder(root: Path) -> Path:

@@ -78,3 +78,32 @@ class Incomplete(Squares):
     def __init__(self, split: str = "train", seed: int = 0) -> None:
         super().__init__(split, seed=seed)
         del self.group_names, self.sensitive_name
+
+
+class PreflightFails(Squares):
+    """Its ``preflight`` raises a plain exception, as a user's check of its files might."""
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:
+        raise KeyError("labels.csv has no column 'smiling'")
+
+
+class BuildFails(Squares):
+    """Its constructor raises, as a user's dataset with a bug might."""
+
+    def __init__(self, split: str = "train", seed: int = 0) -> None:
+        raise ZeroDivisionError(f"cannot build the {split} split")
+
+
+class ReadFails(Squares):
+    """Reads its items one by one (no ``images`` tensor), and item 2 onwards raise."""
+
+    def __init__(self, split: str = "train", n: int = 192, seed: int = 0) -> None:
+        super().__init__(split, n, seed)
+        self.pixels = self.images
+        del self.images
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+        if index >= 2:
+            raise IndexError(f"item {index} is not on disk")
+        return self.pixels[index], int(self.targets[index]), int(self.sensitive[index])

@@ -32,3 +32,27 @@ class Raises(nn.Module):
 
     def __init__(self) -> None:
         raise RuntimeError("this loss cannot be built")
+
+
+class Broken(nn.Module):
+    """A loss that returns what ``mode`` says, or raises when ``mode`` is ``raise``.
+
+    Modes: ``raise`` (a ValueError), ``no_grad`` (a detached value), ``vector`` (one value per
+    image), ``nan`` and ``number`` (a Python float).
+    """
+
+    def __init__(self, mode: str = "raise") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> object:
+        per_image = features.pow(2).sum((1, 2))
+        if self.mode == "raise":
+            raise ValueError(f"cannot handle {features.shape[0]} images")
+        if self.mode == "no_grad":
+            return per_image.mean().detach()
+        if self.mode == "vector":
+            return per_image
+        if self.mode == "nan":
+            return per_image.mean() * float("nan")
+        return float(per_image.detach().mean())

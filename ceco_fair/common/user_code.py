@@ -1,19 +1,27 @@
 """Code a protocol names: ``"package.module:Name"`` resolved to an object, and keyword checks.
 
-A protocol can name Python code to run, as a script can: an encoder factory (``encoder.arch``) or a
-loss class (a method's ``name``). Validation imports the module and checks the keyword arguments
-against the callable's signature without calling it, so ``--dry-run`` runs none of it.
+A protocol can name Python code to run, as a script can: an encoder factory (``encoder.arch``), a
+loss class (a method's ``name``) or a dataset class (``data.dataset``). Validation imports the module
+and checks the keyword arguments against the callable's signature without calling it, so
+``--dry-run`` runs none of it. Every call into that code goes through :func:`user_code`, which turns
+whatever it raises into one :class:`~ceco_fair.errors.UserCodeError` line naming the object, and
+keeps the traceback for the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ceco_fair.common.config import closest
-from ceco_fair.errors import CecoFairError
+from ceco_fair.errors import CecoFairError, UserCodeError
+
+MESSAGE_LIMIT = 300
+"""Characters of a user exception's message kept in the one-line error (the log has it all)."""
 
 
 def is_user_spec(name: object) -> bool:
@@ -98,13 +106,36 @@ def check_call_arguments(function: Callable[..., Any], kwargs: Mapping[str, Any]
             raise CecoFairError(f"{key}.{parameter.name}: {spec} requires the keyword {parameter.name!r}")
 
 
-def call_user(function: Callable[..., Any], kwargs: Mapping[str, Any], key: str, spec: str) -> Any:
-    """Call ``function(**kwargs)``; any exception becomes one :class:`CecoFairError` line naming ``key``."""
+def describe_exception(error: BaseException) -> str:
+    """``ValueError: the message`` on one line (whitespace collapsed, at most :data:`MESSAGE_LIMIT` characters)."""
+    text = " ".join(str(error).split())
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def user_code(subject: str) -> Iterator[None]:
+    """Run a block that calls user code; an exception it raises becomes one :class:`UserCodeError` line.
+
+    A :class:`CecoFairError` passes unchanged (user code may raise one on purpose, as a dataset's
+    ``preflight`` raises :class:`~ceco_fair.errors.DataError`); ``KeyboardInterrupt`` too.
+
+    Args:
+        subject: the user object, as the protocol names it (``methods[1] 'mylosses:MyLoss'``).
+
+    Raises:
+        UserCodeError: ``<subject> raised <Type>: <message>``, the traceback in ``details``.
+    """
     try:
-        return function(**kwargs)
+        yield
     except CecoFairError:
         raise
-    except Exception as error:  # user code: report any failure in one line
-        text = str(error).strip().splitlines()
-        detail = f": {text[0]}" if text else ""
-        raise CecoFairError(f"{key} {spec!r} raised {type(error).__name__}{detail}") from None
+    except Exception as error:  # user code: whatever it raises is reported in one line
+        raise UserCodeError(f"{subject} raised {describe_exception(error)}", details=traceback.format_exc()) from None
+
+
+def call_user(function: Callable[..., Any], kwargs: Mapping[str, Any], key: str, spec: str) -> Any:
+    """Call ``function(**kwargs)``; any exception becomes one :class:`UserCodeError` line naming ``key``."""
+    with user_code(f"{key} {spec!r}"):
+        return function(**kwargs)

@@ -8,6 +8,7 @@ constructed as ``ClassName(split=..., **options)`` (plus ``seed=`` when its sign
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import typing
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import import_module
 from typing import Any, Final
 
-from ceco_fair.common.user_code import load_callable
+from ceco_fair.common.user_code import load_callable, user_code
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.errors import CecoFairError
 
@@ -104,6 +105,16 @@ def dataset_class(name: str) -> type[FairnessDataset]:
     return DATASETS[name]
 
 
+def calling_dataset(name: str, step: str) -> contextlib.AbstractContextManager[None]:
+    """Where a user dataset class is called: its exceptions become one line naming it and ``step``.
+
+    Built-in classes are called directly (their errors are :class:`CecoFairError` already).
+    """
+    if FACTORY_SEPARATOR not in name:
+        return contextlib.nullcontext()
+    return user_code(f"data.dataset {name!r} ({step})")
+
+
 def dataset_options(name: str) -> dict[str, Any]:
     """List the keyword options of a dataset with their defaults.
 
@@ -189,10 +200,13 @@ def build_dataset(name: str, split: str, **kwargs: Any) -> FairnessDataset:
         CecoFairError: If the name or an option is invalid, or the built dataset lacks a
             member of the protocol.
         DataError: If the data files are missing or malformed.
+        UserCodeError: If a user dataset class raised another exception (named on one line).
 
     """
     check_options(name, kwargs)
-    dataset = dataset_class(name)(split=split, **kwargs)  # type: ignore[call-arg]
+    factory = dataset_class(name)
+    with calling_dataset(name, f"split {split!r}"):
+        dataset = factory(split=split, **kwargs)  # type: ignore[call-arg]
     return check_dataset(dataset, name)
 
 
@@ -212,7 +226,10 @@ def preflight(name: str, *, splits: Sequence[str] = ("train", "test"), **kwargs:
         CecoFairError: If the name or an option is invalid.
         DataError: If files or folders are missing or incomplete; the message gives the
             expected layout.
+        UserCodeError: If a user dataset's ``preflight`` raised another exception.
 
     """
     check_options(name, kwargs)
-    dataset_class(name).preflight({**dataset_options(name), **kwargs}, splits)
+    factory = dataset_class(name)
+    with calling_dataset(name, "preflight"):
+        factory.preflight({**dataset_options(name), **kwargs}, splits)

@@ -363,6 +363,33 @@ def audit_features(
     )
 
 
+SPLIT_FACTS: tuple[tuple[str, str], ...] = (
+    ("metric_kind", "kind"),
+    ("n_classes", "number of classes"),
+    ("n_groups", "number of groups"),
+)
+"""What a training and a test split of one dataset share: (member, what the message calls it)."""
+
+
+def check_matching_splits(train: object, test: object) -> None:
+    """Refuse a training and a test set that cannot be splits of one dataset.
+
+    Sets outside :class:`~ceco_fair.data.base.FairnessDataset` say nothing about themselves and pass.
+
+    Raises:
+        CecoFairError: their kind, number of classes or number of groups differ (both sets named).
+    """
+    if not isinstance(train, FairnessDataset) or not isinstance(test, FairnessDataset):
+        return
+    for member, what in SPLIT_FACTS:
+        train_value, test_value = getattr(train, member), getattr(test, member)
+        if train_value != test_value:
+            raise CecoFairError(
+                f"train and test: the {what} differs: train ({type(train).__name__}) has {train_value!r}, "
+                f"test ({type(test).__name__}) has {test_value!r}; give two splits of one dataset"
+            )
+
+
 def audit(
     encoder: Encoder,
     train: ImageDataset,
@@ -395,11 +422,14 @@ def audit(
         An :class:`AuditResult`; ``.save(folder)`` writes the results and an HTML report.
 
     Raises:
-        CecoFairError: an encoder that is not callable, an unknown option, or any error of :func:`audit_features`.
+        CecoFairError: an encoder that is not callable, ``train`` and ``test`` that differ in kind, number of
+            classes or number of groups (see :func:`check_matching_splits`), an unknown option, or any error of
+            :func:`audit_features`.
     """
     options = _options(options, keywords)
     if not callable(encoder):
         raise CecoFairError(f"encoder: expected a torch.nn.Module or a callable, got {type(encoder).__name__}")
+    check_matching_splits(train, test)
     device = options.resolved_device()
     if isinstance(encoder, nn.Module):
         encoder = encoder.to(device)

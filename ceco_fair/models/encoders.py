@@ -1,21 +1,26 @@
 """Encoders, projection heads and the registry that builds them by name.
 
 Every encoder maps an image batch ``[B, 3, H, W]`` (float, normalised) to features ``[B, D]`` and
-exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.module:factory"``.
+exposes ``feature_dim = D``. Users can plug in their own encoder as ``"package.module:factory"``;
+its output is checked on one batch before a run writes anything (:func:`check_encoder_output`), and an
+output ``[B, C, 1, 1]`` (a backbone cut before its flatten) is flattened to ``[B, C]``
+(:func:`flatten_pooled_output`).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable
+from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable, user_code
 from ceco_fair.errors import CecoFairError
 
+logger = logging.getLogger(__name__)
 ENCODERS: tuple[str, ...] = ("simple_conv", "small_conv", "resnet18")
 
 
@@ -146,6 +151,71 @@ def infer_feature_dim(
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise CecoFairError(f"encoder output: expected features of shape [B, D], got {shape} for a batch of 2")
+    return int(output.shape[1])
+
+
+def is_pooled_map(output: object) -> bool:
+    """Whether ``output`` is a ``[B, C, 1, 1]`` tensor: pooled features not yet flattened."""
+    return isinstance(output, torch.Tensor) and output.ndim == 4 and tuple(output.shape[2:]) == (1, 1)
+
+
+def flatten_pooled_output(encoder: nn.Module, name: str) -> nn.Module:
+    """Make ``encoder`` return ``[B, C]`` where it returns ``[B, C, 1, 1]``; other outputs pass unchanged.
+
+    A forward hook does it, so the state dict (and ``encoder.pt``) stays the encoder's own. The
+    first flattened output is logged once per module.
+
+    Args:
+        encoder: the module, changed in place.
+        name: how the protocol names it, for the log line (``encoder.arch 'm:factory'``).
+
+    Returns:
+        ``encoder``.
+    """
+    logged = False
+
+    def flatten(module: nn.Module, args: Any, output: Any) -> Any:
+        nonlocal logged
+        if not is_pooled_map(output):
+            return None
+        if not logged:
+            logger.info("%s returns [B, C, 1, 1] features: flattened to [B, %d]", name, output.shape[1])
+            logged = True
+        return output.flatten(1)
+
+    encoder.register_forward_hook(flatten)
+    return encoder
+
+
+def check_encoder_output(encoder: nn.Module, images: torch.Tensor, name: str) -> int:
+    """Run ``encoder`` on one batch (eval mode, no gradient) and check that it returns features ``[B, D]``.
+
+    Args:
+        encoder: the built encoder.
+        images: a normalised batch ``[B, 3, H, W]`` of the training data.
+        name: how the protocol names the encoder, for messages (``encoder.arch 'm:factory'``).
+
+    Returns:
+        ``D``.
+
+    Raises:
+        UserCodeError: the encoder raised on the batch.
+        CecoFairError: the output is not a ``[B, D]`` tensor (a tuple, a feature map), or ``D`` differs
+            from the encoder's own ``feature_dim``.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad(), user_code(f"{name} (a forward pass on a batch of {len(images)} images)"):
+            output = encoder(images)
+    finally:
+        encoder.train(was_training)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != len(images):
+        got = f"a tensor of shape {list(output.shape)}" if isinstance(output, torch.Tensor) else type(output).__name__
+        raise CecoFairError(f"{name}: expected features [B, D] for a batch of B = {len(images)} images, got {got}")
+    declared = getattr(encoder, "feature_dim", None)
+    if isinstance(declared, int) and declared != output.shape[1]:
+        raise CecoFairError(f"{name}: its feature_dim is {declared}, but it returns {output.shape[1]} features")
     return int(output.shape[1])
 
 

@@ -21,8 +21,8 @@ from torch import nn
 
 from ceco_fair.common.config import from_mapping
 from ceco_fair.common.io import atomic_write
-from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.models.encoders import build_encoder, check_encoder_spec
+from ceco_fair.errors import CecoFairError, DataError, with_prefix
+from ceco_fair.models.encoders import ENCODERS, build_encoder, check_encoder_spec, flatten_pooled_output
 from ceco_fair.results.layout import ENCODER_FILE, PROTOCOL_FILE
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,9 @@ def load_weights(encoder: nn.Module, path: str | Path) -> nn.Module:
 def build_protocol_encoder(config: EncoderConfig, *, weights: bool = True) -> nn.Module:
     """The encoder of a protocol's ``encoder`` section, with ``encoder.weights`` loaded if given.
 
+    A factory's encoder that returns ``[B, C, 1, 1]`` returns ``[B, C]`` (see
+    :func:`~ceco_fair.models.encoders.flatten_pooled_output`).
+
     Args:
         config: the protocol's encoder section.
         weights: load ``config.weights`` (when set).
@@ -132,6 +135,8 @@ def build_protocol_encoder(config: EncoderConfig, *, weights: bool = True) -> nn
         small_image_stem=config.small_image_stem,
         **dict(config.kwargs),
     )
+    if config.arch not in ENCODERS:
+        flatten_pooled_output(encoder, f"encoder.arch {config.arch!r}")
     if weights and config.weights is not None:
         load_weights(encoder, config.weights)
     return encoder
@@ -152,7 +157,8 @@ def load_encoder(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.
         The encoder: ``[B, 3, H, W] -> [B, D]`` (images normalised as the protocol's ``train.augment``).
 
     Raises:
-        CecoFairError: no ``encoder.pt`` or saved protocol, or weights that do not fit.
+        CecoFairError: no ``encoder.pt`` or saved protocol, an encoder factory that cannot be imported
+            or raises (named, with the protocol file), or weights that do not fit.
     """
     run_dir = Path(run_dir)
     weights = run_dir / ENCODER_FILE
@@ -163,7 +169,10 @@ def load_encoder(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.
         raise CecoFairError(f"{run_dir}: no {PROTOCOL_FILE} two folders up (expected <output>/runs/<run_id>/)")
     raw: Any = yaml.safe_load(protocol_file.read_text(encoding="utf-8"))
     section = raw.get("encoder") if isinstance(raw, Mapping) else None
-    config = from_mapping(EncoderConfig, {k: v for k, v in (section or {}).items() if k != "weights"}, "encoder")
-    encoder = build_protocol_encoder(config, weights=False)
+    try:
+        config = from_mapping(EncoderConfig, {k: v for k, v in (section or {}).items() if k != "weights"}, "encoder")
+        encoder = build_protocol_encoder(config, weights=False)
+    except CecoFairError as error:
+        raise with_prefix(error, str(protocol_file)) from None
     load_weights(encoder, weights)
     return encoder.to(device).eval()

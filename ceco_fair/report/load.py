@@ -86,7 +86,7 @@ class MissingItem:
 
     Attributes:
         path: Path relative to the results folder (``"runs/<run_id>/metrics.json"``).
-        reason: What is wrong with it (``"missing"``, ``"status failed"``, a parse error).
+        reason: What is wrong with it (``"missing"``, ``"status failed: <the run's error>"``, a parse error).
         run_id: The run it belongs to, or ``None`` for a file of the whole folder.
 
     """
@@ -358,7 +358,9 @@ def _check_expected_files(
     for run in runs.itertuples(index=False):
         run_id = str(run.run_id)
         if run.status != STATUS_COMPLETE:
-            missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", f"status {run.status}", run_id))
+            error = folders[run_id].record.error if run_id in folders else None
+            reason = f"status {run.status}" + (f": {error}" if error else "")
+            missing.append(MissingItem(f"{RUNS_DIR}/{run_id}/", reason, run_id))
         table = run_table_file(_run_kind(str(run.metric_kind), metric_names.get(run_id, set())))
         expected = [RUN_FILE, METRICS_FILE, PROJECTION_FILE]
         expected += [HISTORY_FILE] if trained else []

@@ -90,10 +90,11 @@ STATUS_COMPLETE: Final = "complete"
 STATUS_FAILED: Final = "failed"
 STATUS_INCOMPLETE: Final = "incomplete"
 RUN_STATUSES: Final = (STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED, STATUS_INCOMPLETE)
-"""``running`` (written when a run starts), ``complete``, ``failed`` (training diverged) and
-``incomplete`` (the reader's word for a run folder without a status or metrics)."""
+"""``running`` (written when a run starts), ``complete``, ``failed`` (training diverged or user code raised;
+``run.json`` holds the ``error``) and ``incomplete`` (the reader's word for a run folder without a
+status or metrics)."""
 FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
-"""A run with one of these statuses is done: the result tables list it and no process trains it again."""
+"""A run with one of these statuses is done: the result tables list it; only ``--resume`` retries a failed one."""
 
 MetricKind = Literal["bias", "group"]
 """A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness."""

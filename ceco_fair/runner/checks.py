@@ -2,9 +2,9 @@
 
 Validation (:mod:`ceco_fair.runner.protocol`, also ``--dry-run``) imports user modules but calls nothing in
 them. A real run then builds the encoder once (a user factory runs here, before the output folder
-exists; ``encoder.weights`` must fit it), builds each user loss once, and builds every training
-split of the grid to compare its size with ``train.batch_size``. Each failure is one
-:class:`CecoFairError` line.
+exists; ``encoder.weights`` must fit it) and checks its output on one batch of the first training
+split, builds each user loss once, and builds every training split of the grid to compare its size
+with ``train.batch_size``. Each failure is one :class:`CecoFairError` line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from typing import Any
 import torch
 
 from ceco_fair.common.user_code import is_user_spec
-from ceco_fair.errors import CecoFairError
+from ceco_fair.data.augment import normalize
+from ceco_fair.data.base import FairnessDataset
+from ceco_fair.data.registry import calling_dataset
+from ceco_fair.errors import CecoFairError, with_prefix
+from ceco_fair.models.encoders import check_encoder_output
 from ceco_fair.models.files import build_protocol_encoder
 from ceco_fair.runner.experiment import TRAIN_SPLIT, build_split, data_key
 from ceco_fair.runner.protocol import Protocol
@@ -24,16 +28,32 @@ from ceco_fair.training.user_loss import build_user_loss
 logger = logging.getLogger(__name__)
 
 
-def check_encoder(protocol: Protocol) -> None:
-    """Build the protocol's encoder once (calling a user factory) and load ``encoder.weights``.
+SAMPLE_IMAGES = 2
+"""Images of the first training split that the encoder's output is checked on."""
+
+
+def check_encoder(protocol: Protocol, train_set: FairnessDataset) -> None:
+    """Build the protocol's encoder once (calling a user factory), load ``encoder.weights`` and run one batch.
 
     The global RNG state is kept: each run seeds its own model initialisation anyway.
 
+    Args:
+        protocol: the validated protocol.
+        train_set: a training split; its first images, normalised as in training, are encoded.
+
     Raises:
-        CecoFairError: a factory that raises or returns no module, or weights that do not fit.
+        CecoFairError: a factory that raises or returns no module, weights that do not fit, or an
+            output that is not ``[B, D]`` (``[B, C, 1, 1]`` is flattened).
     """
+    count = min(SAMPLE_IMAGES, len(train_set))
+    with calling_dataset(protocol.dataset, f"reading items 0 to {count - 1}"):
+        images = torch.stack([train_set[index][0] for index in range(count)]) if count else None
     with torch.random.fork_rng(devices=[]):
-        build_protocol_encoder(protocol.encoder)
+        encoder = build_protocol_encoder(protocol.encoder)
+        if images is not None:
+            check_encoder_output(
+                encoder, normalize(images, protocol.train.augment), f"encoder.arch {protocol.encoder.arch!r}"
+            )
 
 
 def check_user_losses(protocol: Protocol) -> None:
@@ -47,8 +67,12 @@ def check_user_losses(protocol: Protocol) -> None:
             build_user_loss(method.config.name, method.config.loss_kwargs, f"methods[{index}]")
 
 
-def check_batch_size(protocol: Protocol) -> None:
+def check_batch_size(protocol: Protocol, first: FairnessDataset | None = None) -> None:
     """Every training split of the grid holds at least one global batch.
+
+    Args:
+        protocol: the validated protocol.
+        first: the training split of the grid's first run, when already built.
 
     Raises:
         CecoFairError: ``train.batch_size`` is larger than a training split, naming the run.
@@ -60,8 +84,9 @@ def check_batch_size(protocol: Protocol) -> None:
     for run in protocol.grid():
         if data_key(run) in seen or not run.method.config.trains:
             continue
+        reuse = first is not None and data_key(run) == data_key(protocol.grid()[0])
         seen.add(data_key(run))
-        size = len(build_split(protocol, run, TRAIN_SPLIT))
+        size = len(first if reuse and first is not None else build_split(protocol, run, TRAIN_SPLIT))
         if batch > size:
             raise CecoFairError(
                 f"train.batch_size: {batch} is larger than the training set of {run.run_id} ({size} samples)"
@@ -75,10 +100,11 @@ def check_before_writing(protocol: Protocol) -> None:
         CecoFairError: the first failure, prefixed with the protocol file.
     """
     try:
-        check_encoder(protocol)
+        first = build_split(protocol, protocol.grid()[0], TRAIN_SPLIT)
+        check_encoder(protocol, first)
         check_user_losses(protocol)
-        check_batch_size(protocol)
+        check_batch_size(protocol, first)
     except CecoFairError as error:
         if protocol.source is None:
             raise
-        raise type(error)(f"{protocol.source}: {error}") from None
+        raise with_prefix(error, str(protocol.source)) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from ceco_fair.data.registry import (
     dataset_options,
     preflight,
 )
-from ceco_fair.errors import CecoFairError, ProtocolError
+from ceco_fair.errors import CecoFairError, ProtocolError, with_prefix
 from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
@@ -174,7 +174,20 @@ def _parse_rhos(dataset: str, data: dict[str, Any]) -> list[float | None]:
     for index, rho in enumerate(rhos):
         if not (0 < rho <= 1) or math.isnan(rho):
             raise ProtocolError(f"data.rho[{index}]: expected a value in (0, 1], got {rho}")
+    _reject_repeats(rhos, "data.rho", lambda rho: f"{rho:g}")
     return list(rhos)
+
+
+def _reject_repeats(items: list[Any], path: str, show: Callable[[Any], str]) -> None:
+    """Raise :class:`ProtocolError` naming the first item of a grid axis that is listed twice."""
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = show(item)
+        if key in seen:
+            raise ProtocolError(
+                f"{path}[{index}]: {key} repeats {path}[{seen[key]}]; each value is a set of runs, list it once"
+            )
+        seen[key] = index
 
 
 def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | None, str | list[str] | None]]:
@@ -196,7 +209,15 @@ def _parse_attributes(dataset: str, data: dict[str, Any]) -> list[tuple[str | No
         target = coerce(item["target"], str, f"{path}.target")
         sensitive = coerce(item["sensitive"], str | list[str], f"{path}.sensitive")
         pairs.append((target, sensitive))
+    _reject_repeats(pairs, "data.attributes", _show_pair)
     return pairs
+
+
+def _show_pair(pair: tuple[str | None, str | list[str] | None]) -> str:
+    """``target vs sensitive`` (several sensitive attributes joined by ``+``), as run ids name a pair."""
+    target, sensitive = pair
+    groups = "+".join(sensitive) if isinstance(sensitive, list) else sensitive
+    return f"{target} vs {groups}"
 
 
 def _parse_methods(raw: Any) -> list[MethodSpec]:
@@ -367,4 +388,4 @@ def load_protocol(path: Path, *, check_data: bool = True) -> Protocol:
     try:
         return parse_protocol(raw, source=path, check_data=check_data)
     except CecoFairError as error:
-        raise type(error)(f"{path}: {error}") from None
+        raise with_prefix(error, str(path)) from None

@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ceco_fair.common.user_code import user_code
 from ceco_fair.data.base import ImageDataset
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class BatchSource:
     batches are gathered there from one copy of that epoch's indices: a training step makes no
     host-to-device copy. Images too large for the device's free memory (see :func:`fits_on`) stay
     in host memory and each batch is gathered there and copied. A dataset that decodes from disk
-    goes through a ``DataLoader`` with pinned memory and asynchronous copies.
+    goes through a ``DataLoader`` with pinned memory and asynchronous copies; an exception raised
+    while reading its items becomes one :class:`~ceco_fair.errors.UserCodeError` line naming the dataset.
 
     Args:
         dataset: a dataset yielding ``(image, target, sensitive)``.
@@ -102,7 +104,13 @@ class BatchSource:
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
-        for images_batch, targets_batch, sensitive_batch in loader:
+        batches_read = iter(loader)
+        while True:
+            with user_code(f"dataset {type(self.dataset).__name__} (reading a batch of items)"):
+                batch = next(batches_read, None)
+            if batch is None:
+                return
+            images_batch, targets_batch, sensitive_batch = batch
             yield (
                 images_batch.to(self.device, non_blocking=True),
                 as_long(targets_batch).to(self.device, non_blocking=True),

@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.data.base import FairnessDataset
-from ceco_fair.errors import CecoFairError
+from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
 from ceco_fair.models.encoders import ProjectionHead
-from ceco_fair.training.batches import BatchSource, chunk_indices
+from ceco_fair.training.batches import Batch, BatchSource, chunk_indices
 from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
 from ceco_fair.training.distributed import ContrastiveLossFn, DistributedContext, global_contrastive_loss
 from ceco_fair.training.tensorboard import require_tensorboard
@@ -336,6 +336,25 @@ class TrainingStep:
         return loss.detach()
 
 
+def located_batches(batches: Iterator[Batch], epoch: int, step: int) -> Iterator[Batch]:
+    """``batches`` as they are; a :class:`UserCodeError` raised reading one names the epoch and step.
+
+    Args:
+        batches: one epoch's batches.
+        epoch: the epoch (0-based).
+        step: the global step (0-based) of the first batch.
+    """
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except UserCodeError as error:
+            raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
+        yield batch
+        step += 1
+
+
 def pretrain(
     model: nn.Module,
     method: MethodConfig,
@@ -386,6 +405,7 @@ def pretrain(
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the last checkpoint is the last good epoch).
+        UserCodeError: a user loss raised or returned no finite scalar with a gradient (epoch and step named).
     """
     context = context or DistributedContext()
     model.to(device)
@@ -440,11 +460,15 @@ def pretrain(
         )
         step = epoch * steps_per_epoch
         data_started = time.perf_counter()
-        for images, targets, sensitive in source(batches):
+        for images, targets, sensitive in located_batches(source(batches), epoch, step):
             views = train_step.views(images, aug_generator)
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
-            loss = train_step.update(views, targets, sensitive, lr)
+            try:
+                loss = train_step.update(views, targets, sensitive, lr)
+            except UserCodeError as error:  # a user loss raised or broke its contract: say where
+                bar.close()
+                raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
             loss_sum += loss
             step += 1
             bar.update(1)

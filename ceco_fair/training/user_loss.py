@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable
-from ceco_fair.errors import CecoFairError
+from ceco_fair.common.user_code import call_user, check_call_arguments, load_callable, user_code
+from ceco_fair.errors import CecoFairError, UserCodeError
 
 UserLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -38,23 +38,52 @@ def check_user_loss(spec: str, kwargs: Mapping[str, Any], key: str) -> None:
 
 
 def build_user_loss(spec: str, kwargs: Mapping[str, Any], key: str = "methods") -> UserLossFn:
-    """Build the loss of ``spec`` with ``kwargs``; the result checks that each call returns a scalar.
+    """Build the loss of ``spec`` with ``kwargs``; the result checks what each call returns.
 
     Returns:
         ``(features [N, V, D], labels [N], sensitive [N]) -> scalar tensor``.
 
     Raises:
         CecoFairError: the class cannot be loaded, raises, or returns something that is not callable.
+        UserCodeError: (from the returned function) the loss raised, or returned something other than
+            a finite scalar tensor with a gradient.
     """
     loss = call_user(load_callable(spec, f"{key}.name", _EXPECTED), kwargs, key, spec)
     if not callable(loss):
         raise CecoFairError(f"{key} {spec!r}: built a {type(loss).__name__}, which cannot be called as a loss")
+    subject = f"loss {spec!r}"
 
     def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
-        value = loss(features, labels, sensitive)
-        if not isinstance(value, torch.Tensor) or value.ndim != 0:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise CecoFairError(f"{spec}: the loss returned {shape}, expected a scalar tensor")
-        return value
+        with user_code(subject):
+            value = loss(features, labels, sensitive)
+        check_loss_value(value, subject, needs_grad=features.requires_grad and torch.is_grad_enabled())
+        return value  # type: ignore[no-any-return]
 
     return compute
+
+
+def check_loss_value(value: object, subject: str, *, needs_grad: bool) -> None:
+    """Check that a loss returned a finite scalar tensor, with a gradient when ``needs_grad``.
+
+    Args:
+        value: what the loss returned.
+        subject: the loss, as named in the message (``loss 'mylosses:MyLoss'``).
+        needs_grad: the features it was given carry a gradient (as in training), so must its value.
+
+    Raises:
+        UserCodeError: naming what is wrong: not a tensor, not a scalar, no gradient, not finite.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise UserCodeError(f"{subject} returned a {type(value).__name__}, expected a scalar tensor")
+    if value.ndim != 0:
+        raise UserCodeError(
+            f"{subject} returned a tensor of shape {list(value.shape)}, expected a scalar tensor "
+            "(reduce it, e.g. with .mean())"
+        )
+    if needs_grad and not value.requires_grad:
+        raise UserCodeError(
+            f"{subject} returned a tensor without a gradient (requires_grad is False): compute it from the "
+            "features with torch operations, without .detach(), .item() or torch.no_grad()"
+        )
+    if not bool(torch.isfinite(value.detach())):
+        raise UserCodeError(f"{subject} returned {value.item()}, expected a finite value")

@@ -78,3 +78,12 @@ class Incomplete(Squares):
     def __init__(self, split: str = "train", seed: int = 0) -> None:
         super().__init__(split, seed=seed)
         del self.group_names, self.sensitive_name
+
+
+class OneGroup(Squares):
+    """Every image in one sensitive group: nothing for a group-label method to balance."""
+
+    def __init__(self, split: str = "train", n: int = 192, seed: int = 0) -> None:
+        super().__init__(split, n=n, seed=seed)
+        self.sensitive = self.sensitive.clone().zero_()
+        self.n_groups, self.group_names = 1, ["grey"]

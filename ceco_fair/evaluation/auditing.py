@@ -8,6 +8,7 @@ to features. ``audit_features`` starts from features computed elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,17 +36,23 @@ from ceco_fair.evaluation.diagnostics import (
     view_features,
 )
 from ceco_fair.evaluation.probe import Features, ProbeConfig, extract_features, train_linear_probe
+from ceco_fair.evaluation.readouts import Head, head_predictions, train_balanced_probe
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
 from ceco_fair.results.layout import (
+    BALANCED_READOUT,
     BIAS_MATRIX_FILE,
     COLOUR_STRIP_FILE,
     COUNTERFACTUAL_FILE,
     GROUP_TABLE_FILE,
+    HEAD_READOUT,
+    LINEAR_READOUT,
     MANIFEST_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
+    READOUT_COLUMN,
+    READOUTS_FILE,
     RUN_FILE,
     STATUS_COMPLETE,
     run_dir,
@@ -79,6 +86,8 @@ class AuditResult:
         counterfactual: the probe's prediction for every test image on every background colour ``[n_test, K]``
             (recolourable datasets only); written as ``counterfactual.csv``, one row per (image, colour).
         strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
+        readouts: the bias / fairness metrics of the other read-outs, ``{"balanced": {...}, "head": {...}}``
+            (:mod:`ceco_fair.evaluation.readouts`); ``metrics`` are the ``linear`` read-out's.
     """
 
     metrics: dict[str, float]
@@ -90,15 +99,26 @@ class AuditResult:
     info: dict[str, Any] = field(default_factory=dict)
     counterfactual: np.ndarray | None = None
     strip: dict[str, Any] | None = None
+    readouts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
-        return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
+        """The metrics as a tidy table: one row per read-out × metric, columns ``readout``, ``metric``, ``value``."""
+        every = {LINEAR_READOUT: self.metrics, **self.readouts}
+        return pd.DataFrame(
+            [
+                {READOUT_COLUMN: readout, "metric": metric, "value": float(value)}
+                for readout, metrics in every.items()
+                for metric, value in metrics.items()
+            ],
+            columns=[READOUT_COLUMN, "metric", "value"],
+        )
 
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / METRICS_FILE, self.metrics)
+        if self.readouts:
+            atomic_write_json(folder / READOUTS_FILE, self.readouts)
         atomic_write_text(folder / PREDICTIONS_FILE, self.predictions.to_csv(index=False))
         atomic_write_text(folder / PROJECTION_FILE, self.projection.to_csv(index=False, float_format="%.5g"))
         if self.group_table is not None:
@@ -149,7 +169,7 @@ class AuditResult:
         atomic_write_text(folder / PROTOCOL_FILE, yaml.safe_dump(protocol, sort_keys=False))
         manifest = self.info.get("manifest") or {}
         atomic_write_json(folder / MANIFEST_FILE, manifest)
-        write_results(folder, [{**run, "status": STATUS_COMPLETE, "metrics": self.metrics}])
+        write_results(folder, [{**run, "status": STATUS_COMPLETE, "metrics": self.metrics, "readouts": self.readouts}])
         if report:
             from ceco_fair.report import build_report
 
@@ -250,8 +270,16 @@ def audit_features(
     diagnostics: bool = True,
     views: tuple[ArrayLike, ArrayLike] | None = None,
     counterfactual: ArrayLike | None = None,
+    train_sensitive: ArrayLike | None = None,
+    balanced_on: Features | None = None,
+    head: Head | None = None,
+    n_groups: int | None = None,
 ) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
+
+    The bias / fairness metrics are measured through each read-out (:mod:`ceco_fair.evaluation.readouts`):
+    ``linear`` always (``metrics``), ``balanced`` when the training sensitive values (or ``balanced_on``)
+    are given, ``head`` when ``head`` is (``readouts``).
 
     With ``diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics` are added to
     the metrics: those that the test features allow (variance ratio, uniformity, leakage), retrieval and
@@ -276,6 +304,11 @@ def audit_features(
         diagnostics: add the representation diagnostics to the metrics.
         views: features ``[n_test, D]`` of two augmentations of the test images, in test order.
         counterfactual: features ``[n_test, K, D]`` of every test image on each of K background colours.
+        train_sensitive: ``[n_train]`` sensitive values of the training features (the balanced read-out's cells).
+        balanced_on: features, targets and sensitive values to fit the balanced read-out on instead of
+            the training features (a validation split).
+        head: a trained classifier mapping features ``[n, D]`` to logits ``[n, C]`` (the method's own).
+        n_groups: number of sensitive groups (default: the largest value + 1).
 
     Raises:
         CecoFairError: mismatched lengths, a single sensitive group, a non-binary target where the group
@@ -324,16 +357,29 @@ def audit_features(
     )
     predictions = fitted.predict(test_x).numpy()
     info = dict(info or {})
-    scores, table, matrix = evaluate_predictions(
-        test_y,
-        predictions,
-        test_s,
+    evaluate = functools.partial(
+        evaluate_predictions,
         kind=kind,
         n_boot=n_boot,
         confidence=confidence,
         seed=seed,
         group_names=info.get("group_names"),
     )
+    scores, table, matrix = evaluate(test_y, predictions, test_s)
+    readouts: dict[str, dict[str, float]] = {}
+    balanced_train = balanced_on
+    if balanced_train is None and train_sensitive is not None:
+        train_s = torch.from_numpy(_to_numpy(train_sensitive, "train_sensitive").astype(np.int64))
+        if len(train_s) != len(train_x):
+            raise CecoFairError(f"train_sensitive: {len(train_s)} values for {len(train_x)} feature rows")
+        balanced_train = Features(train_x, torch.from_numpy(train_y), train_s)
+    if balanced_train is not None:
+        balanced = train_balanced_probe(
+            balanced_train, n_classes, config, seed=seed, device=chosen_device, n_groups=n_groups
+        )
+        readouts[BALANCED_READOUT] = evaluate(test_y, balanced.predict(test_x).numpy(), test_s)[0]
+    if head is not None:
+        readouts[HEAD_READOUT] = evaluate(test_y, head_predictions(head, test_x, chosen_device).numpy(), test_s)[0]
     frame = pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions})
     recoloured: np.ndarray | None = None
     if diagnostics:
@@ -359,6 +405,7 @@ def audit_features(
         matrix,
         info,
         recoloured,
+        readouts=readouts,
     )
 
 
@@ -467,6 +514,10 @@ def audit(
 ) -> AuditResult:
     """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
 
+    The metrics are measured through the ``linear`` probe (``result.metrics``) and through the
+    ``balanced`` one, fitted with every (target, sensitive) cell of ``train`` weighted equally
+    (``result.readouts["balanced"]``).
+
     With ``diagnostics``, the representation diagnostics are measured on ``test`` too: two views of every
     test image made with ``view_augment`` (default :data:`AUDIT_VIEW_AUGMENT`, seeded by ``seed``) and,
     for coloured digits, every test image re-rendered on each background colour.
@@ -547,7 +598,9 @@ def audit(
         test_features.features,
         as_long(test_features.targets),
         as_long(test_features.sensitive),
+        train_sensitive=as_long(train_features.sensitive),
         n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
+        n_groups=test.n_groups if isinstance(test, FairnessDataset) else None,
         metrics=metrics,
         probe=probe,
         probe_config=probe_config,

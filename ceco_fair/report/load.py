@@ -56,11 +56,14 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
+    LINEAR_READOUT,
     LIST_SEPARATOR,
     MANIFEST_FILE,
     METRICS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
+    READOUT_COLUMN,
+    READOUTS_FILE,
     RESULTS_CSV,
     RESULTS_JSON,
     RUN_COLUMNS,
@@ -129,6 +132,9 @@ class Results:
             dataset gave its groups colours (``run.json``'s ``group_colours``).
         origins: ``run_id`` → where the run was trained (``shard``, ``host``, ``device`` from
             ``run.json``), for runs that recorded it.
+        readouts: Tidy, one row per run × read-out × metric: the run columns plus ``readout, metric,
+            value, ci_low, ci_high`` (``linear`` is :attr:`metrics`; ``balanced`` and ``head`` from
+            ``readouts.json`` / ``results.json``).
 
     """
 
@@ -147,6 +153,7 @@ class Results:
     strips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    readouts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -254,7 +261,8 @@ def load_results(output_dir: Path) -> Results:
         _merge_record(records, entry["run_id"], entry)
 
     json_metrics = {entry["run_id"]: entry.get("metrics") or {} for entry in json_runs or []}
-    csv_groups = dict(list(csv_table[["run_id", "metric", "value"]].groupby("run_id", sort=False)))
+    linear_csv = csv_table[csv_table[READOUT_COLUMN] == LINEAR_READOUT] if READOUT_COLUMN in csv_table else csv_table
+    csv_groups = dict(list(linear_csv[["run_id", "metric", "value"]].groupby("run_id", sort=False)))
     metric_rows = [_empty_metric_rows()]
     for run_id in records:
         folder_metrics = folders[run_id].metrics if run_id in folders else None
@@ -265,6 +273,17 @@ def load_results(output_dir: Path) -> Results:
         elif run_id in csv_groups:
             metric_rows.append(csv_groups[run_id])
     raw_metrics = pd.concat(metric_rows, ignore_index=True)
+    json_readouts = {entry["run_id"]: entry.get("readouts") or {} for entry in json_runs or []}
+    readout_rows = [raw_metrics.assign(**{READOUT_COLUMN: LINEAR_READOUT})]
+    for run_id in records:
+        found = json_readouts.get(run_id) or (folders[run_id].readouts if run_id in folders else None) or {}
+        for readout, values in found.items():
+            if isinstance(values, Mapping):
+                readout_rows.append(_metric_rows(run_id, values).assign(**{READOUT_COLUMN: str(readout)}))
+        if not found and READOUT_COLUMN in csv_table:
+            others = csv_table[(csv_table["run_id"] == run_id) & (csv_table[READOUT_COLUMN] != LINEAR_READOUT)]
+            readout_rows.append(others[["run_id", READOUT_COLUMN, "metric", "value"]])
+    raw_readouts = pd.concat(readout_rows, ignore_index=True)
 
     runs = _runs_table(records, raw_metrics, protocol or {})
     _check_expected_files(runs, raw_metrics, folders, protocol or {}, runs_dir.is_dir(), missing)
@@ -319,6 +338,7 @@ def load_results(output_dir: Path) -> Results:
             for run_id, folder in folders.items()
             if any(key in folder.info for key in RUN_ORIGIN_COLUMNS)
         },
+        readouts=_join_runs(_fold_intervals(raw_readouts, [READOUT_COLUMN]), runs),
     )
 
 
@@ -335,6 +355,7 @@ class _RunFolder:
     curves: pd.DataFrame | None
     strip: dict[str, Any] | None
     present: frozenset[str]
+    readouts: dict[str, Any] | None = None
 
 
 def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _RunFolder]:
@@ -352,6 +373,7 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
             projection=_read_run_file(folder, PROJECTION_FILE, read_projection, missing),
             curves=_read_run_file(folder, CURVES_FILE, read_curves, missing),
             strip=_read_run_file(folder, COLOUR_STRIP_FILE, read_json_mapping, missing),
+            readouts=_read_run_file(folder, READOUTS_FILE, read_json_mapping, missing),
             present=frozenset(path.name for path in folder.iterdir()),
         )
     return result
@@ -467,8 +489,8 @@ def _empty_metric_rows() -> pd.DataFrame:
     return empty
 
 
-def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
-    """Move ``<metric>_ci_low``/``_ci_high`` rows into ``ci_low``/``ci_high`` columns."""
+def _fold_intervals(raw: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Move ``<metric>_ci_low``/``_ci_high`` rows into ``ci_low``/``ci_high`` columns (per run and ``keys``)."""
     names = set(raw["metric"])
 
     def is_bound_of_listed(name: str) -> bool:
@@ -476,12 +498,13 @@ def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
         return suffix in (CI_LOW_SUFFIX, CI_HIGH_SUFFIX) and base in names
 
     is_bound = raw["metric"].map(lambda name: is_bound_of_listed(str(name))).astype(bool)
-    values = raw[~is_bound].drop_duplicates(["run_id", "metric"], keep="first")
+    on = ["run_id", *keys, "metric"]
+    values = raw[~is_bound].drop_duplicates(on, keep="first")
     for column, suffix in (("ci_low", CI_LOW_SUFFIX), ("ci_high", CI_HIGH_SUFFIX)):
         bounds = raw[is_bound & raw["metric"].str.endswith(suffix)]
         bounds = bounds.assign(metric=bounds["metric"].str.slice(stop=-len(suffix)))
-        bounds = bounds.drop_duplicates(["run_id", "metric"], keep="first")
-        values = values.merge(bounds.rename(columns={"value": column}), on=["run_id", "metric"], how="left")
+        bounds = bounds.drop_duplicates(on, keep="first")
+        values = values.merge(bounds.rename(columns={"value": column}), on=on, how="left")
     folded: pd.DataFrame = values.reset_index(drop=True)
     return folded
 

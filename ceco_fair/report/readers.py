@@ -19,7 +19,9 @@ from ceco_fair.results.layout import (
     CURVES_COLUMNS,
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
+    LINEAR_READOUT,
     PROJECTION_COLUMNS,
+    READOUT_COLUMN,
     RUN_STATUSES,
 )
 
@@ -34,6 +36,7 @@ TEXT_COLUMNS: Final = (
     "target",
     "sensitive",
     "metric",
+    READOUT_COLUMN,
     "group",
     "group_name",
 )
@@ -148,8 +151,18 @@ def numeric_column(column: pd.Series, path: Path, name: str) -> pd.Series:
 
 
 def read_results_csv(path: Path) -> pd.DataFrame:
-    """The tidy ``results.csv``: run fields, ``metric`` and numeric ``value``."""
-    return read_csv(path, RESULTS_CSV_REQUIRED, ("rho", "seed", "value"))
+    """The tidy ``results.csv``: run fields, ``readout``, ``metric`` and numeric ``value``.
+
+    A table written before read-outs were recorded holds the ``linear`` read-out only.
+    """
+    return with_readout(read_csv(path, RESULTS_CSV_REQUIRED, ("rho", "seed", "value")))
+
+
+def with_readout(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``readout`` column (``linear`` where it has none, or an empty cell)."""
+    if READOUT_COLUMN not in table.columns:
+        return table.assign(**{READOUT_COLUMN: LINEAR_READOUT})
+    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(LINEAR_READOUT)})
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -172,7 +185,8 @@ def read_numeric_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 def read_comparisons(path: Path) -> pd.DataFrame:
     """The folder's ``comparisons.csv``: paired differences against the baseline."""
-    return read_csv(path, COMPARISONS_COLUMNS, ("n_seeds", "mean_difference", "ci_low", "ci_high"))
+    required = [name for name in COMPARISONS_COLUMNS if name != READOUT_COLUMN]
+    return with_readout(read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high")))
 
 
 def read_bias_matrix(path: Path) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from ceco_fair.results.layout import (
     LOCK_FILE,
     METRICS_FILE,
     PROTOCOL_FILE,
+    READOUTS_FILE,
     RESULTS_COLUMNS,
     RESULTS_CSV,
     RESULTS_JSON,
@@ -76,7 +77,7 @@ def read_run_record(run_folder: Path) -> dict[str, Any] | None:
     """The ``results.json`` entry of a finished run, from its ``run.json`` and ``metrics.json``.
 
     Returns:
-        ``{run fields, status, [error], metrics, shard, host, device}`` for a run whose status is
+        ``{run fields, status, [error], metrics, [readouts], shard, host, device}`` for a run whose status is
         ``complete`` (with its metrics written) or ``failed``; None for a run still running, killed,
         or never started.
     """
@@ -89,6 +90,9 @@ def read_run_record(run_folder: Path) -> dict[str, Any] | None:
         if not isinstance(metrics, dict):
             return None
         record["metrics"] = metrics
+        readouts = _read_json(run_folder / READOUTS_FILE)
+        if isinstance(readouts, dict) and readouts:
+            record["readouts"] = readouts
     else:
         record.update(error=run.get("error"), metrics={})
     record.update({key: run[key] for key in RUN_ORIGIN_COLUMNS if key in run})

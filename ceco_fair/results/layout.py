@@ -30,6 +30,8 @@ ENCODER_FILE: Final = "encoder.pt"
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.csv"
 METRICS_FILE: Final = "metrics.json"
+READOUTS_FILE: Final = "readouts.json"
+"""``{readout: {metric: value}}``: the metrics of the read-outs other than ``linear`` (whose are ``metrics.json``)."""
 PREDICTIONS_FILE: Final = "predictions.csv"
 PROJECTION_FILE: Final = "projection.csv"
 GROUP_TABLE_FILE: Final = "group_table.csv"
@@ -57,7 +59,16 @@ RUN_COLUMNS: Final = (
 """A run's identifying fields: in ``run.json``, in each ``results.json`` entry and in ``results.csv``."""
 RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 """Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
-RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
+READOUT_COLUMN: Final = "readout"
+LINEAR_READOUT: Final = "linear"
+"""The ERM linear probe on the training features: the default read-out, the one ``metrics.json`` holds."""
+BALANCED_READOUT: Final = "balanced"
+"""The same probe with every (target, sensitive) cell weighted equally (DFR's last-layer retraining)."""
+HEAD_READOUT: Final = "head"
+"""The classifier the method trained with the encoder (``ce``, the subgroup baselines, a CE term)."""
+READOUTS: Final = (LINEAR_READOUT, BALANCED_READOUT, HEAD_READOUT)
+"""Every read-out of an encoder, in the order tables show them."""
+RESULTS_COLUMNS: Final = (*RUN_COLUMNS, READOUT_COLUMN, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
 CURVES_COLUMNS: Final = (
@@ -72,6 +83,7 @@ COMPARISONS_COLUMNS: Final = (
     "method",
     "baseline",
     "condition",
+    READOUT_COLUMN,
     "metric",
     "n_seeds",
     "mean_difference",
@@ -138,6 +150,7 @@ FILES: Final = (
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
     ResultFile(METRICS_FILE, "run", "ceco_fair.evaluation.auditing"),
+    ResultFile(READOUTS_FILE, "run", "ceco_fair.evaluation.auditing"),
     ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.evaluation.auditing", PREDICTIONS_COLUMNS),
     ResultFile(PROJECTION_FILE, "run", "ceco_fair.evaluation.auditing", PROJECTION_COLUMNS),
     ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.evaluation.auditing", GROUP_TABLE_COLUMNS, "group"),
@@ -170,10 +183,23 @@ def run_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return {column: record.get(column) for column in RUN_COLUMNS}
 
 
+def readout_metrics(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A run record's metrics per read-out: ``linear`` from ``metrics``, the others from ``readouts``."""
+    found: dict[str, Mapping[str, Any]] = {LINEAR_READOUT: run.get("metrics") or {}}
+    found.update({str(name): values or {} for name, values in (run.get("readouts") or {}).items()})
+    return found
+
+
 def tidy_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``results.csv``'s rows: one per run × metric, the run fields as cells."""
+    """``results.csv``'s rows: one per run × read-out × metric, the run fields as cells."""
     return [
-        {**{column: cell(run.get(column)) for column in RUN_COLUMNS}, "metric": metric, "value": value}
+        {
+            **{column: cell(run.get(column)) for column in RUN_COLUMNS},
+            READOUT_COLUMN: readout,
+            "metric": metric,
+            "value": value,
+        }
         for run in runs
-        for metric, value in (run.get("metrics") or {}).items()
+        for readout, metrics in readout_metrics(run).items()
+        for metric, value in metrics.items()
     ]

@@ -17,8 +17,9 @@ import torch
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.errors import CecoFairError
 from ceco_fair.models.files import build_protocol_encoder
-from ceco_fair.runner.experiment import TRAIN_SPLIT, build_split, data_key
+from ceco_fair.runner.experiment import TRAIN_SPLIT, VALID_SPLIT, build_split, data_key
 from ceco_fair.runner.protocol import Protocol
+from ceco_fair.training.groups import check_group_labels
 from ceco_fair.training.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,11 @@ def check_user_losses(protocol: Protocol) -> None:
 
 
 def check_batch_size(protocol: Protocol) -> None:
-    """Every training split of the grid holds at least one global batch.
+    """Every training split of the grid holds a global batch, and sensitive groups for the methods needing them.
 
     Raises:
-        CecoFairError: ``train.batch_size`` is larger than a training split, naming the run.
+        CecoFairError: ``train.batch_size`` is larger than a training split, naming the run, or a method
+            that trains with group labels meets a split with a single sensitive value.
     """
     if not any(run.method.config.trains for run in protocol.grid()):
         return
@@ -61,11 +63,32 @@ def check_batch_size(protocol: Protocol) -> None:
         if data_key(run) in seen or not run.method.config.trains:
             continue
         seen.add(data_key(run))
-        size = len(build_split(protocol, run, TRAIN_SPLIT))  # type: ignore[arg-type]
+        split = build_split(protocol, run, TRAIN_SPLIT)
+        size = len(split)  # type: ignore[arg-type]
         if batch > size:
             raise CecoFairError(
                 f"train.batch_size: {batch} is larger than the training set of {run.run_id} ({size} samples)"
             )
+        for index, method in enumerate(protocol.methods):
+            sensitive = torch.as_tensor(getattr(split, "sensitive"))  # noqa: B009  (a FairnessDataset member)
+            check_group_labels(method.config.name, sensitive, f"methods[{index}] ({run.run_id})")
+
+
+def check_balanced_split(protocol: Protocol) -> None:
+    """``probe.balanced_on: valid`` needs a validation split: build the first run's once.
+
+    Raises:
+        CecoFairError: the dataset builds no ``valid`` split with these options.
+    """
+    if protocol.probe.balanced_on != VALID_SPLIT:
+        return
+    run = protocol.grid()[0]
+    try:
+        build_split(protocol, run, VALID_SPLIT)
+    except CecoFairError as error:
+        raise CecoFairError(
+            f"probe.balanced_on: valid needs a validation split, and {protocol.dataset} builds none here ({error})"
+        ) from None
 
 
 def check_before_writing(protocol: Protocol) -> None:
@@ -78,6 +101,7 @@ def check_before_writing(protocol: Protocol) -> None:
         check_encoder(protocol)
         check_user_losses(protocol)
         check_batch_size(protocol)
+        check_balanced_split(protocol)
     except CecoFairError as error:
         if protocol.source is None:
             raise

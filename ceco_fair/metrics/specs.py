@@ -84,6 +84,18 @@ GROUP_METRICS: Final = (
 """What a group run reports, in the summary table's order."""
 
 
+READOUT_LABELS: Final = {
+    "linear": "linear probe",
+    "balanced": "group-balanced probe",
+    "head": "the method's own head",
+}
+"""How tables and figures name each read-out of an encoder (the ``readout`` column of ``results.csv``)."""
+READOUT_GUIDE: Final = (
+    "A large gain from the linear to the balanced probe means the information was in the representation "
+    "and the classifier chose the bias; no gain means the representation lost it."
+)
+"""The one-line reading of the read-outs side by side."""
+
 GROUP_RATES: Final = ("accuracy", "tpr", "fpr", "selection_rate")
 """Per-group rates of a group table (``group_table.csv``), each with an interval."""
 

@@ -265,7 +265,9 @@ class GroupDRO(SubgroupObjective):
         cells = self.groups[index.to(self.device)]
         n_cells = self.q.numel()
         sums = torch.zeros(n_cells, device=per_sample.device).index_add(0, cells, per_sample)
-        counts = torch.bincount(cells, minlength=n_cells).double()
+        counts = torch.zeros(n_cells, dtype=torch.float64, device=cells.device).index_add_(
+            0, cells, torch.ones_like(cells, dtype=torch.float64)
+        )  # a fixed size, unlike bincount's: no read-back to the host
         global_sums = all_reduce_sum(sums.detach().double())
         global_counts = all_reduce_sum(counts)
         group_loss = global_sums / global_counts.clamp_min(1)

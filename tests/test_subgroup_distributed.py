@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_distributed import free_port
+from test_distributed import free_port, torchrun
 
 from ceco_fair.training.groups import GroupDRO, LfF, Reweight, SubgroupObjective
 
@@ -82,3 +84,18 @@ def test_two_processes_hold_the_state_and_gradients_of_one_process_on_the_global
                 )
             for key in set(wanted) - {"value", "grad", "biased_grad"}:
                 torch.testing.assert_close(part[step][key], wanted[key], rtol=1e-6, atol=1e-9)
+
+
+def test_subgroup_methods_run_under_torchrun(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
+    methods = [{"name": "groupdro"}, {"name": "jtt", "stage_one_epochs": 1, "upweight": 3}, {"name": "lff"}]
+    protocol = write_protocol(methods=methods, eval={"projection_points": 50})
+    output = tmp_path / "out"
+    done = torchrun(protocol, output)
+    _, errors = done.communicate(timeout=900)
+    assert done.returncode == 0, errors[-3000:]
+    table = pd.read_csv(output / "results.csv")
+    assert set(table["method"]) == {"groupdro", "jtt", "lff"}
+    assert table.groupby("method")["readout"].nunique().eq(3).all()
+    for method in ("groupdro", "jtt", "lff"):
+        checkpoint = torch.load(output / "runs" / f"{method}-rho0.99-seed0" / "checkpoint.pt", weights_only=True)
+        assert checkpoint["epoch"] == 2 and checkpoint["objective"] != {}

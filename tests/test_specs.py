@@ -75,6 +75,7 @@ def test_layout_names_each_file_once_and_its_run_tables_by_kind() -> None:
             **dict.fromkeys(layout.RUN_COLUMNS),
             "run_id": "a",
             "sensitive": "Male+Young",
+            "selection": "fixed",
             "metric": "accuracy",
             "value": 0.5,
         }

@@ -10,6 +10,7 @@ folder is still read, so that a report can show what exists and say what does no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -67,10 +68,14 @@ from ceco_fair.results.layout import (
     RUN_FILE,
     RUN_ORIGIN_COLUMNS,
     RUNS_DIR,
+    SEARCH_CSV,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
     STATUS_COMPLETE,
     STATUS_INCOMPLETE,
     run_table_file,
 )
+from ceco_fair.results.selection import read_search_rows, read_selection
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +134,10 @@ class Results:
             dataset gave its groups colours (``run.json``'s ``group_colours``).
         origins: ``run_id`` → where the run was trained (``shard``, ``host``, ``device`` from
             ``run.json``), for runs that recorded it.
+        selections: ``run_id`` → its ``selection`` labels (``results.json``): the rules that picked
+            it, ``search`` for a search's trials; empty for a folder without a search.
+        search: The rows of ``search.csv`` (empty without a search).
+        picks: ``selection.json``: rule → method → condition → the picked trial and its values.
 
     """
 
@@ -147,6 +156,9 @@ class Results:
     strips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    selections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    search: pd.DataFrame = field(default_factory=pd.DataFrame)
+    picks: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -271,6 +283,7 @@ def load_results(output_dir: Path) -> Results:
     projections = [
         folder.projection.assign(run_id=run_id) for run_id, folder in folders.items() if folder.projection is not None
     ]
+    searched = (root / SEARCH_CSV).is_file()
     return Results(
         root=root,
         protocol=protocol or {},
@@ -319,6 +332,46 @@ def load_results(output_dir: Path) -> Results:
             for run_id, folder in folders.items()
             if any(key in folder.info for key in RUN_ORIGIN_COLUMNS)
         },
+        selections={
+            entry["run_id"]: tuple(str(label) for label in entry[SELECTION_COLUMN])
+            for entry in json_runs or []
+            if isinstance(entry.get(SELECTION_COLUMN), list)
+        },
+        search=pd.DataFrame(read_search_rows(root / SEARCH_CSV)) if searched else pd.DataFrame(),
+        picks=read_selection(root),
+    )
+
+
+def for_selection(results: Results, selection: str) -> Results:
+    """The results restricted to the runs one rule picked (``selection``), its comparisons only.
+
+    A folder without a search, or ``fixed`` (a search not finished: no rule has picked yet), is
+    returned unchanged.
+    """
+    if not results.selections or selection == SELECTION_FIXED:
+        return results
+    keep = {run_id for run_id, labels in results.selections.items() if selection in labels}
+
+    def only(table: pd.DataFrame) -> pd.DataFrame:
+        return table[table["run_id"].isin(keep)].reset_index(drop=True) if "run_id" in table.columns else table
+
+    comparisons = results.comparisons
+    if SELECTION_COLUMN in comparisons.columns:
+        comparisons = comparisons[comparisons[SELECTION_COLUMN] == selection].reset_index(drop=True)
+    return dataclasses.replace(
+        results,
+        runs=only(results.runs),
+        metrics=only(results.metrics),
+        histories=only(results.histories),
+        bias_matrices={k: v for k, v in results.bias_matrices.items() if k in keep},
+        group_rates=only(results.group_rates),
+        projections=only(results.projections),
+        missing=tuple(item for item in results.missing if item.run_id is None or item.run_id in keep),
+        group_colours={k: v for k, v in results.group_colours.items() if k in keep},
+        curves=only(results.curves),
+        strips={k: v for k, v in results.strips.items() if k in keep},
+        comparisons=comparisons,
+        origins={k: v for k, v in results.origins.items() if k in keep},
     )
 
 

@@ -33,11 +33,13 @@ from ceco_fair.results.layout import (
     RESULTS_JSON,
     RUN_FILE,
     RUN_ORIGIN_COLUMNS,
+    RUN_SEARCH_FIELDS,
     RUNS_DIR,
     STATUS_COMPLETE,
     run_fields,
     tidy_rows,
 )
+from ceco_fair.results.selection import label_records, write_search_files
 
 
 def tidy_results(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -91,7 +93,7 @@ def read_run_record(run_folder: Path) -> dict[str, Any] | None:
         record["metrics"] = metrics
     else:
         record.update(error=run.get("error"), metrics={})
-    record.update({key: run[key] for key in RUN_ORIGIN_COLUMNS if key in run})
+    record.update({key: run[key] for key in (*RUN_ORIGIN_COLUMNS, *RUN_SEARCH_FIELDS) if key in run})
     return record
 
 
@@ -110,6 +112,9 @@ class FolderState:
 
 def rebuild_folder(folder: Path) -> FolderState:
     """Rebuild ``results.json``, ``results.csv`` and ``comparisons.csv`` from the run folders.
+
+    A protocol with a ``search`` also gets ``search.csv`` and ``selection.json``, and each record
+    its ``selection`` labels (the rules that picked its trial).
 
     Holds the folder's lock for the whole read-and-write, so a rebuild that read an older state
     never overwrites a newer one; each file is still replaced atomically. Runs are ordered as in
@@ -133,8 +138,12 @@ def rebuild_folder(folder: Path) -> FolderState:
         listed = set(order)
         ids = [run_id for run_id in order if run_id in found] + [r for r in found if r not in listed]
         records = [found[run_id] for run_id in ids]
-        write_results(folder, records)
         protocol = _read_yaml(folder / PROTOCOL_FILE)
+        search = protocol.get("search") if isinstance(protocol, dict) else None
+        rules = list(search.get("select") or []) if isinstance(search, dict) else []
+        if isinstance(search, dict):
+            records = label_records(records, write_search_files(folder, records, rules))
+        write_results(folder, records)
         evaluation = protocol.get("eval") if isinstance(protocol, dict) else None
         if records and isinstance(evaluation, dict) and "confidence" in evaluation:
             write_comparisons(
@@ -143,6 +152,7 @@ def rebuild_folder(folder: Path) -> FolderState:
                 kind=str(records[-1]["metric_kind"]),
                 baseline=evaluation.get("baseline"),
                 confidence=float(evaluation["confidence"]),
+                order=rules,
             )
     return FolderState(records, [run_id for run_id in order if run_id not in found])
 

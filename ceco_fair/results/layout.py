@@ -36,6 +36,10 @@ GROUP_TABLE_FILE: Final = "group_table.csv"
 BIAS_MATRIX_FILE: Final = "bias_matrix.csv"
 COUNTERFACTUAL_FILE: Final = "counterfactual.csv"
 COLOUR_STRIP_FILE: Final = "counterfactual_strip.json"
+SEARCH_CSV: Final = "search.csv"
+"""One row per search trial: phase, trial, method, condition, run, seed, the drawn values, each rule's score."""
+SELECTION_FILE: Final = "selection.json"
+"""Each rule's picks: rule -> method -> condition -> ``{"trial", "run_id", "score", "values"}``."""
 GRID_FILE: Final = "grid.json"
 """``{"runs": [run_id, ...]}`` in grid order: the order of the result tables and what a complete folder holds."""
 LOCK_FILE: Final = ".lock"
@@ -57,7 +61,18 @@ RUN_COLUMNS: Final = (
 """A run's identifying fields: in ``run.json``, in each ``results.json`` entry and in ``results.csv``."""
 RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 """Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
-RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
+RUN_SEARCH_FIELDS: Final = ("phase", "trial", "values", "validation")
+"""A protocol with a search adds to ``run.json``: ``phase`` (``search`` or ``final``), ``trial``, the drawn
+``values`` (key -> value) and the ``validation`` scores (rule -> score)."""
+PHASE_SEARCH: Final = "search"
+PHASE_FINAL: Final = "final"
+SEARCH_COLUMNS: Final = ("phase", "trial", "method", "condition", "run_id", "seed")
+"""The leading columns of ``search.csv``; the drawn values and the rules' scores follow."""
+SELECTION_COLUMN: Final = "selection"
+"""Names the rule that picked a row's run (``fixed`` without a search; ``search`` for the trials)."""
+SELECTION_FIXED: Final = "fixed"
+"""The ``selection`` of the runs of a protocol without a search: the protocol's own values."""
+RESULTS_COLUMNS: Final = (*RUN_COLUMNS, SELECTION_COLUMN, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
 CURVES_COLUMNS: Final = (
@@ -69,6 +84,7 @@ CURVES_COLUMNS: Final = (
     "variance_ratio",
 )
 COMPARISONS_COLUMNS: Final = (
+    SELECTION_COLUMN,
     "method",
     "baseline",
     "condition",
@@ -127,6 +143,8 @@ FILES: Final = (
     ResultFile(RESULTS_JSON, "folder", "ceco_fair.results.folder"),
     ResultFile(RESULTS_CSV, "folder", "ceco_fair.results.folder", RESULTS_COLUMNS),
     ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.results.comparisons", COMPARISONS_COLUMNS),
+    ResultFile(SEARCH_CSV, "folder", "ceco_fair.results.folder", SEARCH_COLUMNS),
+    ResultFile(SELECTION_FILE, "folder", "ceco_fair.results.folder"),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
     ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
     ResultFile(LOCK_FILE, "folder", "ceco_fair.results.folder"),
@@ -170,10 +188,25 @@ def run_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return {column: record.get(column) for column in RUN_COLUMNS}
 
 
+def selections_of(run: Mapping[str, Any]) -> list[str]:
+    """The ``selection`` labels of a run record (its ``selection`` list; ``fixed`` when it has none)."""
+    labels = run.get(SELECTION_COLUMN)
+    return [str(label) for label in labels] if isinstance(labels, list | tuple) and labels else [SELECTION_FIXED]
+
+
 def tidy_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``results.csv``'s rows: one per run × metric, the run fields as cells."""
+    """``results.csv``'s rows: one per run × selection × metric, the run fields as cells.
+
+    A run picked by two rules appears under each (filter on ``selection`` to read one rule's table).
+    """
     return [
-        {**{column: cell(run.get(column)) for column in RUN_COLUMNS}, "metric": metric, "value": value}
+        {
+            **{column: cell(run.get(column)) for column in RUN_COLUMNS},
+            SELECTION_COLUMN: selection,
+            "metric": metric,
+            "value": value,
+        }
         for run in runs
+        for selection in selections_of(run)
         for metric, value in (run.get("metrics") or {}).items()
     ]

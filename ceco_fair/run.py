@@ -263,8 +263,9 @@ def _final_grid(protocol: Protocol, output: Path, session: DistributedSession) -
     if session.context.is_main:
         search_ids = [run.run_id for run in protocol.grid()]
         while True:
-            missing = set(rebuild_folder(output).missing) & set(search_ids)
+            missing = {run_id for run_id in search_ids if read_run_record(run_dir(output, run_id)) is None}
             if not missing:
+                rebuild_folder(output)
                 picks = read_selection(output)
                 break
             holders = [read_claim(run_dir(output, run_id)) for run_id in sorted(missing)]

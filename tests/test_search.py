@@ -136,6 +136,8 @@ BAD_SEARCHES: list[tuple[dict[str, Any], str]] = [
     ({"space": {"simclr.temperature": {"uniform": [0.1, 1]}}}, "'simclr' is neither a method label"),
     ({"select": ["val_acc"]}, "search.select[0]: unknown selection rule 'val_acc'"),
     ({"space": {"temperature": {"uniform": [-1.0, 0.5]}}}, "search.space: trial 1 of"),
+    ({"space": {"temperature": {"choice": [0.1, -2.0]}}}, "search.space.temperature: -2.0 for supcon"),
+    ({"space": {"train.epochs": {"choice": [1, "two"]}}}, "search.space.train.epochs: 'two' for supcon"),
 ]
 
 
@@ -255,7 +257,9 @@ def test_validation_selections_never_read_the_test_labels(searched: Path, tmp_pa
     assert main([str(write(tmp_path, flipped)), "--output", str(output), "--quiet"]) == 0
     before, after = (pd.read_csv(folder / SEARCH_CSV).set_index("run_id") for folder in (searched, output))
     assert not np.allclose(before["oracle"], after["oracle"])  # the test labels did change
-    pd.testing.assert_frame_equal(before[["val_accuracy", "val_worst_group"]], after[["val_accuracy", "val_worst_group"]])
+    pd.testing.assert_frame_equal(
+        before[["val_accuracy", "val_worst_group"]], after[["val_accuracy", "val_worst_group"]]
+    )
     for rule in ("val_accuracy", "val_worst_group"):
         assert select(searched, rule) == select(output, rule)
 
@@ -263,7 +267,7 @@ def test_validation_selections_never_read_the_test_labels(searched: Path, tmp_pa
 def test_select_refuses_an_unknown_rule_and_a_folder_without_a_search(searched: Path, tmp_path: Path) -> None:
     with pytest.raises(CecoFairError, match="unknown selection rule 'best'"):
         select(searched, "best")
-    with pytest.raises(CecoFairError, match="search.csv: not found"):
+    with pytest.raises(CecoFairError, match=r"search\.csv: not found"):
         select(tmp_path, "val_accuracy")
 
 
@@ -283,3 +287,11 @@ def test_a_killed_search_resumes_where_it_stopped(searched: Path, tmp_path: Path
     assert {path.name for path in (copy / "runs").iterdir()} == {path.name for path in (searched / "runs").iterdir()}
     assert all((copy / "runs" / name / RUN_FILE).stat().st_mtime_ns == stamp for name, stamp in kept.items())
     assert json.loads((copy / SELECTION_FILE).read_text(encoding="utf-8")) == picks
+
+
+def test_summary_tables_name_their_rule_and_leave_out_the_trials(searched: Path) -> None:
+    from ceco_fair.summary import summary_markdown
+
+    text = summary_markdown(searched, ["unbiased_accuracy", "accuracy"])
+    assert [line.split(":")[1].strip() for line in text.splitlines() if line.startswith("Selection:")] == list(RULES)
+    assert "an upper bound, not a result" in text and "search" not in text.split("Selection:")[0]

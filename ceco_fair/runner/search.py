@@ -41,7 +41,6 @@ from ceco_fair.common.config import check_keys, closest, coerce, from_mapping, t
 from ceco_fair.errors import ProtocolError
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import LOSSES, build_loss, loss_arguments
-from ceco_fair.results.layout import PHASE_FINAL, PHASE_SEARCH
 from ceco_fair.results.selection import RULES
 from ceco_fair.training.loop import MethodConfig, TrainConfig
 
@@ -232,7 +231,9 @@ def trial_values(
         return {key: protocol_value(key, label, config, sections) for key in keys}
     method = zlib.crc32(label.encode("utf-8"))
     return {
-        key: search.space[key].draw(np.random.default_rng([search.seed, method, trial, zlib.crc32(key.encode("utf-8"))]))
+        key: search.space[key].draw(
+            np.random.default_rng([search.seed, method, trial, zlib.crc32(key.encode("utf-8"))])
+        )
         for key in keys
     }
 
@@ -273,22 +274,29 @@ def sections_with(sections: Mapping[str, Any], values: Mapping[str, Any]) -> dic
 def check_trials(
     search: SearchConfig, methods: Sequence[tuple[str, MethodConfig]], sections: Mapping[str, Any]
 ) -> None:
-    """Build every trial's configuration once, so that a drawn value a method refuses fails now.
+    """Build every trial's configuration, and every ``choice`` option, once: a value a method refuses fails now.
 
     Raises:
-        ProtocolError: naming the trial, the method and the value.
+        ProtocolError: naming the trial (or the key), the method and the value.
     """
     for label, config in methods:
         for trial in range(1, search.trials):
             values = trial_values(search, label, config, trial, sections)
-            where = f"search.space: trial {trial} of {label} ({values})"
-            try:
-                updated = method_with(label, config, values)
-                if updated.name in LOSSES:
-                    build_loss(updated.name, **updated.loss_kwargs)
-                sections_with(sections, values)
-            except (ValueError, TypeError) as error:
-                raise ProtocolError(f"{where}: {error}") from None
+            _check_values(label, config, values, sections, f"search.space: trial {trial} of {label} ({values})")
+        for key, distribution in search.space.items():
+            if distribution.kind == "choice" and applies_to(key, label, config):
+                for option in distribution.args:
+                    _check_values(label, config, {key: option}, sections, f"search.space.{key}: {option!r} for {label}")
 
 
-PHASES: Final = (PHASE_SEARCH, PHASE_FINAL)
+def _check_values(
+    label: str, config: MethodConfig, values: Mapping[str, Any], sections: Mapping[str, Any], where: str
+) -> None:
+    """Build a method's loss and the protocol sections with ``values``; a :class:`ProtocolError` if refused."""
+    try:
+        updated = method_with(label, config, values)
+        if updated.name in LOSSES:
+            build_loss(updated.name, **updated.loss_kwargs)
+        sections_with(sections, values)
+    except (ValueError, TypeError) as error:
+        raise ProtocolError(f"{where}: {error}") from None

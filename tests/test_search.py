@@ -97,6 +97,15 @@ def test_draws_are_reproducible_trial_zero_is_the_protocol_and_methods_draw_apar
     assert other["contex-trial1-seed0"] != dict(drawn.values)
 
 
+def test_a_method_scoped_key_may_name_a_label_with_dots() -> None:
+    raw = search_protocol(methods=[{"name": "supcon"}, {"name": "contex", "label": "ConTeX (tau=0.2)"}])
+    raw["search"] = {"trials": 2, "space": {"ConTeX (tau=0.2).label_weight": {"uniform": [0.25, 0.75]}}}
+    runs = {run.run_id: run for run in parse_protocol(raw, check_data=False).grid()}
+    drawn = runs["ConTeX (tau=0.2)-trial1-seed0"]
+    assert drawn.method.config.loss_kwargs["label_weight"] == drawn.values["ConTeX (tau=0.2).label_weight"]
+    assert not runs["supcon-trial1-seed0"].values
+
+
 def test_dry_run_lists_the_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "out"
     assert main([str(write(tmp_path, search_protocol())), "--output", str(output), "--dry-run"]) == 0

@@ -130,21 +130,33 @@ def method_keys(config: MethodConfig) -> tuple[str, ...]:
     return (*arguments, *METHOD_SCOPED_KEYS)
 
 
+def split_key(key: str) -> tuple[str | None, str]:
+    """A method key as ``(label, argument)``: ``label`` None for a key of every method that takes it.
+
+    A label may hold dots (``ConTeX (tau=0.2)``); a loss argument does not, so the last dot splits.
+    """
+    label, _, argument = key.rpartition(".")
+    return (label or None), argument
+
+
+def is_section_key(key: str) -> bool:
+    """Whether ``key`` names a protocol key (``train.*``, ``probe.*``) rather than a method's."""
+    return key.partition(".")[0] in SECTIONS
+
+
 def applies_to(key: str, label: str, config: MethodConfig) -> bool:
     """Whether the space's ``key`` varies the method labelled ``label``."""
-    head, _, rest = key.partition(".")
-    if head in SECTIONS:
+    if is_section_key(key):
         return True
-    if rest:
-        return head == label and rest in method_keys(config)
-    return key in method_keys(config)
+    scope, argument = split_key(key)
+    return scope in (None, label) and argument in method_keys(config)
 
 
 def check_key(key: str, labels_configs: Sequence[tuple[str, MethodConfig]], sections: Mapping[str, Any]) -> None:
     """Reject a space key that fits neither the protocol's schema nor any method's signature."""
     path = f"search.space.{key}"
-    head, _, rest = key.partition(".")
-    if head in SECTIONS:
+    if is_section_key(key):
+        head, _, rest = key.partition(".")
         node: Any = sections[head]
         for part in rest.split(".") if rest else []:
             if not isinstance(node, Mapping) or part not in node:
@@ -155,12 +167,13 @@ def check_key(key: str, labels_configs: Sequence[tuple[str, MethodConfig]], sect
             raise ProtocolError(f"{path}: {key} is a section, not a value")
         return
     labels = [label for label, _ in labels_configs]
-    if rest and head not in labels:
-        raise ProtocolError(f"{path}: {head!r} is neither a method label nor train/probe{closest(head, labels)}")
+    scope, argument = split_key(key)
+    if scope is not None and scope not in labels:
+        raise ProtocolError(f"{path}: {scope!r} is neither a method label nor train/probe{closest(scope, labels)}")
     if not any(applies_to(key, label, config) for label, config in labels_configs):
         takers = sorted({k for _, config in labels_configs for k in method_keys(config)})
-        owner = f"method {head!r}" if rest else "any method of the protocol"
-        raise ProtocolError(f"{path}: {rest or key!r} is not an argument of {owner}{closest(rest or key, takers)}")
+        owner = f"method {scope!r}" if scope is not None else "any method of the protocol"
+        raise ProtocolError(f"{path}: {argument!r} is not an argument of {owner}{closest(argument, takers)}")
 
 
 def parse_search(raw: Any, methods: Sequence[tuple[str, MethodConfig]], sections: Mapping[str, Any]) -> SearchConfig:
@@ -204,13 +217,13 @@ def parse_search(raw: Any, methods: Sequence[tuple[str, MethodConfig]], sections
 
 def protocol_value(key: str, label: str, config: MethodConfig, sections: Mapping[str, Any]) -> Any:
     """The protocol's own value of ``key`` for a method (trial 0)."""
-    head, _, rest = key.partition(".")
-    if head in SECTIONS:
+    if is_section_key(key):
+        head, *parts = key.split(".")
         node: Any = sections[head]
-        for part in rest.split("."):
+        for part in parts:
             node = node[part]
         return node
-    name = rest if rest and head == label else key
+    name = split_key(key)[1]
     if name == "ce_weight":
         return config.ce_weight
     if name in config.loss_kwargs:
@@ -242,10 +255,9 @@ def method_with(label: str, config: MethodConfig, values: Mapping[str, Any]) -> 
     """The method's configuration with the drawn method keys applied."""
     loss_kwargs, ce_weight = dict(config.loss_kwargs), config.ce_weight
     for key, value in values.items():
-        head, _, rest = key.partition(".")
-        if head in SECTIONS:
+        if is_section_key(key) or not applies_to(key, label, config):
             continue
-        name = rest if rest and head == label else key
+        name = split_key(key)[1]
         if name == "ce_weight":
             ce_weight = coerce(value, float, f"search.space.{key}")
         else:

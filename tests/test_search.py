@@ -106,6 +106,22 @@ def test_a_method_scoped_key_may_name_a_label_with_dots() -> None:
     assert not runs["supcon-trial1-seed0"].values
 
 
+def test_final_grid_runs_each_picked_trial_once_at_the_later_seeds() -> None:
+    protocol = parse_protocol(search_protocol(seeds=[0, 1, 2]), check_data=False)
+    picks = {
+        "val_accuracy": {"supcon": {"all": {"trial": 1}}, "contex": {"all": {"trial": 0}}},
+        "val_worst_group": {"supcon": {"all": {"trial": 1}}, "contex": {"all": {"trial": 1}}},
+    }
+    final = protocol.final_grid(picks)
+    assert sorted(run.run_id for run in final) == sorted(
+        f"{name}-seed{seed}" for name in ("supcon-trial1", "contex-trial0", "contex-trial1") for seed in (1, 2)
+    )
+    searched = {run.run_id: run for run in protocol.grid()}
+    for run in final:
+        assert run.phase == "final"
+        assert dict(run.values) == dict(searched[run.run_id.replace(f"seed{run.seed}", "seed0")].values)
+
+
 def test_dry_run_lists_the_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "out"
     assert main([str(write(tmp_path, search_protocol())), "--output", str(output), "--dry-run"]) == 0

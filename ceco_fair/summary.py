@@ -1,11 +1,12 @@
 """Tables of a results folder for papers and notes: mean and interval over seeds, method × condition.
 
-``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C]`` prints one Markdown
-table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
+``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C] [--readout R]`` prints one
+Markdown table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
 mean over seeds with its interval (:func:`ceco_fair.results.seeds.seed_interval`: Student's t for
 two seeds or more). Each value is written by :func:`ceco_fair.metrics.specs.format_value`, as
-the report writes it (percent or plain, with the decimals of the metric's spec). Torch-free: it
-reads ``results.csv`` only.
+the report writes it (percent or plain, with the decimals of the metric's spec). The metrics are the
+``linear`` read-out's unless ``--readout`` names another (``balanced``, ``head``) or ``all`` (a row per
+method and read-out). Torch-free: it reads ``results.csv`` only.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ import pandas as pd
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
 from ceco_fair.report.stats import summarize
-from ceco_fair.results.layout import RESULTS_CSV
+from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN, READOUTS, RESULTS_CSV
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
+
+ALL_READOUTS = "all"
+"""``--readout all``: a row per method and read-out."""
 
 USAGE_ERROR_STATUS = 2
 
@@ -80,12 +84,41 @@ def markdown_table(summary: pd.DataFrame, metric: str) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(folder: Path, metrics: Sequence[str] | None = None, confidence: float = DEFAULT_CONFIDENCE) -> str:
-    """Every requested metric's table for the results folder ``folder`` (default: every metric with a spec)."""
+def select_readout(results: pd.DataFrame, readout: str) -> pd.DataFrame:
+    """The rows of one read-out, or of every read-out with the method named ``method · readout``.
+
+    A table without a ``readout`` column (written before read-outs) holds the ``linear`` read-out.
+    """
+    if READOUT_COLUMN not in results.columns:
+        results = results.assign(**{READOUT_COLUMN: LINEAR_READOUT})
+    if readout != ALL_READOUTS:
+        return results[results[READOUT_COLUMN] == readout]
+    order = {name: position for position, name in enumerate(READOUTS)}
+    labelled = results.assign(method=results["method"].astype(str) + " · " + results[READOUT_COLUMN].astype(str))
+    methods = list(dict.fromkeys(results["method"]))
+    rank = [
+        (methods.index(m), order.get(r, len(order)))
+        for m, r in zip(results["method"], results[READOUT_COLUMN], strict=True)
+    ]
+    return labelled.iloc[sorted(range(len(rank)), key=rank.__getitem__)]
+
+
+def summary_markdown(
+    folder: Path,
+    metrics: Sequence[str] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    readout: str = LINEAR_READOUT,
+) -> str:
+    """Every requested metric's table for the results folder ``folder`` (default: every metric with a spec).
+
+    ``readout`` picks the read-out (``linear``, ``balanced``, ``head``) or ``all`` of them.
+    """
     path = folder / RESULTS_CSV
     if not path.is_file():
         raise CecoFairError(f"{folder}: no {RESULTS_CSV} (is it a results folder?)")
-    results = pd.read_csv(path)
+    results = select_readout(pd.read_csv(path), readout)
+    if results.empty:
+        raise CecoFairError(f"--readout: no {readout} read-out in {path}")
     chosen = list(metrics) if metrics else [m for m in dict.fromkeys(results["metric"]) if spec_of(m) is not None]
     unknown = [m for m in chosen if m not in set(results["metric"])]
     if unknown:
@@ -107,11 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output_dir", metavar="OUTPUT_DIR", type=Path, help="the results folder")
     parser.add_argument("--metrics", nargs="+", help="metrics to tabulate (default: all with a spec)")
     parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
+    parser.add_argument(
+        "--readout",
+        choices=(*READOUTS, ALL_READOUTS),
+        default=LINEAR_READOUT,
+        help="the read-out whose metrics are shown (default linear; all: a row per method and read-out)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.confidence < 1:
         parser.exit(USAGE_ERROR_STATUS, f"error: --confidence: expected a value in (0, 1), got {args.confidence}\n")
     try:
-        sys.stdout.write(summary_markdown(args.output_dir, args.metrics, args.confidence))
+        sys.stdout.write(summary_markdown(args.output_dir, args.metrics, args.confidence, args.readout))
     except CecoFairError as error:
         parser.exit(USAGE_ERROR_STATUS, f"error: {error}\n")
     return 0

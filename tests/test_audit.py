@@ -64,6 +64,8 @@ def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredM
     folder = result.save(tmp_path / "audit")
     saved = pd.read_csv(folder / "results.csv")
     assert set(saved["metric"]) == set(result.metrics) and (saved["method"] == "small_conv").all()
+    assert set(result.readouts) == {"balanced"} and set(saved["readout"]) == {"linear", "balanced"}
+    assert set(result.readouts["balanced"]) == {m for m in result.metrics if spec_of(m).kind == "group"}
     assert (folder / "runs" / "small_conv" / "group_table.csv").exists()
     assert "<html" in (folder / "report.html").read_text(encoding="utf-8")[:500].lower()
 

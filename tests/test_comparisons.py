@@ -95,3 +95,19 @@ def test_group_headline_metrics_and_attribute_condition():
     assert table.condition.iloc[0] == "Attractive-vs-Male"
     assert condition_label(None, "Young", ["Male", "Young"]) == "Young-vs-Male+Young"
     assert table.ci_low.iloc[0] == pytest.approx(0.1) and table.ci_high.iloc[0] == pytest.approx(0.1)
+
+
+def test_readouts_are_paired_within_a_readout_and_only_where_the_baseline_has_it():
+    def with_readouts(method, seed, linear, balanced, head=None):
+        record = run(method, seed, unbiased_accuracy=linear)
+        record["readouts"] = {"balanced": {"unbiased_accuracy": balanced}}
+        if head is not None:
+            record["readouts"]["head"] = {"unbiased_accuracy": head}
+        return record
+
+    runs = [with_readouts("supcon", s, 0.3, 0.5) for s in range(2)]
+    runs += [with_readouts("groupdro", s, 0.4 + 0.1 * s, 0.45, head=0.6) for s in range(2)]
+    table = paired_comparisons(runs, kind="bias").set_index("readout")
+    assert list(table.index) == ["linear", "balanced"]  # supcon trains no head: nothing to pair it with
+    assert table.loc["linear", "mean_difference"] == pytest.approx(0.15)
+    assert table.loc["balanced", "mean_difference"] == pytest.approx(-0.05)

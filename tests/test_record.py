@@ -57,6 +57,29 @@ def test_a_complete_record_reads_back_as_written(tmp_path: Path) -> None:
     assert "metrics" not in on_disk and on_disk["status"] == "complete" and on_disk["target_name"] == "digit"
 
 
+def test_the_other_read_outs_are_written_read_back_and_tidied(tmp_path: Path) -> None:
+    readouts = {"balanced": {"accuracy": 0.625}, "head": {"accuracy": 0.5, "eo": None}}
+    record = _record().finish({"accuracy": 0.75}, readouts)
+    folder = tmp_path / record.run_id
+    record.write(folder)
+    assert json.loads((folder / layout.READOUTS_FILE).read_text()) == readouts
+    assert RunRecord.read(folder) == record
+    assert RunRecord.from_json(record.to_json(), folder / layout.RUN_FILE) == record
+    rows = [(row["readout"], row["metric"], row["value"]) for row in tidy_rows([record])]
+    assert rows == [
+        ("linear", "accuracy", 0.75),
+        ("balanced", "accuracy", 0.625),
+        ("head", "accuracy", 0.5),
+        ("head", "eo", None),
+    ]
+    record.finish({"accuracy": 0.5}).write(folder)  # measured again without them: no stale file
+    assert not (folder / layout.READOUTS_FILE).exists() and RunRecord.read(folder).readouts == {}
+    (folder / layout.RUN_FILE).write_text(json.dumps(record.to_json(metrics=False)))
+    (folder / layout.READOUTS_FILE).write_text(json.dumps({"balanced": {"accuracy": "high"}}))
+    with pytest.raises(RecordError, match=r"readouts\.json: balanced\.accuracy is 'high', expected a number"):
+        RunRecord.read(folder)
+
+
 def test_a_running_or_failed_record_has_no_metrics_file(tmp_path: Path) -> None:
     folder = tmp_path / "contex-rho0.9-seed1"
     _record().write(folder)
@@ -151,7 +174,7 @@ def test_results_tables_are_the_records_of_the_finished_runs(tmp_path: Path) -> 
         ["b", "race+age", "accuracy", 0.5],
         ["b", "race+age", "eo", 0.25],
     ]
-    assert tidy_rows([complete])[0] == {**complete.columns(), "metric": "accuracy", "value": 0.5}
+    assert tidy_rows([complete])[0] == {**complete.columns(), "readout": "linear", "metric": "accuracy", "value": 0.5}
     assert finished_record(tmp_path / layout.RUNS_DIR / "c") is None
     assert finished_record(tmp_path / layout.RUNS_DIR / "d") is None
 

@@ -31,8 +31,13 @@ RUN_METRICS = BIAS_METRICS | DIAGNOSTICS
 def test_tiny_protocol_writes_the_results_layout(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
     output = tmp_path / "out"
     assert main([str(write_protocol()), "--output", str(output), "--quiet"]) == 0
-    table = pd.read_csv(output / "results.csv")
-    assert list(table.columns) == list(RESULTS_COLUMNS)
+    every = pd.read_csv(output / "results.csv")
+    assert list(every.columns) == list(RESULTS_COLUMNS)
+    # ce trains a head: linear, balanced and head read-outs; contex: linear and balanced
+    readouts = every.groupby("method")["readout"].agg(lambda r: sorted(set(r))).to_dict()
+    assert readouts == {"ce": ["balanced", "head", "linear"], "contex": ["balanced", "linear"]}
+    assert set(every.loc[every["readout"] != "linear", "metric"]) == BIAS_METRICS
+    table = every[every["readout"] == "linear"]
     assert list(table.columns)[:5] == ["run_id", "method", "loss", "dataset", "metric_kind"]
     assert (table["metric_kind"] == "bias").all() and set(table["loss"]) == {"ce", "contex"}
     assert all(name in METRIC_SPECS for name in table["metric"])

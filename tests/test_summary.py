@@ -72,3 +72,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert main([str(tmp_path / "out")]) == 0
     assert "| ce | 50.0 |" in capsys.readouterr().out
+
+
+def test_readouts_are_shown_one_at_a_time_or_side_by_side(tmp_path, capsys):
+    rows = [
+        {**row("ce", 0, 0.9, "bias_conflicting_accuracy", value), "readout": readout}
+        for readout, value in (("linear", 0.1), ("balanced", 0.3), ("head", 0.2))
+    ]
+    rows.append({**row("supcon", 0, 0.9, "bias_conflicting_accuracy", 0.4), "readout": "linear"})
+    write_results(tmp_path / "out", rows)
+    assert "| ce | 10.0 |" in summary_markdown(tmp_path / "out")
+    balanced = summary_markdown(tmp_path / "out", readout="balanced")
+    assert "| ce | 30.0 |" in balanced and "supcon" not in balanced
+    every = summary_markdown(tmp_path / "out", readout="all").splitlines()
+    shown = [line.split(" |")[0] for line in every if line.startswith("| ce") or line.startswith("| supcon")]
+    assert shown == ["| ce · linear", "| ce · balanced", "| ce · head", "| supcon · linear"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "out"), "--readout", "nonsense"])
+    assert exit_info.value.code == 2
+    write_results(tmp_path / "old", [row("ce", 0, 0.9, "accuracy", 0.5)])  # written before read-outs
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "old"), "--readout", "head"])
+    assert exit_info.value.code == 2
+    assert "no head read-out" in capsys.readouterr().err

@@ -107,3 +107,12 @@ class ReadFails(Squares):
         if index >= 2:
             raise IndexError(f"item {index} is not on disk")
         return self.pixels[index], int(self.targets[index]), int(self.sensitive[index])
+
+
+class OneGroup(Squares):
+    """Every image in one sensitive group: nothing for a group-label method to balance."""
+
+    def __init__(self, split: str = "train", n: int = 192, seed: int = 0) -> None:
+        super().__init__(split, n=n, seed=seed)
+        self.sensitive = self.sensitive.clone().zero_()
+        self.n_groups, self.group_names = 1, ["grey"]

@@ -11,6 +11,7 @@ measuring steps live in :mod:`ceco_fair.evaluation.measure`, the files in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ from ceco_fair.evaluation.measure import (
     split_features,
 )
 from ceco_fair.evaluation.probe import Encoder, Features, ProbeConfig, train_linear_probe
-from ceco_fair.results.layout import MetricKind
+from ceco_fair.evaluation.readouts import Head, head_predictions, train_balanced_probe
+from ceco_fair.results.layout import BALANCED_READOUT, HEAD_READOUT, LINEAR_READOUT, READOUT_COLUMN, MetricKind
 from ceco_fair.results.manifest import build_manifest, now
 from ceco_fair.results.record import RunRecord
 from ceco_fair.results.run_files import write_run_files, write_single_run_folder
@@ -167,6 +169,8 @@ class AuditResult:
             (recolourable datasets only); written as ``counterfactual.csv``, one row per (image, colour).
         strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
         options: the settings the audit ran with (recorded in the saved folder's ``protocol.yaml``).
+        readouts: the bias / fairness metrics of the other read-outs, ``{"balanced": {...}, "head": {...}}``
+            (:mod:`ceco_fair.evaluation.readouts`); ``metrics`` are the ``linear`` read-out's.
     """
 
     metrics: dict[str, float]
@@ -179,10 +183,19 @@ class AuditResult:
     counterfactual: np.ndarray | None = None
     strip: dict[str, Any] | None = None
     options: AuditOptions | None = None
+    readouts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """The metrics as a tidy table: one row per metric, columns ``metric`` and ``value``."""
-        return pd.DataFrame({"metric": list(self.metrics), "value": [float(v) for v in self.metrics.values()]})
+        """The metrics as a tidy table: one row per read-out × metric, columns ``readout``, ``metric``, ``value``."""
+        every = {LINEAR_READOUT: self.metrics, **self.readouts}
+        return pd.DataFrame(
+            [
+                {READOUT_COLUMN: readout, "metric": metric, "value": float(value)}
+                for readout, metrics in every.items()
+                for metric, value in metrics.items()
+            ],
+            columns=[READOUT_COLUMN, "metric", "value"],
+        )
 
     def write_run_files(self, folder: Path) -> None:
         """Write the per-run files (metrics, tables, predictions, projection) into ``folder``."""
@@ -203,7 +216,9 @@ class AuditResult:
         options = self.options or AuditOptions()
         facts = {key: value for key, value in self.info.items() if key != "manifest"}
         named = {"run_id": name, "method": name, "metric_kind": self.kind, "seed": options.seed}
-        record = RunRecord(name, name, dataset="custom").with_facts({**facts, **named}).finish(self.metrics)
+        record = (
+            RunRecord(name, name, dataset="custom").with_facts({**facts, **named}).finish(self.metrics, self.readouts)
+        )
         protocol = {
             "name": f"audit of {name}",
             "seeds": [options.seed],
@@ -266,9 +281,17 @@ def audit_features(
     info: dict[str, Any] | None = None,
     views: tuple[ArrayLike, ArrayLike] | None = None,
     counterfactual: ArrayLike | None = None,
+    train_sensitive: ArrayLike | None = None,
+    balanced_on: Features | None = None,
+    head: Head | None = None,
+    n_groups: int | None = None,
     **keywords: Any,
 ) -> AuditResult:
     """Audit precomputed features: fit a linear probe on train, measure it on test.
+
+    The bias / fairness metrics are measured through each read-out (:mod:`ceco_fair.evaluation.readouts`):
+    ``linear`` always (``metrics``), ``balanced`` when the training sensitive values (or ``balanced_on``)
+    are given, ``head`` when ``head`` is (``readouts``).
 
     With ``options.diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics`
     are added to the metrics: those that the test features allow (variance ratio, uniformity, leakage),
@@ -285,6 +308,11 @@ def audit_features(
         info: names recorded with the result (encoder, dataset, target, sensitive, group_names).
         views: features ``[n_test, D]`` of two augmentations of the test images, in test order.
         counterfactual: features ``[n_test, K, D]`` of every test image on each of K background colours.
+        train_sensitive: ``[n_train]`` sensitive values of the training features (the balanced read-out's cells).
+        balanced_on: features, targets and sensitive values to fit the balanced read-out on instead of
+            the training features (a validation split).
+        head: a trained classifier mapping features ``[n, D]`` to logits ``[n, C]`` (the method's own).
+        n_groups: number of sensitive groups (default: the largest value + 1).
         **keywords: single options by name, replacing those of ``options`` (see
             :meth:`AuditOptions.with_keywords`: ``n_boot=0``, ``device="cpu"``, ``metrics="group"``, ...).
 
@@ -334,16 +362,30 @@ def audit_features(
     )
     predictions = fitted.predict(test_x).numpy()
     info = dict(info or {})
-    scores, table, matrix = evaluate_predictions(
-        test_y,
-        predictions,
-        test_s,
+    evaluate = functools.partial(
+        evaluate_predictions,
         kind=kind,
         n_boot=evaluation.n_boot,
         confidence=evaluation.confidence,
         seed=seed,
         group_names=info.get("group_names"),
     )
+    scores, table, matrix = evaluate(test_y, predictions, test_s)
+    readouts: dict[str, dict[str, float]] = {}
+    balanced_train = balanced_on
+    if balanced_train is None and train_sensitive is not None:
+        train_s = torch.from_numpy(_to_numpy(train_sensitive, "train_sensitive").astype(np.int64))
+        if len(train_s) != len(train_x):
+            raise CecoFairError(f"train_sensitive: {len(train_s)} values for {len(train_x)} feature rows")
+        balanced_train = Features(train_x, torch.from_numpy(train_y), train_s)
+    device = options.resolved_device()
+    if balanced_train is not None:
+        balanced = train_balanced_probe(
+            balanced_train, n_classes, options.probe, seed=seed, device=device, n_groups=n_groups
+        )
+        readouts[BALANCED_READOUT] = evaluate(test_y, balanced.predict(test_x).numpy(), test_s)[0]
+    if head is not None:
+        readouts[HEAD_READOUT] = evaluate(test_y, head_predictions(head, test_x, device).numpy(), test_s)[0]
     recoloured: np.ndarray | None = None
     if options.diagnostics:
         scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
@@ -360,6 +402,7 @@ def audit_features(
         info,
         recoloured,
         options=options,
+        readouts=readouts,
     )
 
 
@@ -402,6 +445,10 @@ def audit(
     **keywords: Any,
 ) -> AuditResult:
     """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
+
+    The metrics are measured through the ``linear`` probe (``result.metrics``) and through the
+    ``balanced`` one, fitted with every (target, sensitive) cell of ``train`` weighted equally
+    (``result.readouts["balanced"]``).
 
     With ``options.diagnostics``, the representation diagnostics are measured on ``test`` too: two views
     of every test image made with :meth:`AuditOptions.views_augment` (seeded by ``options.seed``) and,
@@ -479,7 +526,9 @@ def audit(
         as_long(test_features.targets),
         as_long(test_features.sensitive),
         dataclasses.replace(options, device=device),
+        train_sensitive=as_long(train_features.sensitive),
         n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
+        n_groups=test.n_groups if isinstance(test, FairnessDataset) else None,
         info=info,
         views=(views.first, views.second) if views is not None else None,
         counterfactual=counterfactual,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +29,17 @@ Encoder = nn.Module | Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Settings of the linear probe (Adam on standardised features, cosine-annealed learning rate, full epochs)."""
+    """Settings of the linear probe (Adam on standardised features, cosine-annealed learning rate, full epochs).
+
+    ``balanced_on`` is the split the balanced read-out is fitted on: ``train`` (the training features)
+    or ``valid`` (the dataset's validation split, as DFR does).
+    """
 
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-2
     weight_decay: float = 0.0
+    balanced_on: Literal["train", "valid"] = "train"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -42,6 +48,8 @@ class ProbeConfig:
             raise CecoFairError(f"probe.batch_size: expected a positive integer, got {self.batch_size}")
         if not self.lr > 0:
             raise CecoFairError(f"probe.lr: expected a positive number, got {self.lr}")
+        if self.balanced_on not in ("train", "valid"):
+            raise CecoFairError(f"probe.balanced_on: expected train or valid, got {self.balanced_on!r}")
 
 
 @dataclass
@@ -146,10 +154,25 @@ class LinearProbe(nn.Module):
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
+def probe_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of logits ``[B, C]``, or ``(1/B) Σ_i w_i · CE_i`` with weights ``[B]``."""
+    if weights is None:
+        return F.cross_entropy(logits, labels)
+    return (weights * F.cross_entropy(logits, labels, reduction="none")).mean()
+
+
 def train_linear_probe(
-    train: Features, n_classes: int, config: ProbeConfig, *, seed: int, device: torch.device
+    train: Features,
+    n_classes: int,
+    config: ProbeConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    weights: torch.Tensor | None = None,
 ) -> LinearProbe:
     """Fit a linear classifier on frozen features with Adam and cross-entropy.
+
+    With ``weights`` each batch's loss is ``(1/B) Σ_i w_i · CE_i`` instead of the plain mean.
 
     Args:
         train: training features ``[n, D]`` and targets ``[n]``.
@@ -157,6 +180,7 @@ def train_linear_probe(
         config: epochs, batch size, learning rate, weight decay.
         seed: seeds the initialisation and the batch order.
         device: where to train.
+        weights: per-sample loss weights ``[n]`` (None: all 1).
 
     Returns:
         The fitted probe (on ``device``).
@@ -170,10 +194,12 @@ def train_linear_probe(
     probe = LinearProbe(mean, std, n_classes).to(device)
     optimizer = torch.optim.Adam(probe.linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    sample_weights = weights.float().to(device) if weights is not None else None
     for _ in range(config.epochs):
         order = torch.randperm(len(features), generator=generator).to(device)
         for index in torch.split(order, config.batch_size):
-            loss = F.cross_entropy(probe(features[index]), labels[index])
+            batch_weights = sample_weights[index] if sample_weights is not None else None
+            loss = probe_loss(probe(features[index]), labels[index], batch_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

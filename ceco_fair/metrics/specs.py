@@ -351,6 +351,23 @@ GROUP_RATE_LABELS: Final = {
 GROUP_RATES: Final = tuple(GROUP_RATE_LABELS)
 """Per-group rates of a group table (``group_table.csv``), each with an interval."""
 
+READOUT_LABELS: Final = {
+    "linear": "linear probe",
+    "balanced": "group-balanced probe",
+    "head": "the method's own head",
+}
+"""How tables and figures name each read-out of an encoder (the ``readout`` column of ``results.csv``)."""
+READOUT_GUIDE: Final = (
+    "A large gain from the linear to the balanced probe means the information was in the representation "
+    "and the classifier chose the bias; no gain means the representation lost it."
+)
+"""The one-line reading of the read-outs side by side."""
+READOUT_METRICS: Final = {
+    "bias": ("bias_conflicting_accuracy", "unbiased_accuracy", "bias_aligned_accuracy"),
+    "group": ("worst_group_accuracy", "accuracy", "equalized_odds_difference", "demographic_parity_difference"),
+}
+"""The metrics the report's read-out panel shows per kind of run, in panel order."""
+
 
 def ci_low_name(name: str) -> str:
     """The key of a metric's lower interval bound: ``<name>_ci_low``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ceco_fair.report.figures_bias as figures_bias
 import ceco_fair.report.figures_distortion as figures_distortion
 import ceco_fair.report.figures_group as figures_group
+import ceco_fair.report.figures_readouts as figures_readouts
 import ceco_fair.report.figures_run as figures_run
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho, bias_heatmaps, mean_matrix
 from ceco_fair.report.figures_group import fairness_accuracy_scatter, fairness_gaps, group_rates
@@ -21,6 +22,7 @@ from ceco_fair.report.style import HEIGHT, SectionSpec
 SECTIONS: tuple[SectionSpec, ...] = (
     figures_bias.SECTION,
     figures_group.SECTION,
+    figures_readouts.SECTION,
     *figures_distortion.SECTIONS,
     *figures_run.SECTIONS,
 )

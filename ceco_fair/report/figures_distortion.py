@@ -37,6 +37,7 @@ from ceco_fair.report.style import (
     significant,
     text,
 )
+from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN
 
 PANEL_COLUMNS = 3
 DIGITS = 4
@@ -290,6 +291,8 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
     Returns:
         One panel per metric (rows: methods; one marker per condition; a dotted line at zero), or ``None``.
     """
+    if READOUT_COLUMN in comparisons.columns:
+        comparisons = comparisons[comparisons[READOUT_COLUMN] == LINEAR_READOUT]
     if comparisons.empty:
         return None
     metrics = list(dict.fromkeys(comparisons["metric"]))

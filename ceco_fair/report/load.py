@@ -55,10 +55,13 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
+    LINEAR_READOUT,
     MANIFEST_FILE,
     METRICS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
+    READOUT_COLUMN,
+    READOUTS_FILE,
     RUN_COLUMNS,
     RUN_FILE,
     RUN_ORIGIN_COLUMNS,
@@ -67,7 +70,7 @@ from ceco_fair.results.layout import (
     STATUS_INCOMPLETE,
     run_table_file,
 )
-from ceco_fair.results.record import RunRecord, read_metrics, read_run_file
+from ceco_fair.results.record import RunRecord, read_metrics, read_readouts, read_run_file
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
 
 logger = logging.getLogger(__name__)
@@ -128,6 +131,9 @@ class Results:
             dataset gave its groups colours (``run.json``'s ``group_colours``).
         origins: ``run_id`` → where the run was trained (``shard``, ``host``, ``device`` from
             ``run.json``), for runs that recorded it.
+        readouts: Tidy, one row per run × read-out × metric: the run columns plus ``readout, metric,
+            value, ci_low, ci_high`` (``linear`` is :attr:`metrics`; ``balanced`` and ``head`` from
+            ``readouts.json`` / ``results.json``).
 
     """
 
@@ -146,6 +152,7 @@ class Results:
     strips: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    readouts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -221,6 +228,17 @@ def load_results(output_dir: Path) -> Results:
     )
     runs = _runs_table(records, protocol or {})
     _check_expected_files(runs, raw_metrics, folders, protocol or {}, missing)
+    raw_readouts = pd.concat(
+        [
+            _empty_metric_rows().assign(**{READOUT_COLUMN: LINEAR_READOUT}),
+            *(
+                _metric_rows(run_id, values).assign(**{READOUT_COLUMN: readout})
+                for run_id, record in records.items()
+                for readout, values in record.readout_metrics().items()
+            ),
+        ],
+        ignore_index=True,
+    )
     projections = [
         folder.projection.assign(run_id=run_id) for run_id, folder in folders.items() if folder.projection is not None
     ]
@@ -272,6 +290,7 @@ def load_results(output_dir: Path) -> Results:
             for run_id, record in records.items()
             if any(getattr(record, key) is not None for key in RUN_ORIGIN_COLUMNS)
         },
+        readouts=_join_runs(_fold_intervals(raw_readouts, [READOUT_COLUMN]), runs),
     )
 
 
@@ -322,7 +341,9 @@ def _read_record(folder: Path, missing: list[MissingItem]) -> RunRecord:
     if record.status != STATUS_COMPLETE:
         return record
     metrics = _read_run_file(folder, METRICS_FILE, read_metrics, missing)
-    return record.finish(metrics) if metrics is not None else dataclasses.replace(record, status=STATUS_INCOMPLETE)
+    if metrics is None:
+        return dataclasses.replace(record, status=STATUS_INCOMPLETE)
+    return record.finish(metrics, _read_run_file(folder, READOUTS_FILE, read_readouts, missing))
 
 
 def _grid(root: Path) -> list[str]:
@@ -440,8 +461,8 @@ def _empty_metric_rows() -> pd.DataFrame:
     return empty
 
 
-def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
-    """Move ``<metric>_ci_low``/``_ci_high`` rows into ``ci_low``/``ci_high`` columns."""
+def _fold_intervals(raw: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Move ``<metric>_ci_low``/``_ci_high`` rows into ``ci_low``/``ci_high`` columns (per run and ``keys``)."""
     names = set(raw["metric"])
 
     def is_bound_of_listed(name: str) -> bool:
@@ -449,12 +470,13 @@ def _fold_intervals(raw: pd.DataFrame) -> pd.DataFrame:
         return suffix in (CI_LOW_SUFFIX, CI_HIGH_SUFFIX) and base in names
 
     is_bound = raw["metric"].map(lambda name: is_bound_of_listed(str(name))).astype(bool)
-    values = raw[~is_bound].drop_duplicates(["run_id", "metric"], keep="first")
+    on = ["run_id", *keys, "metric"]
+    values = raw[~is_bound].drop_duplicates(on, keep="first")
     for column, suffix in (("ci_low", CI_LOW_SUFFIX), ("ci_high", CI_HIGH_SUFFIX)):
         bounds = raw[is_bound & raw["metric"].str.endswith(suffix)]
         bounds = bounds.assign(metric=bounds["metric"].str.slice(stop=-len(suffix)))
-        bounds = bounds.drop_duplicates(["run_id", "metric"], keep="first")
-        values = values.merge(bounds.rename(columns={"value": column}), on=["run_id", "metric"], how="left")
+        bounds = bounds.drop_duplicates(on, keep="first")
+        values = values.merge(bounds.rename(columns={"value": column}), on=on, how="left")
     folded: pd.DataFrame = values.reset_index(drop=True)
     return folded
 

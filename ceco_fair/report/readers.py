@@ -19,7 +19,9 @@ from ceco_fair.results.layout import (
     CURVES_COLUMNS,
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
+    LINEAR_READOUT,
     PROJECTION_COLUMNS,
+    READOUT_COLUMN,
 )
 
 MAX_PROJECTION_POINTS: Final = 2_000
@@ -32,6 +34,7 @@ TEXT_COLUMNS: Final = (
     "target",
     "sensitive",
     "metric",
+    READOUT_COLUMN,
     "group",
     "group_name",
 )
@@ -109,6 +112,13 @@ def numeric_column(column: pd.Series, path: Path, name: str) -> pd.Series:
     return converted
 
 
+def with_readout(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``readout`` column (``linear`` where it has none, or an empty cell)."""
+    if READOUT_COLUMN not in table.columns:
+        return table.assign(**{READOUT_COLUMN: LINEAR_READOUT})
+    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(LINEAR_READOUT)})
+
+
 def read_history(path: Path) -> pd.DataFrame:
     """A run's ``history.csv``, every column numeric."""
     return read_numeric_table(path, HISTORY_COLUMNS)
@@ -129,7 +139,8 @@ def read_numeric_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 def read_comparisons(path: Path) -> pd.DataFrame:
     """The folder's ``comparisons.csv``: paired differences against the baseline."""
-    return read_csv(path, COMPARISONS_COLUMNS, ("n_seeds", "mean_difference", "ci_low", "ci_high"))
+    required = [name for name in COMPARISONS_COLUMNS if name != READOUT_COLUMN]
+    return with_readout(read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high")))
 
 
 def read_bias_matrix(path: Path) -> pd.DataFrame:

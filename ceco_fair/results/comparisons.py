@@ -1,7 +1,8 @@
 """Paired comparisons of methods against a baseline: ``comparisons.csv``.
 
 A comparison pairs two methods' runs that share a seed and a condition (ρ, or a target/sensitive
-pair), hence the same data colouring, split and initialisation. For each method other than the
+pair), hence the same data colouring, split and initialisation, read out the same way (``linear``,
+``balanced`` or ``head``; a read-out the baseline lacks is not compared). For each method other than the
 baseline, each condition and each headline metric, the differences ``d_s = method_s − baseline_s``
 over the n paired seeds give
 
@@ -26,8 +27,8 @@ import pandas as pd
 
 from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import headline_metrics
-from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE
-from ceco_fair.results.record import condition_label
+from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE, LINEAR_READOUT, READOUTS
+from ceco_fair.results.record import METRICS_KEY, READOUTS_KEY, condition_label
 from ceco_fair.results.seeds import paired_interval
 
 DEFAULT_BASELINE_LOSS = "supcon"
@@ -59,36 +60,44 @@ def paired_comparisons(
         confidence: the intervals' confidence level.
 
     Returns:
-        One row per (method, condition, metric) with at least one pair, columns :data:`COMPARISONS_COLUMNS`.
+        One row per (method, condition, read-out, metric) with at least one pair, columns
+        :data:`COMPARISONS_COLUMNS`.
     """
     complete = [run for run in runs if run.get("status", "complete") == "complete" and run.get("metrics")]
     baseline = baseline or default_baseline(complete)
     headline = headline_metrics(kind)
-    values: dict[tuple[str, str, str], dict[Any, float]] = {}
+    values: dict[tuple[str, str, str, str], dict[Any, float]] = {}
     order: list[str] = []
     for run in complete:
         method = str(run["method"])
         if method not in order:
             order.append(method)
-        for metric in headline:
-            value = run["metrics"].get(metric)
-            if value is not None and math.isfinite(float(value)):
-                values.setdefault((method, _condition(run), metric), {})[run["seed"]] = float(value)
+        for readout, metrics in _by_readout(run).items():
+            for metric in headline:
+                value = metrics.get(metric)
+                if value is not None and math.isfinite(float(value)):
+                    values.setdefault((method, _condition(run), readout, metric), {})[run["seed"]] = float(value)
     conditions = list(dict.fromkeys(_condition(run) for run in complete))
     rows = []
     for method in order:
         if method == baseline:
             continue
         for condition in conditions:
-            for metric in headline:
-                mine = values.get((method, condition, metric), {})
-                theirs = values.get((str(baseline), condition, metric), {})
-                seeds = sorted(set(mine) & set(theirs))
-                if not seeds:
-                    continue
-                mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
-                rows.append([method, baseline, condition, metric, len(seeds), mean, low, high])
+            for readout in READOUTS:
+                for metric in headline:
+                    mine = values.get((method, condition, readout, metric), {})
+                    theirs = values.get((str(baseline), condition, readout, metric), {})
+                    seeds = sorted(set(mine) & set(theirs))
+                    if not seeds:
+                        continue
+                    mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
+                    rows.append([method, baseline, condition, readout, metric, len(seeds), mean, low, high])
     return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
+
+
+def _by_readout(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A ``results.json`` entry's metrics per read-out: ``linear`` (``metrics``), then its ``readouts``."""
+    return {LINEAR_READOUT: run.get(METRICS_KEY) or {}, **(run.get(READOUTS_KEY) or {})}
 
 
 def _condition(run: Mapping[str, Any]) -> str:

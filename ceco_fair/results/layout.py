@@ -6,10 +6,11 @@ import the names from here; no other module spells a results file's name. Torch-
 
 The run folders are the record of truth: each run's process writes its own ``runs/<run_id>/``, and
 its record (:class:`~ceco_fair.results.record.RunRecord`) is ``run.json`` (the run's fields
-:data:`RUN_COLUMNS`, its origin, ``status``, ``error``) plus, once complete, ``metrics.json``. The
-folder's tables are derived from the run folders by :func:`~ceco_fair.results.folder.rebuild_folder`:
-``results.json`` (the finished runs' records, metrics included, in grid order), ``results.csv`` (one
-tidy row per run × metric) and ``comparisons.csv``. The report reads the run folders.
+:data:`RUN_COLUMNS`, its origin, ``status``, ``error``) plus, once complete, ``metrics.json``
+and ``readouts.json``. The folder's tables are derived from the run folders by
+:func:`~ceco_fair.results.folder.rebuild_folder`: ``results.json`` (the finished runs' records, metrics
+included, in grid order), ``results.csv`` (one tidy row per run × read-out × metric) and
+``comparisons.csv``. The report reads the run folders.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ENCODER_FILE: Final = "encoder.pt"
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.csv"
 METRICS_FILE: Final = "metrics.json"
+READOUTS_FILE: Final = "readouts.json"
+"""``{readout: {metric: value}}``: the metrics of the read-outs other than ``linear`` (whose are ``metrics.json``)."""
 PREDICTIONS_FILE: Final = "predictions.csv"
 PROJECTION_FILE: Final = "projection.csv"
 GROUP_TABLE_FILE: Final = "group_table.csv"
@@ -62,7 +65,16 @@ RUN_COLUMNS: Final = (
 (the first fields of :class:`~ceco_fair.results.record.RunRecord`)."""
 RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 """Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
-RESULTS_COLUMNS: Final = (*RUN_COLUMNS, "metric", "value")
+READOUT_COLUMN: Final = "readout"
+LINEAR_READOUT: Final = "linear"
+"""The ERM linear probe on the training features: the default read-out, the one ``metrics.json`` holds."""
+BALANCED_READOUT: Final = "balanced"
+"""The same probe with every (target, sensitive) cell weighted equally (DFR's last-layer retraining)."""
+HEAD_READOUT: Final = "head"
+"""The classifier the method trained with the encoder (``ce``, the subgroup baselines, a CE term)."""
+READOUTS: Final = (LINEAR_READOUT, BALANCED_READOUT, HEAD_READOUT)
+"""Every read-out of an encoder, in the order tables show them."""
+RESULTS_COLUMNS: Final = (*RUN_COLUMNS, READOUT_COLUMN, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
 CURVES_COLUMNS: Final = ("epoch", *CURVE_METRICS)
@@ -71,6 +83,7 @@ COMPARISONS_COLUMNS: Final = (
     "method",
     "baseline",
     "condition",
+    READOUT_COLUMN,
     "metric",
     "n_seeds",
     "mean_difference",
@@ -139,6 +152,7 @@ FILES: Final = (
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),
     ResultFile(METRICS_FILE, "run", "ceco_fair.results.record"),
+    ResultFile(READOUTS_FILE, "run", "ceco_fair.results.record"),
     ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.results.run_files", PREDICTIONS_COLUMNS),
     ResultFile(PROJECTION_FILE, "run", "ceco_fair.results.run_files", PROJECTION_COLUMNS),
     ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.results.run_files", GROUP_TABLE_COLUMNS, "group"),

@@ -1,7 +1,8 @@
 """A run's record: what the run is, where it ran, how it ended and what it measured.
 
 On disk a record is its run folder's ``run.json`` (every field but the metrics) and, once the run
-is complete, ``metrics.json`` (metric name -> value): :meth:`RunRecord.write` writes both, the
+is complete, ``metrics.json`` (metric name -> value, measured through the ``linear`` read-out) and
+``readouts.json`` (the other read-outs' metrics, when measured): :meth:`RunRecord.write` writes them, the
 metrics first, so that a ``run.json`` that says ``complete`` always has its metrics beside it, and
 :meth:`RunRecord.read` reads both. ``results.json`` lists the finished runs' records with their
 metrics (:meth:`RunRecord.to_json`). Every record is parsed by :meth:`RunRecord.from_json`, strictly:
@@ -30,8 +31,11 @@ from ceco_fair.common.io import atomic_write_json
 from ceco_fair.errors import DataError
 from ceco_fair.results.layout import (
     FINAL_STATUSES,
+    LINEAR_READOUT,
     LIST_SEPARATOR,
     METRICS_FILE,
+    READOUT_COLUMN,
+    READOUTS_FILE,
     RUN_COLUMNS,
     RUN_FILE,
     STATUS_COMPLETE,
@@ -43,6 +47,8 @@ from ceco_fair.results.layout import (
 
 METRICS_KEY: Final = "metrics"
 """The key of a record's metrics in a ``results.json`` entry (``run.json`` has none: they are in ``metrics.json``)."""
+READOUTS_KEY: Final = "readouts"
+"""The key of a record's other read-outs (``{"balanced": {...}, "head": {...}}``) in a ``results.json`` entry."""
 FACTS_KEY: Final = "facts"
 
 WRONG_TYPE: Final = "{path}: {key} is {value!r}, expected {expected}"
@@ -80,7 +86,9 @@ class RunRecord:
         shard: The ``--shard`` (``K/N``) of the process that trained it.
         host: The host it was trained on.
         device: The device it was trained on.
-        metrics: Metric name -> value (fractions; ``None`` or NaN where undefined), complete runs only.
+        metrics: Metric name -> value (fractions; ``None`` or NaN where undefined), complete runs only,
+            measured through the ``linear`` read-out (the ERM probe).
+        readouts: Read-out (``balanced``, ``head``) -> its metrics, for the read-outs the run measured.
         facts: Every other key of ``run.json`` (what the dataset says about itself, the encoder's name).
     """
 
@@ -99,6 +107,7 @@ class RunRecord:
     host: str | None = None
     device: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
+    readouts: dict[str, dict[str, float | None]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -114,16 +123,27 @@ class RunRecord:
         """
         names, hints, where = set(_field_names()), _field_types(), Path(RUN_FILE)
         known = {key: check_value(value, hints[key], where, key) for key, value in data.items() if key in names}
-        facts = {key: value for key, value in data.items() if key not in names and key != METRICS_KEY}
+        facts = {
+            key: value for key, value in data.items() if key not in names and key not in (METRICS_KEY, READOUTS_KEY)
+        }
         return dataclasses.replace(self, **known, facts={**self.facts, **facts})
 
-    def finish(self, metrics: Mapping[str, float | None]) -> RunRecord:
-        """This record, complete, with its ``metrics``."""
-        return dataclasses.replace(self, status=STATUS_COMPLETE, error=None, metrics=dict(metrics))
+    def finish(
+        self,
+        metrics: Mapping[str, float | None],
+        readouts: Mapping[str, Mapping[str, float | None]] | None = None,
+    ) -> RunRecord:
+        """This record, complete, with its ``metrics`` (the linear read-out's) and the other ``readouts``' metrics."""
+        others = {str(name): dict(values) for name, values in (readouts or {}).items()}
+        return dataclasses.replace(self, status=STATUS_COMPLETE, error=None, metrics=dict(metrics), readouts=others)
+
+    def readout_metrics(self) -> dict[str, dict[str, float | None]]:
+        """Read-out -> its metrics: ``linear`` (:attr:`metrics`) first, then :attr:`readouts`."""
+        return {LINEAR_READOUT: dict(self.metrics), **{name: dict(values) for name, values in self.readouts.items()}}
 
     def fail(self, error: str) -> RunRecord:
         """This record, failed, with the reason."""
-        return dataclasses.replace(self, status=STATUS_FAILED, error=error, metrics={})
+        return dataclasses.replace(self, status=STATUS_FAILED, error=error, metrics={}, readouts={})
 
     @property
     def condition(self) -> str:
@@ -149,6 +169,8 @@ class RunRecord:
         data.update(self.facts)
         if metrics:
             data[METRICS_KEY] = dict(self.metrics)
+            if self.readouts:
+                data[READOUTS_KEY] = {name: dict(values) for name, values in self.readouts.items()}
         return data
 
     @classmethod
@@ -174,10 +196,12 @@ class RunRecord:
         values: dict[str, Any] = {}
         facts: dict[str, Any] = {}
         for key, value in data.items():
-            if key in hints and key not in (METRICS_KEY, FACTS_KEY):
+            if key in hints and key not in (METRICS_KEY, READOUTS_KEY, FACTS_KEY):
                 values[key] = check_value(value, hints[key], path, f"{prefix}{key}")
             elif key == METRICS_KEY and metrics:
                 values[key] = check_metrics(value, path, f"{prefix}{key}")
+            elif key == READOUTS_KEY and metrics:
+                values[key] = check_readouts(value, path, f"{prefix}{key}")
             else:
                 facts[str(key)] = value
         for required in ("run_id", "method"):
@@ -187,21 +211,27 @@ class RunRecord:
 
     @classmethod
     def read(cls, run_dir: Path) -> RunRecord:
-        """Read a run folder's record: ``run.json`` and, for a complete run, ``metrics.json``.
+        """Read a run folder's record: ``run.json`` and, for a complete run, ``metrics.json`` (and ``readouts.json``).
 
         Raises:
             RecordError: A file is missing or malformed, or ``run_id`` is not the folder's name.
         """
         record = read_run_file(run_dir / RUN_FILE)
         if record.status == STATUS_COMPLETE:
-            record = dataclasses.replace(record, metrics=read_metrics(run_dir / METRICS_FILE))
+            readouts_path = run_dir / READOUTS_FILE
+            readouts = read_readouts(readouts_path) if readouts_path.is_file() else {}
+            record = dataclasses.replace(record, metrics=read_metrics(run_dir / METRICS_FILE), readouts=readouts)
         return record
 
     def write(self, run_dir: Path) -> None:
-        """Write the record into ``run_dir`` atomically: ``metrics.json`` (a complete run's), then ``run.json``."""
+        """Write the record into ``run_dir`` atomically: a complete run's metrics and read-outs, then ``run.json``."""
         run_dir.mkdir(parents=True, exist_ok=True)
         if self.status == STATUS_COMPLETE:
             atomic_write_json(run_dir / METRICS_FILE, dict(self.metrics))
+            if self.readouts:
+                atomic_write_json(run_dir / READOUTS_FILE, {name: dict(v) for name, v in self.readouts.items()})
+            else:
+                (run_dir / READOUTS_FILE).unlink(missing_ok=True)
         atomic_write_json(run_dir / RUN_FILE, self.to_json(metrics=False))
 
 
@@ -226,6 +256,15 @@ def read_metrics(path: Path) -> dict[str, float | None]:
     return check_metrics(_read_json(path), path)
 
 
+def read_readouts(path: Path) -> dict[str, dict[str, float | None]]:
+    """A ``readouts.json``: read-out -> metric name -> number (or null).
+
+    Raises:
+        RecordError: The file is missing, not JSON, not an object, or a value is not a number.
+    """
+    return check_readouts(_read_json(path), path)
+
+
 def read_results(path: Path) -> list[RunRecord]:
     """The records of a ``results.json`` (``{"runs": [...]}``), each with its metrics.
 
@@ -240,11 +279,12 @@ def read_results(path: Path) -> list[RunRecord]:
 
 
 def tidy_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """``results.csv``'s rows (:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`): one per run × metric."""
+    """``results.csv``'s rows (:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`): one per run × read-out × metric."""
     return [
-        {**record.columns(), "metric": metric, "value": value}
+        {**record.columns(), READOUT_COLUMN: readout, "metric": metric, "value": value}
         for record in records
-        for metric, value in record.metrics.items()
+        for readout, metrics in record.readout_metrics().items()
+        for metric, value in metrics.items()
     ]
 
 
@@ -306,6 +346,18 @@ def check_metrics(value: Any, path: Path, key: str = "") -> dict[str, float | No
     return {str(name): check_value(number, float | None, path, f"{prefix}{name}") for name, number in value.items()}
 
 
+def check_readouts(value: Any, path: Path, key: str = "") -> dict[str, dict[str, float | None]]:
+    """A read-outs object (``key`` in ``path``, the whole file when empty): read-out -> metrics.
+
+    Raises:
+        RecordError: ``value`` is not an object, or one read-out's metrics are malformed.
+    """
+    if not isinstance(value, Mapping):
+        raise _wrong(path, key or "the top level", value, "an object of read-outs")
+    prefix = f"{key}." if key else ""
+    return {str(name): check_metrics(metrics, path, f"{prefix}{name}") for name, metrics in value.items()}
+
+
 @cache
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(RunRecord)
@@ -313,7 +365,7 @@ def _field_types() -> dict[str, Any]:
 
 @cache
 def _field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(RunRecord) if f.name not in (METRICS_KEY, FACTS_KEY))
+    return tuple(f.name for f in dataclasses.fields(RunRecord) if f.name not in (METRICS_KEY, READOUTS_KEY, FACTS_KEY))
 
 
 def _is_union(expected: Any) -> bool:

@@ -21,8 +21,9 @@ from ceco_fair.data.registry import calling_dataset
 from ceco_fair.errors import CecoFairError, with_prefix
 from ceco_fair.models.encoders import check_encoder_output
 from ceco_fair.models.files import build_protocol_encoder
-from ceco_fair.runner.experiment import TRAIN_SPLIT, build_split, data_key
+from ceco_fair.runner.experiment import TRAIN_SPLIT, VALID_SPLIT, build_split, data_key
 from ceco_fair.runner.protocol import Protocol
+from ceco_fair.training.groups import check_group_labels
 from ceco_fair.training.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
@@ -68,14 +69,15 @@ def check_user_losses(protocol: Protocol) -> None:
 
 
 def check_batch_size(protocol: Protocol, first: FairnessDataset | None = None) -> None:
-    """Every training split of the grid holds at least one global batch.
+    """Every training split of the grid holds a global batch, and sensitive groups for the methods needing them.
 
     Args:
         protocol: the validated protocol.
         first: the training split of the grid's first run, when already built.
 
     Raises:
-        CecoFairError: ``train.batch_size`` is larger than a training split, naming the run.
+        CecoFairError: ``train.batch_size`` is larger than a training split, naming the run, or a method
+            that trains with group labels meets a split with a single sensitive value.
     """
     if not any(run.method.config.trains for run in protocol.grid()):
         return
@@ -86,11 +88,32 @@ def check_batch_size(protocol: Protocol, first: FairnessDataset | None = None) -
             continue
         reuse = first is not None and data_key(run) == data_key(protocol.grid()[0])
         seen.add(data_key(run))
-        size = len(first if reuse and first is not None else build_split(protocol, run, TRAIN_SPLIT))
+        split = first if reuse and first is not None else build_split(protocol, run, TRAIN_SPLIT)
+        size = len(split)
         if batch > size:
             raise CecoFairError(
                 f"train.batch_size: {batch} is larger than the training set of {run.run_id} ({size} samples)"
             )
+        for index, method in enumerate(protocol.methods):
+            sensitive = torch.as_tensor(split.sensitive)
+            check_group_labels(method.config.name, sensitive, f"methods[{index}] ({run.run_id})")
+
+
+def check_balanced_split(protocol: Protocol) -> None:
+    """``probe.balanced_on: valid`` needs a validation split: build the first run's once.
+
+    Raises:
+        CecoFairError: the dataset builds no ``valid`` split with these options.
+    """
+    if protocol.probe.balanced_on != VALID_SPLIT:
+        return
+    run = protocol.grid()[0]
+    try:
+        build_split(protocol, run, VALID_SPLIT)
+    except CecoFairError as error:
+        raise CecoFairError(
+            f"probe.balanced_on: valid needs a validation split, and {protocol.dataset} builds none here ({error})"
+        ) from None
 
 
 def check_before_writing(protocol: Protocol) -> None:
@@ -104,6 +127,7 @@ def check_before_writing(protocol: Protocol) -> None:
         check_encoder(protocol, first)
         check_user_losses(protocol)
         check_batch_size(protocol, first)
+        check_balanced_split(protocol)
     except CecoFairError as error:
         if protocol.source is None:
             raise

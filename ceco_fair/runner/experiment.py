@@ -17,6 +17,7 @@ from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
 from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
 from ceco_fair.evaluation.measure import dataset_info, split_features
+from ceco_fair.evaluation.probe import extract_features
 from ceco_fair.evaluation.tracking import EpochTracker
 from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
@@ -37,7 +38,7 @@ from ceco_fair.training.tensorboard import epoch_log
 
 logger = logging.getLogger(__name__)
 
-TRAIN_SPLIT, TEST_SPLIT = "train", "test"
+TRAIN_SPLIT, VALID_SPLIT, TEST_SPLIT = "train", "valid", "test"
 
 
 def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | None = None) -> RunRecord:
@@ -57,11 +58,11 @@ def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | Non
 
 
 def build_split(protocol: Protocol, run: RunSpec, split: str) -> FairnessDataset:
-    """The dataset of ``split`` for ``run``: ρ applies to the training split only."""
+    """The dataset of ``split`` for ``run``: ρ applies to the training split and the validation split carved from it."""
     kwargs: dict[str, Any] = dict(protocol.data)
     if takes_seed(protocol.dataset):
         kwargs["seed"] = run.seed
-    if run.rho is not None and split == TRAIN_SPLIT:
+    if run.rho is not None and split != TEST_SPLIT:
         kwargs["rho"] = run.rho
     if run.target is not None:
         kwargs["target"] = run.target
@@ -85,6 +86,12 @@ def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
         curves = frame.dropna(subset=tracked, how="all")[["epoch", *tracked]]
         curves = curves.astype({"epoch": int})
         atomic_write_text(run_dir / CURVES_FILE, curves.to_csv(index=False))
+
+
+def method_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The classifier a method trained with its encoder (the ``head`` read-out), None when it trained none."""
+    classifier = getattr(unwrap(model), "classifier", None)
+    return classifier if isinstance(classifier, torch.nn.Module) else None
 
 
 def execute_run(
@@ -208,6 +215,18 @@ def execute_run(
         seed=run.seed,
         device=device,
     )
+    balanced_on = None
+    if protocol.probe.balanced_on == VALID_SPLIT:
+        balanced_on = extract_features(
+            encoder_module,
+            build_split(protocol, run, VALID_SPLIT),
+            device=device,
+            batch_size=protocol.eval.batch_size,
+            num_workers=protocol.train.num_workers,
+            normalization=protocol.train.augment,
+            progress=progress,
+            description=f"{run.run_id} valid features",
+        )
     result = audit_features(
         train_features.features,
         train_features.targets,
@@ -219,8 +238,12 @@ def execute_run(
         info=info,
         views=(views.first, views.second),
         counterfactual=counterfactual,
+        train_sensitive=train_features.sensitive,
+        balanced_on=balanced_on,
+        head=method_head(model),
+        n_groups=train_set.n_groups,
     )
     attach_strip(result, test_set)
     result.write_run_files(run_dir)
-    record.with_facts(info).finish(result.metrics).write(run_dir)
+    record.with_facts(info).finish(result.metrics, result.readouts).write(run_dir)
     return result

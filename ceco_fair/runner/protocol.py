@@ -33,6 +33,7 @@ from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
+from ceco_fair.training.groups import SUBGROUP_METHODS, check_epochs, method_options
 from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
 from ceco_fair.training.user_loss import check_user_loss
 
@@ -236,6 +237,8 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
         loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
         if name in ("ce", FROZEN):
             check_keys(loss_kwargs, (), path)
+        elif name in SUBGROUP_METHODS:
+            loss_kwargs = method_options(name, loss_kwargs, path)
         elif is_user_spec(name):
             check_user_loss(name, loss_kwargs, path)
         else:
@@ -310,6 +313,9 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
             extra = {k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None}
             preflight(dataset, **data, **extra)
     methods = _parse_methods(raw["methods"])
+    train = from_mapping(TrainConfig, raw.get("train") or {}, "train")
+    for index, method in enumerate(methods):
+        check_epochs(method.config.name, method.config.loss_kwargs, train.epochs, f"methods[{index}]")
     evaluation = from_mapping(EvalConfig, raw.get("eval") or {}, "eval")
     labels = [method.label for method in methods]
     if evaluation.baseline is not None and evaluation.baseline not in labels:
@@ -327,7 +333,7 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         seeds=_parse_seeds(raw.get("seeds")),
         encoder=encoder,
         methods=methods,
-        train=from_mapping(TrainConfig, raw.get("train") or {}, "train"),
+        train=train,
         probe=from_mapping(ProbeConfig, raw.get("probe") or {}, "probe"),
         eval=evaluation,
         report=coerce(raw.get("report", True), bool, "report"),

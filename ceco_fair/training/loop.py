@@ -8,6 +8,7 @@ that a resumed run on CPU ends with exactly the state of an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import math
@@ -23,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ceco_fair.common.user_code import is_user_spec
-from ceco_fair.data.augment import AugmentConfig, BatchAugment
+from ceco_fair.data.augment import AugmentConfig, BatchAugment, normalize
 from ceco_fair.data.base import FairnessDataset
 from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss
@@ -31,6 +32,7 @@ from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.batches import Batch, BatchSource, chunk_indices
 from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
 from ceco_fair.training.distributed import ContrastiveLossFn, DistributedContext, global_contrastive_loss
+from ceco_fair.training.groups import SUBGROUP_METHODS, SubgroupObjective, build_objective
 from ceco_fair.training.tensorboard import require_tensorboard
 from ceco_fair.training.user_loss import build_user_loss
 
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 FROZEN = "frozen"
 """The method that trains nothing: the encoder is audited as built (and loaded from ``encoder.weights``)."""
-METHODS: tuple[str, ...] = ("ce", FROZEN, *sorted(LOSSES))
+METHODS: tuple[str, ...] = ("ce", FROZEN, *sorted(LOSSES), *SUBGROUP_METHODS)
 CHECKPOINT_VERSION = 1
 HISTORY_COLUMNS = ("epoch", "loss", "lr", "seconds", "images_per_s", "data_seconds")
 """The per-epoch history's columns (``history.csv``)."""
@@ -107,11 +109,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """A training method: ``ce`` or a contrastive loss name with its keyword arguments.
+    """A training method: ``ce``, a subgroup baseline or a contrastive loss name with its keyword arguments.
 
     Attributes:
-        name: ``ce`` or a key of :data:`ceco_fair.losses.LOSSES`.
-        loss_kwargs: keyword arguments of the loss (temperature, ...).
+        name: ``ce``, ``frozen``, one of :data:`~ceco_fair.training.groups.SUBGROUP_METHODS` or a key of
+            :data:`ceco_fair.losses.LOSSES` (or a user loss).
+        loss_kwargs: keyword arguments of the loss (temperature, ...) or the subgroup method's options.
         ce_weight: weight of an auxiliary cross-entropy head trained with a contrastive loss; 0 disables
             it, None takes the loss's ``default_ce_weight`` (BiasCon trains 0.01·CE + BiasCon, others 0).
         projection_dim: output size of the projection head.
@@ -132,7 +135,12 @@ class MethodConfig:
     @property
     def contrastive(self) -> bool:
         """Whether the method trains with a contrastive loss on two views (a named or a user loss)."""
-        return self.name not in ("ce", FROZEN)
+        return self.name not in ("ce", FROZEN, *SUBGROUP_METHODS)
+
+    @property
+    def subgroup(self) -> bool:
+        """Whether the method is a subgroup baseline (cross-entropy with per-sample weights or sampling)."""
+        return self.name in SUBGROUP_METHODS
 
     @property
     def trains(self) -> bool:
@@ -156,13 +164,33 @@ class MethodModel(nn.Module):
         self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
         needs_classifier = not method.contrastive or method.cross_entropy_weight > 0
         self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
+        self.biased = biased_model(encoder, feature_dim, n_classes) if method.name == "lff" else None
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Projections ``[B, P]`` (None without a head) and logits ``[B, C]`` (None without a classifier)."""
+        """Projections ``[B, P]`` (None without a head) and logits ``[B, C]`` (None without a classifier).
+
+        For ``lff`` the first output is the biased model's logits ``[B, C]`` (it has no projection head).
+        """
         features = self.encoder(images)
         projected = self.head(features) if self.head is not None else None
+        if self.biased is not None:
+            projected = self.biased(images)
         logits = self.classifier(features) if self.classifier is not None else None
         return projected, logits
+
+
+def biased_model(encoder: nn.Module, feature_dim: int, n_classes: int) -> nn.Module:
+    """LfF's biased model: a copy of ``encoder`` with freshly initialised layers and its own linear head.
+
+    Layers with ``reset_parameters`` are re-initialised from the global generator (seeded per run), so
+    the two models start apart, as two independently initialised networks do.
+    """
+    copied = copy.deepcopy(encoder)
+    for module in copied.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return nn.Sequential(copied, nn.Linear(feature_dim, n_classes))
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -292,6 +320,7 @@ class TrainingStep:
         optimizer: the optimiser of ``model``'s parameters.
         config: the training settings (augmentation, gradient clipping, bf16 autocast).
         device: where the step runs; autocast and channels-last apply on CUDA only.
+        objective: the subgroup method's loss (None: :func:`training_loss`).
     """
 
     def __init__(
@@ -302,8 +331,10 @@ class TrainingStep:
         optimizer: torch.optim.Optimizer,
         config: TrainConfig,
         device: torch.device,
+        objective: SubgroupObjective | None = None,
     ) -> None:
         self.model = model
+        self.objective = objective
         self.method = method
         self.contrastive_loss = contrastive_loss
         self.optimizer = optimizer
@@ -320,14 +351,26 @@ class TrainingStep:
         ]
 
     def update(
-        self, views: list[torch.Tensor], targets: torch.Tensor, sensitive: torch.Tensor, lr: float
+        self,
+        views: list[torch.Tensor],
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        lr: float,
+        index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Forward, backward and optimiser step at learning rate ``lr``; returns the detached loss (0-dim)."""
+        """Forward, backward and optimiser step at learning rate ``lr``; returns the detached loss (0-dim).
+
+        ``index [B]`` are the batch's rows in the training set (subgroup methods need them).
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
         with autocast:
-            loss = training_loss(self.model, self.method, self.contrastive_loss, views, targets, sensitive)
+            if self.objective is not None:
+                assert index is not None
+                loss = self.objective.loss(self.model(views[0]), targets, index)
+            else:
+                loss = training_loss(self.model, self.method, self.contrastive_loss, views, targets, sensitive)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
@@ -353,6 +396,30 @@ def located_batches(batches: Iterator[Batch], epoch: int, step: int) -> Iterator
             raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
         yield batch
         step += 1
+
+
+@torch.no_grad()
+def predict_classes(
+    model: nn.Module, *, dataset: FairnessDataset, config: TrainConfig, device: torch.device
+) -> torch.Tensor:
+    """The classifier's predictions ``[n]`` on every (un-augmented) training image, in dataset order.
+
+    Args:
+        model: an unwrapped :class:`MethodModel` with a classifier.
+        dataset: the training split.
+        config: the training settings (batch size, workers, normalisation).
+        device: where the model is.
+    """
+    was_training = model.training
+    model.eval()
+    batches = chunk_indices(torch.arange(len(dataset)), config.batch_size, drop_last=False)
+    parts = []
+    for images, _, _ in BatchSource(dataset, device, config.num_workers)(batches):
+        logits = model(normalize(images, config.augment))[1]
+        assert logits is not None
+        parts.append(logits.argmax(dim=1))
+    model.train(was_training)
+    return torch.cat(parts)
 
 
 def pretrain(
@@ -423,8 +490,11 @@ def pretrain(
         raise CecoFairError(f"train.batch_size: {global_batch} is larger than the training set ({n_samples} samples)")
     if config.max_batches_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = steps_per_epoch * config.warmup_epochs
+    objective = (
+        build_objective(method.name, method.loss_kwargs, dataset, model=unwrap(model), device=device)
+        if method.subgroup
+        else None
+    )
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
@@ -438,12 +508,22 @@ def pretrain(
         optimizer.load_state_dict(state["optimizer"])
         history = [dict(row) for row in state["history"]]
         start_epoch = int(state["epoch"])
+        if objective is not None:
+            objective.load_state_dict(state["objective"])
         logger.info("resumed %s from epoch %d", checkpoint_path, start_epoch)
-    train_step = TrainingStep(model, method, contrastive_loss, optimizer, config, device)
+    train_step = TrainingStep(model, method, contrastive_loss, optimizer, config, device, objective)
     source = BatchSource(dataset, device, config.num_workers)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        order = torch.randperm(n_samples, generator=epoch_generator(seed, epoch, 0))
+        order_generator = epoch_generator(seed, epoch, 0)
+        order = (
+            objective.order(epoch, order_generator)
+            if objective
+            else torch.randperm(n_samples, generator=order_generator)
+        )
+        first_epoch, stage_epochs = objective.stage(epoch, config.epochs) if objective else (0, config.epochs)
+        total_steps = steps_per_epoch * stage_epochs
+        warmup_steps = steps_per_epoch * min(config.warmup_epochs, stage_epochs - 1)
         batches = chunk_indices(order, global_batch, drop_last=True)[:steps_per_epoch]
         local = global_batch // context.world_size
         batches = [b[context.rank * local : (context.rank + 1) * local] for b in batches]
@@ -458,14 +538,16 @@ def pretrain(
             leave=False,
             unit="batch",
         )
-        step = epoch * steps_per_epoch
+        step = (epoch - first_epoch) * steps_per_epoch
         data_started = time.perf_counter()
-        for images, targets, sensitive in located_batches(source(batches), epoch, step):
+        for index, (images, targets, sensitive) in zip(
+            batches, located_batches(source(batches), epoch, step), strict=True
+        ):
             views = train_step.views(images, aug_generator)
             data_seconds += time.perf_counter() - data_started
             lr = cosine_lr(config.optimizer.lr, step, total_steps, warmup_steps)
             try:
-                loss = train_step.update(views, targets, sensitive, lr)
+                loss = train_step.update(views, targets, sensitive, lr, index)
             except UserCodeError as error:  # a user loss raised or broke its contract: say where
                 bar.close()
                 raise error.at(f"epoch {epoch + 1}, step {step + 1}") from None
@@ -501,6 +583,11 @@ def pretrain(
             "images_per_s": len(batches) * global_batch / seconds,
             "data_seconds": data_seconds,
         }
+        if objective is not None and objective.end_epoch(
+            unwrap(model), epoch, functools.partial(predict_classes, dataset=dataset, config=config, device=device)
+        ):
+            optimizer = build_optimizer(model, config.optimizer)  # the model restarts: so does its optimiser
+            train_step.optimizer = optimizer
         last = epoch + 1 == config.epochs
         if track is not None and track_every > 0 and context.is_main and ((epoch + 1) % track_every == 0 or last):
             tracked_from = time.perf_counter()
@@ -530,6 +617,7 @@ def pretrain(
                     "history": history,
                     "method": method.name,
                     "seed": seed,
+                    "objective": objective.state_dict() if objective is not None else {},
                 },
             )
     return history

@@ -1,0 +1,471 @@
+"""Subgroup-robustness baselines: group DRO, loss reweighting, group-balanced resampling, JTT and LfF.
+
+Each method trains the encoder and a linear head with cross-entropy, like ``ce``; what differs is
+how the samples of a batch are weighted or drawn. A (target, sensitive) *group* (or cell) of a
+sample is ``g = target · n_groups + sensitive``; ``G = n_classes · n_groups`` groups in all, ``K``
+of them non-empty in the training set of ``n`` samples, ``n_g`` samples in group ``g``.
+
+* ``groupdro`` (Sagawa et al. 2020): per batch, ``L_g`` = mean cross-entropy of the batch's samples
+  of group ``g`` (0 for a group absent from the batch), ``q_g ← q_g · exp(η · L_g)``, ``q ← q / Σ q``,
+  loss ``Σ_g q_g · L_g``. ``q`` starts uniform over the non-empty groups.
+* ``reweight``: loss ``(1/B) Σ_i w_i · CE_i`` with ``w_i = n / (K · n_{g(i)})`` (mean weight 1 over the
+  training set; every group weighs the same in expectation).
+* ``resample``: each epoch draws ``n`` samples with replacement, sample ``i`` with probability
+  ``1 / (K · n_{g(i)})`` (every non-empty group equally likely); plain cross-entropy.
+* ``jtt`` (Liu et al. 2021): plain cross-entropy for ``stage_one_epochs``; then the training
+  samples that model misclassifies (the error set ``E``) are upsampled ``upweight`` (λ) times and
+  the model is trained again from its initial weights for the remaining epochs. Each epoch of the
+  second stage keeps the training set's length: ``n`` draws without replacement from the upsampled
+  multiset (every sample once, every sample of ``E`` λ times). Uses no group labels.
+* ``lff`` (Nam et al. 2020): a biased model trained with the generalised cross-entropy
+  ``GCE = (1 − p_y^q) / q`` and the debiased model with ``W_i · CE_i``, ``W_i = ℓ_b(i) / (ℓ_b(i) + ℓ_d(i))``
+  where ``ℓ_b``, ``ℓ_d`` are per-sample exponential moving averages (factor ``ema``) of the two models'
+  cross-entropies (the first value of a sample is taken as it is). Loss: batch mean of GCE plus batch
+  mean of ``W · CE``. Uses no group labels.
+
+Under data parallelism every process holds the same state: group DRO sums the group losses and counts
+of all processes before updating ``q``, LfF gathers every process's indices and losses before updating
+the averages, and the sampling orders come from generators every process seeds alike. The state
+(``q``, the JTT error set and initial weights, the LfF averages) goes into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ceco_fair.errors import CecoFairError
+
+logger = logging.getLogger(__name__)
+
+GROUP_LABEL_METHODS: Final = ("groupdro", "reweight", "resample")
+"""Methods that train with the sensitive (group) label."""
+SUBGROUP_METHODS: Final = (*GROUP_LABEL_METHODS, "jtt", "lff")
+"""The subgroup-robustness baselines: an encoder and a linear head trained with a cross-entropy variant."""
+METHOD_OPTIONS: Final[Mapping[str, Mapping[str, float | int]]] = {
+    "groupdro": {"eta": 0.01},
+    "reweight": {},
+    "resample": {},
+    "jtt": {"stage_one_epochs": 1, "upweight": 20},
+    "lff": {"q": 0.7, "ema": 0.7},
+}
+"""Each method's options with their defaults (protocol keys beside ``name``)."""
+
+LFF_EPSILON: Final = 1e-8
+"""Added to the denominator of LfF's relative difficulty (as in the authors' code)."""
+
+
+def method_options(name: str, given: Mapping[str, Any], path: str) -> dict[str, float | int]:
+    """A subgroup method's options, defaults filled in and values checked.
+
+    Args:
+        name: one of :data:`SUBGROUP_METHODS`.
+        given: the protocol's keys beside ``name`` / ``label``.
+        path: where the method is in the protocol (``methods[3]``), for messages.
+
+    Returns:
+        Every option of the method.
+
+    Raises:
+        CecoFairError: an unknown option or a value out of range, naming the key.
+    """
+    defaults = METHOD_OPTIONS[name]
+    for key in given:
+        if key not in defaults:
+            valid = ", ".join(defaults) or "none"
+            raise CecoFairError(f"{path}.{key}: unknown option of {name}; valid options: {valid}")
+    options: dict[str, float | int] = {}
+    for key, default in defaults.items():
+        value = given.get(key, default)
+        wanted = type(default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or (wanted is int and value != int(value)):
+            raise CecoFairError(
+                f"{path}.{key}: expected {'an integer' if wanted is int else 'a number'}, got {value!r}"
+            )
+        options[key] = wanted(value)
+    if name == "groupdro" and not options["eta"] > 0:
+        raise CecoFairError(f"{path}.eta: expected a positive step size, got {options['eta']}")
+    if name == "jtt":
+        if options["upweight"] < 1:
+            raise CecoFairError(f"{path}.upweight: expected an integer >= 1, got {options['upweight']}")
+        if options["stage_one_epochs"] < 1:
+            raise CecoFairError(
+                f"{path}.stage_one_epochs: expected a positive integer, got {options['stage_one_epochs']}"
+            )
+    if name == "lff":
+        if not 0 < options["q"] <= 1:
+            raise CecoFairError(f"{path}.q: expected a value in (0, 1], got {options['q']}")
+        if not 0 <= options["ema"] < 1:
+            raise CecoFairError(f"{path}.ema: expected a value in [0, 1), got {options['ema']}")
+    return options
+
+
+def check_epochs(name: str, options: Mapping[str, Any], epochs: int, path: str) -> None:
+    """JTT's first stage must leave epochs for the second: ``stage_one_epochs < train.epochs``.
+
+    Raises:
+        CecoFairError: naming ``stage_one_epochs`` and ``train.epochs``.
+    """
+    if name == "jtt" and int(options.get("stage_one_epochs", 1)) >= epochs:
+        raise CecoFairError(
+            f"{path}.stage_one_epochs: expected fewer than train.epochs ({epochs}), got {options['stage_one_epochs']}"
+        )
+
+
+def check_group_labels(name: str, sensitive: torch.Tensor, where: str) -> None:
+    """A method that trains with group labels needs at least two sensitive values in the training split.
+
+    Raises:
+        CecoFairError: naming the method and the split.
+    """
+    if name in GROUP_LABEL_METHODS and torch.unique(sensitive).numel() < 2:
+        raise CecoFairError(
+            f"{where}: method {name} trains with the sensitive attribute, but the training split has "
+            f"{torch.unique(sensitive).numel()} sensitive value(s); use a dataset with sensitive groups or jtt / lff"
+        )
+
+
+def group_ids(targets: torch.Tensor, sensitive: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """The (target, sensitive) cell of each sample, ``target · n_groups + sensitive`` (int64 ``[n]``)."""
+    return targets.long() * n_groups + sensitive.long()
+
+
+def cell_weights(
+    targets: torch.Tensor, sensitive: torch.Tensor, n_classes: int, n_groups: int
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Per-sample weights that give every non-empty (target, sensitive) cell the same total weight.
+
+    Args:
+        targets: ``[n]`` classes in ``[0, n_classes)``.
+        sensitive: ``[n]`` groups in ``[0, n_groups)``.
+        n_classes: number of classes.
+        n_groups: number of sensitive groups.
+
+    Returns:
+        Weights ``[n]`` (float64) ``w_i = n / (K · n_{cell(i)})`` with ``K`` non-empty cells (mean 1),
+        and the empty cells as ``(target, sensitive)`` pairs.
+    """
+    cells = group_ids(targets, sensitive, n_groups)
+    counts = torch.bincount(cells, minlength=n_classes * n_groups).double()
+    nonempty = int((counts > 0).sum())
+    weights = len(cells) / (nonempty * counts[cells])
+    empty = [(int(c) // n_groups, int(c) % n_groups) for c in torch.nonzero(counts == 0).flatten()]
+    return weights, empty
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum of ``tensor`` over the processes of a running process group (the tensor itself otherwise)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Every process's ``tensor [m, ...]`` concatenated along dim 0 (the tensor itself without a group)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def world_size() -> int:
+    """Number of processes of the running process group (1 without one)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def generalized_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-sample GCE ``(1 − p_y^q) / q`` of logits ``[B, C]`` (Zhang & Sabuncu 2018): ``[B]``."""
+    probability = F.softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
+    return (1 - probability.clamp_min(1e-12) ** q) / q
+
+
+class SubgroupObjective:
+    """A subgroup method's sample order, loss and state; plain cross-entropy on a random order.
+
+    Args:
+        targets: the training split's classes ``[n]``.
+        sensitive: the training split's sensitive values ``[n]``.
+        n_classes: number of classes.
+        n_groups: number of sensitive groups.
+        options: the method's options (:func:`method_options`).
+        device: where the training runs.
+    """
+
+    name = "ce"
+
+    def __init__(
+        self,
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        n_classes: int,
+        n_groups: int,
+        options: Mapping[str, Any],
+        device: torch.device,
+    ) -> None:
+        self.n = len(targets)
+        self.n_classes, self.n_groups = n_classes, n_groups
+        self.options = dict(options)
+        self.device = device
+        self.groups = group_ids(targets, sensitive, n_groups).to(device)
+
+    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
+        """The epoch's sample order ``[n]`` (CPU indices), drawn from ``generator``."""
+        return torch.randperm(self.n, generator=generator)
+
+    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
+        """``(first epoch, number of epochs)`` of the learning-rate schedule ``epoch`` belongs to."""
+        return 0, epochs
+
+    def loss(
+        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """The batch loss from the model's ``(extra, logits [B, C])``; ``index [B]`` are the samples' rows."""
+        logits = outputs[1]
+        assert logits is not None
+        return F.cross_entropy(logits.float(), targets)
+
+    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
+        """Called after each epoch; returns whether the model was reset (its optimiser must be too)."""
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state a resumed run needs (tensors on the CPU)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+class GroupDRO(SubgroupObjective):
+    """Online group DRO: the batch loss is the ``q``-weighted mean of the group losses (module docstring)."""
+
+    name = "groupdro"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        n_cells = self.n_classes * self.n_groups
+        present = (torch.bincount(self.groups, minlength=n_cells) > 0).double()
+        self.q = present / present.sum()
+
+    def loss(
+        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """GroupDRO's batch loss (see the module docstring)."""
+        logits = outputs[1]
+        assert logits is not None
+        per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
+        cells = self.groups[index.to(self.device)]
+        n_cells = self.q.numel()
+        sums = torch.zeros(n_cells, device=per_sample.device).index_add(0, cells, per_sample)
+        counts = torch.zeros(n_cells, dtype=torch.float64, device=cells.device).index_add_(
+            0, cells, torch.ones_like(cells, dtype=torch.float64)
+        )  # a fixed size, unlike bincount's: no read-back to the host
+        global_sums = all_reduce_sum(sums.detach().double())
+        global_counts = all_reduce_sum(counts)
+        group_loss = global_sums / global_counts.clamp_min(1)
+        q = self.q.to(per_sample.device) * torch.exp(self.options["eta"] * group_loss)
+        self.q = q / q.sum()
+        weights = (self.q / global_counts.clamp_min(1)).to(per_sample.dtype)
+        return (weights * sums).sum() * world_size()
+
+    def state_dict(self) -> dict[str, Any]:
+        """GroupDRO's state for the checkpoint."""
+        return {"q": self.q.cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.q = state["q"].to(self.device, torch.float64)
+
+
+class Reweight(SubgroupObjective):
+    """Cross-entropy weighted by ``n / (K · n_g)`` per sample (module docstring)."""
+
+    name = "reweight"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        counts = torch.bincount(self.groups, minlength=self.n_classes * self.n_groups).double()
+        self.weights = (self.n / (int((counts > 0).sum()) * counts[self.groups])).float()
+
+    def loss(
+        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """Reweight's batch loss (see the module docstring)."""
+        logits = outputs[1]
+        assert logits is not None
+        per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
+        return (self.weights[index.to(self.device)] * per_sample).mean()
+
+
+class Resample(SubgroupObjective):
+    """Group-balanced sampling with replacement, ``n`` draws per epoch (module docstring)."""
+
+    name = "resample"
+
+    def probabilities(self) -> torch.Tensor:
+        """Each sample's probability ``1 / (K · n_{g(i)})`` ``[n]`` (float64, CPU)."""
+        groups = self.groups.cpu()
+        counts = torch.bincount(groups).double()
+        return 1.0 / (int((counts > 0).sum()) * counts[groups])
+
+    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
+        """Resample's sample order for the epoch ``[n]``."""
+        return torch.multinomial(self.probabilities(), self.n, replacement=True, generator=generator)
+
+
+class JTT(SubgroupObjective):
+    """Just train twice: ERM, then retraining from the initial weights with the error set upsampled."""
+
+    name = "jtt"
+
+    def __init__(self, *args: Any, initial: Mapping[str, torch.Tensor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial: dict[str, torch.Tensor] | None = {k: v.detach().cpu().clone() for k, v in initial.items()}
+        self.errors: torch.Tensor | None = None
+
+    @property
+    def stage_one(self) -> int:
+        """Number of epochs of the first (identification) stage."""
+        return int(self.options["stage_one_epochs"])
+
+    def upsampled(self) -> torch.Tensor:
+        """Every row once and every row of the error set ``upweight`` times in all ``[n + (λ − 1)|E|]``."""
+        rows = torch.arange(self.n)
+        if self.errors is None:
+            return rows
+        extra = self.errors.repeat(int(self.options["upweight"]) - 1)
+        return torch.cat([rows, extra])
+
+    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
+        """JTT's sample order for the epoch ``[n]``."""
+        if self.errors is None:
+            return torch.randperm(self.n, generator=generator)
+        pool = self.upsampled()
+        return pool[torch.randperm(len(pool), generator=generator)[: self.n]]
+
+    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
+        """JTT's learning-rate stage of ``epoch``."""
+        return (0, self.stage_one) if epoch < self.stage_one else (self.stage_one, epochs - self.stage_one)
+
+    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
+        """JTT: after the first stage, find the error set and restore the initial weights."""
+        if epoch + 1 != self.stage_one or self.errors is not None:
+            return False
+        predictions = predict(model).cpu()
+        targets = (self.groups.cpu() // self.n_groups).long()
+        self.errors = torch.nonzero(predictions != targets).flatten()
+        logger.info("jtt: %d of %d training samples misclassified after stage one", len(self.errors), self.n)
+        assert self.initial is not None
+        model.load_state_dict(self.initial)
+        self.initial = None
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """JTT's state for the checkpoint."""
+        return {"errors": self.errors, "initial": self.initial}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.errors = state["errors"]
+        self.initial = state["initial"]
+
+
+class LfF(SubgroupObjective):
+    """Learning from failure: a GCE-trained biased model steers the debiased model's sample weights."""
+
+    name = "lff"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ema_biased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        self.ema_debiased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        self.seen = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+
+    def update_averages(self, index: torch.Tensor, biased: torch.Tensor, debiased: torch.Tensor) -> None:
+        """Move the averages of rows ``index [m]`` (distinct) towards the cross-entropies ``[m]``."""
+        alpha = float(self.options["ema"])
+        keep = torch.where(self.seen[index], alpha, 0.0).double()
+        self.ema_biased[index] = keep * self.ema_biased[index] + (1 - keep) * biased.double()
+        self.ema_debiased[index] = keep * self.ema_debiased[index] + (1 - keep) * debiased.double()
+        self.seen[index] = True
+
+    def loss(
+        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """LfF's batch loss (see the module docstring)."""
+        biased_logits, logits = outputs
+        assert biased_logits is not None and logits is not None
+        biased_logits, logits = biased_logits.float(), logits.float()
+        ce_biased = F.cross_entropy(biased_logits, targets, reduction="none")
+        ce_debiased = F.cross_entropy(logits, targets, reduction="none")
+        index = index.to(self.device)
+        self.update_averages(
+            all_gather_cat(index), all_gather_cat(ce_biased.detach()), all_gather_cat(ce_debiased.detach())
+        )
+        ema_b, ema_d = self.ema_biased[index], self.ema_debiased[index]
+        weight = (ema_b / (ema_b + ema_d + LFF_EPSILON)).to(logits.dtype)
+        gce = generalized_cross_entropy(biased_logits, targets, float(self.options["q"]))
+        return gce.mean() + (weight * ce_debiased).mean()
+
+    def state_dict(self) -> dict[str, Any]:
+        """LfF's state for the checkpoint."""
+        return {"ema_biased": self.ema_biased.cpu(), "ema_debiased": self.ema_debiased.cpu(), "seen": self.seen.cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.ema_biased = state["ema_biased"].to(self.device)
+        self.ema_debiased = state["ema_debiased"].to(self.device)
+        self.seen = state["seen"].to(self.device)
+
+
+OBJECTIVES: Final[Mapping[str, type[SubgroupObjective]]] = {
+    "groupdro": GroupDRO,
+    "reweight": Reweight,
+    "resample": Resample,
+    "jtt": JTT,
+    "lff": LfF,
+}
+
+
+def build_objective(
+    name: str,
+    options: Mapping[str, Any],
+    dataset: object,
+    *,
+    model: nn.Module,
+    device: torch.device,
+) -> SubgroupObjective:
+    """The objective of subgroup method ``name`` on a training split.
+
+    Args:
+        name: one of :data:`SUBGROUP_METHODS`.
+        options: the method's options (defaults filled in by :func:`method_options`).
+        dataset: the training split: ``targets``, ``sensitive`` ``[n]``, ``n_classes``, ``n_groups``
+            (:class:`~ceco_fair.data.base.FairnessDataset`).
+        model: the model before training (JTT keeps its initial weights).
+        device: where the training runs.
+
+    Raises:
+        CecoFairError: the dataset lacks labels, or a group-label method meets a single sensitive value.
+    """
+    try:
+        targets = torch.as_tensor(getattr(dataset, "targets")).long().reshape(-1)  # noqa: B009
+        sensitive = torch.as_tensor(getattr(dataset, "sensitive")).long().reshape(-1)  # noqa: B009
+        n_classes = int(getattr(dataset, "n_classes"))  # noqa: B009
+        n_groups = int(getattr(dataset, "n_groups"))  # noqa: B009
+    except AttributeError as error:
+        raise CecoFairError(
+            f"method {name}: the training split lacks {error.name} (a FairnessDataset member)"
+        ) from None
+    check_group_labels(name, sensitive, "methods")
+    full = method_options(name, options, f"method {name}")
+    extra: dict[str, Any] = {"initial": model.state_dict()} if name == "jtt" else {}
+    return OBJECTIVES[name](targets, sensitive, n_classes, n_groups, full, device, **extra)

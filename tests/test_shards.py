@@ -84,7 +84,7 @@ def test_two_parallel_shards_give_the_one_process_results(reference: Path, tmp_p
     for shard in shards:
         finish(shard)
     table = pd.read_csv(output / RESULTS_CSV)
-    assert not table.duplicated(["run_id", "metric"]).any()
+    assert not table.duplicated(["run_id", "readout", "metric"]).any()
     assert tuple(table["run_id"].drop_duplicates()) == GRID
     # One thread per process: the shards' arithmetic is the single process's, bit for bit.
     assert (output / RESULTS_CSV).read_text() == (reference / RESULTS_CSV).read_text()

@@ -20,6 +20,8 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
     PROJECTION_COLUMNS,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
 )
 
 MAX_PROJECTION_POINTS: Final = 2_000
@@ -128,8 +130,15 @@ def read_numeric_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 
 def read_comparisons(path: Path) -> pd.DataFrame:
-    """The folder's ``comparisons.csv``: paired differences against the baseline."""
-    return read_csv(path, COMPARISONS_COLUMNS, ("n_seeds", "mean_difference", "ci_low", "ci_high"))
+    """The folder's ``comparisons.csv``: paired differences against the baseline.
+
+    A file written before the ``selection`` column (no search) reads as ``fixed``.
+    """
+    required = tuple(column for column in COMPARISONS_COLUMNS if column != SELECTION_COLUMN)
+    table = read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high"))
+    if SELECTION_COLUMN not in table.columns:
+        table.insert(0, SELECTION_COLUMN, SELECTION_FIXED)
+    return table
 
 
 def read_bias_matrix(path: Path) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 if TYPE_CHECKING:
     from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, audit, audit_features
     from ceco_fair.models.files import load_encoder
+    from ceco_fair.results.selection import select
 
 try:
     __version__ = metadata.version("ceco_fair")
@@ -30,6 +31,7 @@ _LAZY = {
     "audit": "ceco_fair.evaluation.auditing",
     "audit_features": "ceco_fair.evaluation.auditing",
     "load_encoder": "ceco_fair.models.files",
+    "select": "ceco_fair.results.selection",
 }
 
 __all__ = [
@@ -42,11 +44,12 @@ __all__ = [
     "audit",
     "audit_features",
     "load_encoder",
+    "select",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``audit``, ``audit_features``, ``AuditOptions``, ``AuditResult`` and ``load_encoder`` on first access."""
+    """Import the public API (``audit``, ``AuditOptions``, ``load_encoder``, ``select``, ...) on first access."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ceco_fair' has no attribute {name!r}")

@@ -16,7 +16,9 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -40,10 +42,19 @@ from ceco_fair.results.layout import (
     run_dir,
 )
 from ceco_fair.results.manifest import build_manifest, now, run_origin, update_manifest
+from ceco_fair.results.selection import read_selection
 from ceco_fair.runner.checks import check_before_writing
-from ceco_fair.runner.experiment import build_split, data_key, execute_run, run_record
+from ceco_fair.runner.experiment import (
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    VALID_SPLIT,
+    build_split,
+    data_key,
+    execute_run,
+    run_record,
+)
 from ceco_fair.runner.protocol import Protocol, RunSpec, load_protocol
-from ceco_fair.runner.shards import Shard, claim_run, parse_shard
+from ceco_fair.runner.shards import Shard, claim_run, holder_is_alive, parse_shard, read_claim
 from ceco_fair.training import determinism
 from ceco_fair.training.device import choose_device
 from ceco_fair.training.distributed import DistributedSession, start_distributed
@@ -52,6 +63,8 @@ from ceco_fair.training.loop import TrainingDiverged
 logger = logging.getLogger("ceco_fair")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SEARCH_POLL_SECONDS = 10.0
+"""How often a process that finished its share of a search looks again for the other shards' runs."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,14 +135,33 @@ def _holds_files(output: Path) -> bool:
 
 
 def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Shard) -> None:
-    """The dry run's summary on stdout: the shard's runs with their 1-based grid index and shard."""
+    """The dry run's summary on stdout: the shard's runs with their 1-based grid index and shard.
+
+    With a search: the search runs with their drawn values, then what the final phase will train.
+    """
     grid = protocol.grid()
-    lines = [f"protocol {protocol.name!r} is valid: {len(grid)} runs on {device}, output {output}"]
+    what = "search runs" if protocol.search is not None else "runs"
+    lines = [f"protocol {protocol.name!r} is valid: {len(grid)} {what} on {device}, output {output}"]
     mine = shard.share(grid)
     if shard.count > 1:
         lines.append(f"shard {shard}: {len(mine)} of the {len(grid)} runs")
-    lines += [f"  {position + 1:>4}  {run.run_id}  (shard {shard})" for position, run in mine]
+    lines += [f"  {position + 1:>4}  {run.run_id}  (shard {shard}){_values_text(run)}" for position, run in mine]
+    if protocol.search is not None:
+        lines.append(
+            f"then, per method and condition, the trial each rule of {', '.join(protocol.search.select)} picks, "
+            f"at seeds {protocol.seeds} (a trial picked twice runs once; seed {protocol.seeds[0]}: its search run)"
+        )
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _values_text(run: RunSpec) -> str:
+    """``  lr=0.001, temperature=0.1`` for a run of a search, else nothing."""
+    if not run.values:
+        return ""
+    shown = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in run.values.items()
+    )
+    return f"  {shown}"
 
 
 TRACEBACK_RECORD = "traceback_record"
@@ -194,7 +226,10 @@ def run_protocol(
         log_to_file(output / LOG_FILE if context.is_main else None),
         determinism.deterministic_mode(deterministic, device),
     ):
-        failed = _run_grid(protocol, output, device, resume=resume, progress=progress, session=session, shard=shard)
+        options: dict[str, Any] = {"resume": resume, "progress": progress, "session": session, "shard": shard}
+        failed = _run_grid(protocol, protocol.grid(), output, device, **options)
+        if protocol.search is not None:
+            failed += _run_grid(protocol, _final_grid(protocol, output, session), output, device, **options)
         if context.is_main:
             _finish(protocol, output, manifest, shard)
     return EXIT_FAILED if failed else EXIT_OK
@@ -229,8 +264,49 @@ def _take_run(output: Path, run: RunSpec, origin: dict[str, str], *, resume: boo
     return claim_run(folder, claim, take_over=resume, lock=output / LOCK_FILE)
 
 
+def _final_grid(protocol: Protocol, output: Path, session: DistributedSession) -> list[RunSpec]:
+    """The final runs once every search run is finished (waiting for other shards); [] if it never will be.
+
+    Rank 0 waits for the search runs that live processes still train, rebuilds the folder (writing
+    ``selection.json``), extends ``grid.json`` with the final runs and tells the other ranks.
+    """
+    picks: dict[str, Any] | None = None
+    if session.context.is_main:
+        search_ids = [run.run_id for run in protocol.grid()]
+        while True:
+            missing = {run_id for run_id in search_ids if finished_record(run_dir(output, run_id)) is None}
+            if not missing:
+                rebuild_folder(output)
+                picks = read_selection(output)
+                break
+            holders = [read_claim(run_dir(output, run_id)) for run_id in sorted(missing)]
+            if not any(holder and _may_still_run(holder) for holder in holders):
+                logger.error(
+                    "%d search runs are unfinished and nobody trains them (%s): the final runs wait for "
+                    "a rerun with --resume",
+                    len(missing),
+                    ", ".join(sorted(missing)),
+                )
+                break
+            logger.info("waiting for %d search runs of other processes: %s", len(missing), ", ".join(sorted(missing)))
+            time.sleep(SEARCH_POLL_SECONDS)
+    picks = session.broadcast(picks)
+    if picks is None:
+        return []
+    final = protocol.final_grid(picks)
+    if session.context.is_main:
+        write_grid(output, [run.run_id for run in (*protocol.grid(), *final)])
+    return final
+
+
+def _may_still_run(claim: dict[str, Any]) -> bool:
+    """Whether a claim's holder may still be training: a live process here, or one on another host."""
+    return claim.get("host") != socket.gethostname() or holder_is_alive(claim)
+
+
 def _run_grid(
     protocol: Protocol,
+    grid: list[RunSpec],
     output: Path,
     device: torch.device,
     *,
@@ -247,8 +323,7 @@ def _run_grid(
     origin = run_origin(str(shard), device)
     failed: list[str] = []
     cached_key: tuple[Any, ...] | None = None
-    datasets: tuple[Any, Any] | None = None
-    grid = protocol.grid()
+    datasets: tuple[Any, Any, Any] | None = None
     mine = shard.share(grid)
     for count, (position, run) in enumerate(mine, start=1):
         logger.info("[%d/%d, grid #%d, shard %s] %s", count, len(mine), position + 1, shard, run.run_id)
@@ -258,15 +333,17 @@ def _run_grid(
         try:
             if data_key(run) != cached_key:
                 cached_key, datasets = None, None
-                datasets = (build_split(protocol, run, "train"), build_split(protocol, run, "test"))
+                valid = build_split(protocol, run, VALID_SPLIT) if protocol.search is not None else None
+                datasets = (build_split(protocol, run, TRAIN_SPLIT), build_split(protocol, run, TEST_SPLIT), valid)
                 cached_key = data_key(run)
             assert datasets is not None
             execute_run(
-                protocol,
+                protocol.for_run(run),
                 run,
                 folder,
                 train_set=datasets[0],
                 test_set=datasets[1],
+                valid_set=datasets[2],
                 device=device,
                 resume=resume,
                 progress=progress,

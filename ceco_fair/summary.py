@@ -1,7 +1,8 @@
 """Tables of a results folder for papers and notes: mean and interval over seeds, method × condition.
 
-``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C] [--readout R]`` prints one
-Markdown table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
+``python -m ceco_fair.summary OUTPUT_DIR [--metrics M ...] [--confidence C] [--readout R]`` prints, under
+a line naming the selection rule (one block per rule of a search; ``fixed`` without one), one Markdown
+table per metric: a row per method, a column per condition (ρ or attribute pair), each cell the
 mean over seeds with its interval (:func:`ceco_fair.results.seeds.seed_interval`: Student's t for
 two seeds or more). Each value is written by :func:`ceco_fair.metrics.specs.format_value`, as
 the report writes it (percent or plain, with the decimals of the metric's spec). The metrics are the
@@ -23,9 +24,18 @@ import pandas as pd
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
 from ceco_fair.report.stats import summarize
-from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN, READOUTS, RESULTS_CSV
+from ceco_fair.results.layout import (
+    LINEAR_READOUT,
+    PHASE_SEARCH,
+    READOUT_COLUMN,
+    READOUTS,
+    RESULTS_CSV,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
+)
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
+from ceco_fair.results.selection import describe
 
 ALL_READOUTS = "all"
 """``--readout all``: a row per method and read-out."""
@@ -123,8 +133,14 @@ def summary_markdown(
     unknown = [m for m in chosen if m not in set(results["metric"])]
     if unknown:
         raise CecoFairError(f"--metrics: {', '.join(unknown)} not in {path}")
-    summary = seed_summary(results, chosen, confidence)
-    return "\n\n".join(markdown_table(summary, metric) for metric in chosen) + "\n"
+    if SELECTION_COLUMN not in results.columns:
+        results = results.assign(**{SELECTION_COLUMN: SELECTION_FIXED})  # written before the selection column
+    parts = []
+    for selection, rows in results[results[SELECTION_COLUMN] != PHASE_SEARCH].groupby(SELECTION_COLUMN, sort=False):
+        summary = seed_summary(rows, chosen, confidence)
+        parts.append(f"Selection: {describe(str(selection))}")
+        parts += [markdown_table(summary, metric) for metric in chosen if metric in set(summary["metric"])]
+    return "\n\n".join(parts) + "\n"
 
 
 def _or_none(column: pd.Series) -> list[Any]:

@@ -14,7 +14,14 @@ import pytest
 from ceco_fair.errors import DataError
 from ceco_fair.results import layout
 from ceco_fair.results.folder import finished_record, rebuild_folder, write_grid, write_results
-from ceco_fair.results.record import RecordError, RunRecord, condition_label, read_results, tidy_rows
+from ceco_fair.results.record import (
+    RecordError,
+    RunRecord,
+    condition_label,
+    read_results,
+    selections_of,
+    tidy_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +120,13 @@ def test_a_complete_run_needs_its_metrics(tmp_path: Path) -> None:
         ({"metric_kind": "other"}, r"run\.json: metric_kind is 'other', expected bias or group or null"),
         ({"method": 3}, r"run\.json: method is 3, expected a string"),
         ({"run_id": "elsewhere"}, r"run\.json: run_id is 'elsewhere', expected 'contex-rho0\.9-seed1', the name"),
+        ({"phase": "tuning"}, r"run\.json: phase is 'tuning', expected search or final or null"),
+        ({"trial": "2"}, r"run\.json: trial is '2', expected an integer or null"),
+        ({"values": [0.1]}, r"run\.json: values is \[0\.1\], expected an object or null"),
+        (
+            {"validation": {"val_accuracy": "high"}},
+            r"run\.json: validation is \{'val_accuracy': 'high'\}, expected an object whose values are each a number",
+        ),
     ],
 )
 def test_a_malformed_run_json_names_its_file_and_field(tmp_path: Path, change: dict[str, Any], message: str) -> None:
@@ -149,6 +163,36 @@ def test_a_run_json_without_status_is_incomplete(tmp_path: Path) -> None:
     assert RunRecord.read(folder) == RunRecord("a", "ce", status="incomplete")
 
 
+def test_a_search_run_records_its_phase_trial_values_and_scores(tmp_path: Path) -> None:
+    search = _record(phase="search", trial=2, values={"temperature": 0.2, "train.optimizer.lr": 0.001})
+    record = search.with_facts({"validation": {"val_accuracy": 0.5, "val_worst_group": None}}).finish({"accuracy": 1})
+    folder = tmp_path / record.run_id
+    record.write(folder)
+    on_disk = json.loads((folder / layout.RUN_FILE).read_text())
+    assert on_disk["phase"] == "search" and on_disk["trial"] == 2 and on_disk["values"]["temperature"] == 0.2
+    assert "validation" not in record.facts and RunRecord.read(folder) == record
+    assert "selection" not in on_disk  # set when the folder's tables are built, never in run.json
+
+
+def test_a_run_json_from_before_the_search_fields_still_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "contex-rho0.9-seed1"
+    _record().finish({"accuracy": 0.5}).write(folder)
+    on_disk = json.loads((folder / layout.RUN_FILE).read_text())
+    assert not {"phase", "trial", "values", "validation", "selection"} & set(on_disk)
+    record = RunRecord.read(folder)
+    assert (record.phase, record.trial, record.values, record.validation, record.selection) == (None,) * 5
+    assert tidy_rows([record]) == [
+        {**record.columns(), "selection": "fixed", "readout": "linear", "metric": "accuracy", "value": 0.5}
+    ]
+
+
+def test_a_run_picked_by_two_rules_has_a_row_under_each() -> None:
+    record = _record(selection=["val_accuracy", "oracle"]).finish({"accuracy": 0.5})
+    assert [row["selection"] for row in tidy_rows([record])] == ["val_accuracy", "oracle"]
+    assert selections_of(record) == selections_of(record.to_json()) == ["val_accuracy", "oracle"]
+    assert selections_of({"run_id": "a"}) == ["fixed"]
+
+
 def test_with_facts_routes_known_fields_and_checks_them() -> None:
     record = RunRecord("a", "ce").with_facts({"seed": 3, "group_names": ["x"], "metrics": {"accuracy": 1.0}})
     assert record.seed == 3 and record.facts == {"group_names": ["x"]} and record.metrics == {}
@@ -174,7 +218,13 @@ def test_results_tables_are_the_records_of_the_finished_runs(tmp_path: Path) -> 
         ["b", "race+age", "accuracy", 0.5],
         ["b", "race+age", "eo", 0.25],
     ]
-    assert tidy_rows([complete])[0] == {**complete.columns(), "readout": "linear", "metric": "accuracy", "value": 0.5}
+    assert tidy_rows([complete])[0] == {
+        **complete.columns(),
+        "selection": "fixed",
+        "readout": "linear",
+        "metric": "accuracy",
+        "value": 0.5,
+    }
     assert finished_record(tmp_path / layout.RUNS_DIR / "c") is None
     assert finished_record(tmp_path / layout.RUNS_DIR / "d") is None
 

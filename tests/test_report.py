@@ -801,3 +801,15 @@ def test_a_spread_whose_interval_reaches_zero_says_no_evidence(group: Path) -> N
             results, metrics=metrics[metrics["metric"] != "equalized_odds_difference"].assign(ci_low=0.01)
         )
     )
+
+
+def test_a_comparisons_csv_from_before_the_selection_column_reads_as_fixed(tmp_path: Path) -> None:
+    from ceco_fair.report.readers import read_comparisons
+
+    path = tmp_path / "comparisons.csv"
+    path.write_text(
+        "method,baseline,condition,metric,n_seeds,mean_difference,ci_low,ci_high\nce,supcon,all,accuracy,2,0.1,0,0.2\n"
+    )
+    table = read_comparisons(path)
+    assert list(table.columns)[:2] == ["selection", "method"] and table["selection"].tolist() == ["fixed"]
+    assert table["mean_difference"].tolist() == [0.1]

@@ -29,6 +29,7 @@ from ceco_fair.metrics.specs import (
     split_derived,
     unit_suffix,
     unregister_spec,
+    with_role,
 )
 from ceco_fair.results import layout
 
@@ -129,6 +130,7 @@ def test_lists_of_metrics_are_derived_from_the_specs() -> None:
         "demographic_parity_difference",
         "leakage_within_class",
     }
+    assert with_role("group_selection") == ("unbiased_accuracy", "worst_group_accuracy")
     assert layout.CURVES_COLUMNS == ("epoch", *CURVE_METRICS)
     assert CURVE_METRICS[:3] == ("knn_accuracy", "knn_bias_conflicting_accuracy", "knn_worst_group_accuracy")
     assert all(METRIC_SPECS[METRIC_SPECS[n].of or n].kind != "curve" for n in CURVE_METRICS)

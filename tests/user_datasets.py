@@ -116,3 +116,20 @@ class OneGroup(Squares):
         super().__init__(split, n=n, seed=seed)
         self.sensitive = self.sensitive.clone().zero_()
         self.n_groups, self.group_names = 1, ["grey"]
+
+
+class ValidatedSquares(Squares):
+    """Squares with a validation split drawn like the training split; ``flip_test`` swaps the test labels."""
+
+    validation_labels: ClassVar[str] = "groups"
+
+    def __init__(self, split: str = "train", n: int = 192, seed: int = 0, flip_test: bool = False) -> None:
+        super().__init__("test" if split == "test" else "train", n, seed + (7 if split == "valid" else 0))
+        if split == "test" and flip_test:
+            self.targets = 1 - self.targets
+
+
+class TargetOnlySquares(ValidatedSquares):
+    """A validation split without real group labels: only ``val_accuracy`` may select on it."""
+
+    validation_labels: ClassVar[str] = "targets"

@@ -36,6 +36,8 @@ INSTANCE_MEMBERS: Final = (
     "__getitem__",
 )
 """Members a built dataset has."""
+VALIDATION_LABELS: Final = ("groups", "targets")
+"""What a class's ``validation_labels`` may say: its ``"valid"`` split has sensitive values too, or targets only."""
 
 
 class ImageDataset(Protocol):
@@ -69,7 +71,9 @@ class FairnessDataset(ImageDataset, Protocol):
 
     Optional members: ``images`` (``uint8 [n, 3, H, W]``, for datasets held in memory: batches
     are then gathered without a loader) and ``group_colours`` (one CSS colour per group, used
-    by the report's projection).
+    by the report's projection). A class that builds ``split="valid"`` says so with the class
+    attribute ``validation_labels``: ``"groups"`` (its sensitive values are real: every selection
+    rule can use them) or ``"targets"`` (targets only); without it a protocol cannot ``search``.
     """
 
     metric_kind: ClassVar[MetricKind]
@@ -178,3 +182,18 @@ def floor_share(count: int, rate: float | Fraction) -> int:
     """
     exact = rate if isinstance(rate, Fraction) else Fraction(repr(float(rate)))
     return math.floor(count * exact)
+
+
+def validation_labels(factory: object) -> str | None:
+    """A dataset class's ``validation_labels`` (``"groups"``, ``"targets"``), None when it has no validation split.
+
+    Raises:
+        CecoFairError: the attribute holds anything else.
+    """
+    labels = getattr(factory, "validation_labels", None)
+    if labels is not None and labels not in VALIDATION_LABELS:
+        name = getattr(factory, "__name__", type(factory).__name__)
+        raise CecoFairError(
+            f"data.dataset: {name}.validation_labels is {labels!r}, expected one of {list(VALIDATION_LABELS)}"
+        )
+    return None if labels is None else str(labels)

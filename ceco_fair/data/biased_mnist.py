@@ -232,6 +232,7 @@ class ColouredDigits(Dataset[tuple[Tensor, int, int]]):
 
     metric_kind: ClassVar[MetricKind]
     takes_rho: ClassVar[bool] = True
+    validation_labels: ClassVar[str] = "groups"
     n_classes: int
     n_groups: int
     class_names: list[str]

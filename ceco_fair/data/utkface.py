@@ -417,6 +417,7 @@ class UTKFace(FileImageDataset):
 
     metric_kind: ClassVar[MetricKind] = "group"
     takes_rho: ClassVar[bool] = False
+    validation_labels: ClassVar[str] = "groups"
 
     @classmethod
     def preflight(cls, options: Mapping[str, Any], splits: Sequence[str]) -> None:

@@ -27,7 +27,7 @@ RunKind = Literal["bias", "group"]
 Unit = Literal["percent", "plain"]
 Bank = Literal["biased", "balanced"]
 IntervalKind = Literal["none", "percentile", "worst", "spread", "mean_gap"]
-Role = Literal["overall", "worst_case", "aligned", "conflicting", "fairness_axis", "distortion_axis"]
+Role = Literal["overall", "worst_case", "aligned", "conflicting", "fairness_axis", "distortion_axis", "group_selection"]
 
 RUN_KINDS: Final[tuple[RunKind, ...]] = ("bias", "group")
 BAND_INTERVALS: Final[tuple[IntervalKind, ...]] = ("spread", "mean_gap")
@@ -67,7 +67,8 @@ class MetricSpec:
         roles: the parts it plays in the report: ``overall`` (the accuracy axis of the fairness
             scatter), ``worst_case`` (the accuracy of the worst-off samples), ``aligned`` /
             ``conflicting`` (the solid / dashed lines against ρ), ``fairness_axis`` and
-            ``distortion_axis`` (the x axes of the two trade-off scatters).
+            ``distortion_axis`` (the x axes of the two trade-off scatters); ``group_selection`` (the
+            score on validation of the selection rule that reads group labels, ``val_worst_group``).
         curve: whether ``curves.csv`` tracks it per epoch (one panel of the report's curves).
         of: for a ``curve`` value of the kNN classifier, the metric its predictions are measured by.
         bank: for a kNN ``curve`` value, the bank that votes: ``biased`` (a random subsample of the
@@ -110,7 +111,15 @@ _BIAS: Final[tuple[RunKind, ...]] = ("bias",)
 _GROUP: Final[tuple[RunKind, ...]] = ("group",)
 
 _SPECS: Final = (
-    MetricSpec("unbiased_accuracy", "unbiased accuracy", "bias", "higher", runs=_BIAS, headline=_BIAS),
+    MetricSpec(
+        "unbiased_accuracy",
+        "unbiased accuracy",
+        "bias",
+        "higher",
+        runs=_BIAS,
+        headline=_BIAS,
+        roles=("group_selection",),
+    ),
     MetricSpec(
         "bias_conflicting_accuracy",
         "bias-conflicting accuracy",
@@ -130,7 +139,7 @@ _SPECS: Final = (
         runs=_GROUP,
         headline=_GROUP,
         interval="worst",
-        roles=("worst_case",),
+        roles=("worst_case", "group_selection"),
     ),
     MetricSpec(
         "demographic_parity_difference",

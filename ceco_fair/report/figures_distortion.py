@@ -37,7 +37,8 @@ from ceco_fair.report.style import (
     significant,
     text,
 )
-from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN
+from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN, SELECTION_COLUMN
+from ceco_fair.results.selection import describe
 
 PANEL_COLUMNS = 3
 DIGITS = 4
@@ -341,8 +342,12 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
                 col=col,
             )
         fig.add_vline(x=0, line=ZERO_LINE, row=1, col=col)
+    rules = list(dict.fromkeys(comparisons[SELECTION_COLUMN])) if SELECTION_COLUMN in comparisons else []
+    selection = f"; selection {', '.join(describe(rule) for rule in rules)}" if rules else ""
     apply_layout(
-        fig, title=f"Paired differences against {text(baseline)} ({confidence:.0%} Student-t intervals over seeds)"
+        fig,
+        title=f"Paired differences against {text(baseline)} ({confidence:.0%} Student-t intervals over seeds)"
+        + text(selection),
     )
     fig.update_yaxes(autorange="reversed")
     return fig

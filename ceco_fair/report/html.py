@@ -35,11 +35,13 @@ from ceco_fair.metrics.specs import (
     unit_suffix,
 )
 from ceco_fair.report.figures import SECTIONS
-from ceco_fair.report.load import MissingItem, Results, load_results
+from ceco_fair.report.figures_selection import SELECTION_GUIDE, picks_table, trial_scores
+from ceco_fair.report.load import MissingItem, Results, for_selection, load_results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import HEIGHT
 from ceco_fair.results.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
 from ceco_fair.results.seeds import interval_description
+from ceco_fair.results.selection import FIXED, VALIDATION_RULES, describe
 
 logger = logging.getLogger(__name__)
 
@@ -147,21 +149,34 @@ def render_report(results: Results) -> str:
     """
     body: list[str] = []
     contents: list[tuple[str, str]] = []
-    summary = summary_table(results)
-    if summary is not None:
+    rules = list(results.picks) if results.selections and results.picks else [FIXED]
+    summaries = [table for rule in rules if (table := summary_table(for_selection(results, rule), rule)) is not None]
+    if summaries:
         contents.append(("summary", "Summary"))
-        body.append(_section("summary", "Summary", SUMMARY_GUIDE, [summary]))
+        body.append(_section("summary", "Summary", SUMMARY_GUIDE, summaries))
     count = 0
+    if results.selections:
+        blocks = [table for table in (picks_table(results),) if table is not None]
+        figure = trial_scores(results)
+        if figure is not None:
+            count += 1
+            blocks.append(figure_html(figure, f"figure-{count}"))
+        if blocks:
+            contents.append(("selection", "Selection"))
+            body.append(_section("selection", "Selection", SELECTION_GUIDE, blocks))
+    lead = next((rule for rule in rules if rule in VALIDATION_RULES), rules[0])
+    shown = for_selection(results, lead)
+    guide = f" The figures below show the runs picked by {escape(describe(lead))}." if results.selections else ""
     for spec in SECTIONS:
         blocks = []
         for make in spec.figures:
-            figure = make(results)
+            figure = make(shown)
             if figure is not None:
                 count += 1
                 blocks.append(figure_html(figure, f"figure-{count}"))
         if blocks:
             contents.append((spec.anchor, spec.title))
-            body.append(_section(spec.anchor, spec.title, f"{spec.guide} {SELECTOR_GUIDE}", blocks))
+            body.append(_section(spec.anchor, spec.title, f"{spec.guide}{guide} {SELECTOR_GUIDE}", blocks))
     logger.debug("report of %s: %d figures", results.root, count)
     title = escape(results.name)
     return "\n".join(
@@ -228,11 +243,12 @@ def script_json(text: str) -> str:
     return text
 
 
-def summary_table(results: Results) -> str | None:
+def summary_table(results: Results, selection: str = FIXED) -> str | None:
     """Render the summary table: method × key metric, mean and interval over seeds.
 
     Args:
-        results: The loaded results folder.
+        results: The loaded results folder (restricted to one rule's runs, :func:`for_selection`).
+        selection: The rule that picked the runs, named in the caption (``fixed``: no search).
 
     Returns:
         A ``<table>`` (in a scrolling wrapper) with one row per condition × method and one
@@ -289,6 +305,7 @@ def summary_table(results: Results) -> str | None:
             rows.append(f"<tr>{''.join(cells)}</tr>")
     level = f"{100 * results.confidence:g}%"
     caption = (
+        f"<strong>Selection: {escape(describe(selection))}.</strong> "
         "Mean over seeds, in % where the column says so. Under each mean: “± h”, the half-width of the "
         f"{level} Student-t interval (2 or more seeds), or “[low–high]”, the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"

@@ -66,12 +66,16 @@ from ceco_fair.results.layout import (
     RUN_FILE,
     RUN_ORIGIN_COLUMNS,
     RUNS_DIR,
+    SEARCH_CSV,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
     STATUS_COMPLETE,
     STATUS_INCOMPLETE,
     run_table_file,
 )
 from ceco_fair.results.record import RunRecord, read_metrics, read_readouts, read_run_file
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
+from ceco_fair.results.selection import label_records, read_search_rows, read_selection
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +138,10 @@ class Results:
         readouts: Tidy, one row per run × read-out × metric: the run columns plus ``readout, metric,
             value, ci_low, ci_high`` (``linear`` is :attr:`metrics`; ``balanced`` and ``head`` from
             ``readouts.json`` / ``results.json``).
+        selections: ``run_id`` → its ``selection`` labels (its trial against ``selection.json``): the rules that picked
+            it, ``search`` for a search's trials; empty for a folder without a search.
+        search: The rows of ``search.csv`` (empty without a search).
+        picks: ``selection.json``: rule → method → condition → the picked trial and its values.
 
     """
 
@@ -153,6 +161,9 @@ class Results:
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     readouts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    selections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    search: pd.DataFrame = field(default_factory=pd.DataFrame)
+    picks: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -242,6 +253,8 @@ def load_results(output_dir: Path) -> Results:
     projections = [
         folder.projection.assign(run_id=run_id) for run_id, folder in folders.items() if folder.projection is not None
     ]
+    searched = (root / SEARCH_CSV).is_file()
+    picks = read_selection(root)
     return Results(
         root=root,
         protocol=protocol or {},
@@ -291,6 +304,47 @@ def load_results(output_dir: Path) -> Results:
             if any(getattr(record, key) is not None for key in RUN_ORIGIN_COLUMNS)
         },
         readouts=_join_runs(_fold_intervals(raw_readouts, [READOUT_COLUMN]), runs),
+        selections={
+            record.run_id: tuple(record.selection or ())
+            for record in label_records(list(records.values()), picks)
+            if searched and record.selection
+        },
+        search=pd.DataFrame(read_search_rows(root / SEARCH_CSV)) if searched else pd.DataFrame(),
+        picks=picks,
+    )
+
+
+def for_selection(results: Results, selection: str) -> Results:
+    """The results restricted to the runs one rule picked (``selection``), its comparisons only.
+
+    A folder without a search, or ``fixed`` (a search not finished: no rule has picked yet), is
+    returned unchanged.
+    """
+    if not results.selections or selection == SELECTION_FIXED:
+        return results
+    keep = {run_id for run_id, labels in results.selections.items() if selection in labels}
+
+    def only(table: pd.DataFrame) -> pd.DataFrame:
+        return table[table["run_id"].isin(keep)].reset_index(drop=True) if "run_id" in table.columns else table
+
+    comparisons = results.comparisons
+    if SELECTION_COLUMN in comparisons.columns:
+        comparisons = comparisons[comparisons[SELECTION_COLUMN] == selection].reset_index(drop=True)
+    return dataclasses.replace(
+        results,
+        runs=only(results.runs),
+        metrics=only(results.metrics),
+        histories=only(results.histories),
+        bias_matrices={k: v for k, v in results.bias_matrices.items() if k in keep},
+        group_rates=only(results.group_rates),
+        projections=only(results.projections),
+        missing=tuple(item for item in results.missing if item.run_id is None or item.run_id in keep),
+        group_colours={k: v for k, v in results.group_colours.items() if k in keep},
+        curves=only(results.curves),
+        strips={k: v for k, v in results.strips.items() if k in keep},
+        comparisons=comparisons,
+        origins={k: v for k, v in results.origins.items() if k in keep},
+        readouts=only(results.readouts),
     )
 
 

@@ -22,6 +22,8 @@ from ceco_fair.results.layout import (
     LINEAR_READOUT,
     PROJECTION_COLUMNS,
     READOUT_COLUMN,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
 )
 
 MAX_PROJECTION_POINTS: Final = 2_000
@@ -138,9 +140,16 @@ def read_numeric_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 
 def read_comparisons(path: Path) -> pd.DataFrame:
-    """The folder's ``comparisons.csv``: paired differences against the baseline."""
-    required = [name for name in COMPARISONS_COLUMNS if name != READOUT_COLUMN]
-    return with_readout(read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high")))
+    """The folder's ``comparisons.csv``: paired differences against the baseline.
+
+    A file written before the ``selection`` column (no search) reads as ``fixed``, one written before
+    the ``readout`` column as the ``linear`` read-out.
+    """
+    required = tuple(column for column in COMPARISONS_COLUMNS if column not in (SELECTION_COLUMN, READOUT_COLUMN))
+    table = with_readout(read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high")))
+    if SELECTION_COLUMN not in table.columns:
+        table.insert(0, SELECTION_COLUMN, SELECTION_FIXED)
+    return table
 
 
 def read_bias_matrix(path: Path) -> pd.DataFrame:

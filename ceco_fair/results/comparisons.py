@@ -19,7 +19,7 @@ Torch-free: the report rebuilds comparisons from ``results.json`` without traini
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,15 @@ import pandas as pd
 
 from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import headline_metrics
-from ceco_fair.results.layout import COMPARISONS_COLUMNS, COMPARISONS_FILE, LINEAR_READOUT, READOUTS
-from ceco_fair.results.record import METRICS_KEY, READOUTS_KEY, condition_label
+from ceco_fair.results.layout import (
+    COMPARISONS_COLUMNS,
+    COMPARISONS_FILE,
+    LINEAR_READOUT,
+    PHASE_SEARCH,
+    READOUTS,
+    SELECTION_FIXED,
+)
+from ceco_fair.results.record import METRICS_KEY, READOUTS_KEY, condition_label, selections_of
 from ceco_fair.results.seeds import paired_interval
 
 DEFAULT_BASELINE_LOSS = "supcon"
@@ -49,6 +56,7 @@ def paired_comparisons(
     kind: str,
     baseline: str | None = None,
     confidence: float = 0.95,
+    selection: str = SELECTION_FIXED,
 ) -> pd.DataFrame:
     """Every method against ``baseline``, paired by seed, per condition and headline metric.
 
@@ -58,6 +66,7 @@ def paired_comparisons(
         kind: ``bias`` or ``group``: which headline metrics are compared (their specs' ``headline``).
         baseline: the baseline method's label (default: :func:`default_baseline`).
         confidence: the intervals' confidence level.
+        selection: the rule that picked these runs, written in the ``selection`` column.
 
     Returns:
         One row per (method, condition, read-out, metric) with at least one pair, columns
@@ -91,7 +100,7 @@ def paired_comparisons(
                     if not seeds:
                         continue
                     mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
-                    rows.append([method, baseline, condition, readout, metric, len(seeds), mean, low, high])
+                    rows.append([selection, method, baseline, condition, readout, metric, len(seeds), mean, low, high])
     return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
 
 
@@ -105,9 +114,33 @@ def _condition(run: Mapping[str, Any]) -> str:
 
 
 def write_comparisons(
-    folder: Path, runs: Iterable[Mapping[str, Any]], *, kind: str, baseline: str | None, confidence: float
+    folder: Path,
+    runs: Iterable[Mapping[str, Any]],
+    *,
+    kind: str,
+    baseline: str | None,
+    confidence: float,
+    order: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Write ``folder/comparisons.csv`` atomically (see :func:`paired_comparisons`) and return the table."""
-    table = paired_comparisons(runs, kind=kind, baseline=baseline, confidence=confidence)
+    """Write ``folder/comparisons.csv`` atomically and return the table.
+
+    The runs of each ``selection`` (a rule's picks, or ``fixed``) are compared apart
+    (:func:`paired_comparisons`), in the ``order`` given (the protocol's ``search.select``), then as
+    found; a search's trials (``search``) are not compared.
+    """
+    runs = list(runs)
+    found = [label for label in dict.fromkeys(s for run in runs for s in selections_of(run)) if label != PHASE_SEARCH]
+    labels = [label for label in order if label in found] + [label for label in found if label not in order]
+    tables = [
+        paired_comparisons(
+            [run for run in runs if label in selections_of(run)],
+            kind=kind,
+            baseline=baseline,
+            confidence=confidence,
+            selection=label,
+        )
+        for label in labels
+    ]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COMPARISONS_COLUMNS))
     atomic_write_text(folder / COMPARISONS_FILE, table.to_csv(index=False))
     return table

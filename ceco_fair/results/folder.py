@@ -2,7 +2,7 @@
 
 ``results.json`` holds ``{"runs": [...]}``, the finished runs' records
 (:meth:`~ceco_fair.results.record.RunRecord.to_json`, metrics included); ``results.csv`` has one row
-per run × metric with the columns :data:`~ceco_fair.results.layout.RESULTS_COLUMNS`. See
+per run × selection × metric with the columns :data:`~ceco_fair.results.layout.RESULTS_COLUMNS`. See
 :mod:`ceco_fair.results.layout`.
 
 A protocol folder's tables are rebuilt from its run folders (:func:`rebuild_folder`): each run owns
@@ -34,6 +34,7 @@ from ceco_fair.results.layout import (
     RUNS_DIR,
 )
 from ceco_fair.results.record import RunRecord, tidy_rows
+from ceco_fair.results.selection import label_records, write_search_files
 
 
 def tidy_results(records: Iterable[RunRecord]) -> pd.DataFrame:
@@ -91,6 +92,9 @@ class FolderState:
 def rebuild_folder(folder: Path) -> FolderState:
     """Rebuild ``results.json``, ``results.csv`` and ``comparisons.csv`` from the run folders.
 
+    A protocol with a ``search`` also gets ``search.csv`` and ``selection.json``, and each record
+    its ``selection`` labels (the rules that picked its trial).
+
     Holds the folder's lock for the whole read-and-write, so a rebuild that read an older state
     never overwrites a newer one; each file is still replaced atomically. Runs are ordered as in
     ``grid.json`` (runs it does not list come last, by name). The comparisons take their baseline and
@@ -113,8 +117,12 @@ def rebuild_folder(folder: Path) -> FolderState:
         listed = set(order)
         ids = [run_id for run_id in order if run_id in found] + [r for r in found if r not in listed]
         records = [found[run_id] for run_id in ids]
-        write_results(folder, records)
         protocol = _read_yaml(folder / PROTOCOL_FILE)
+        search = protocol.get("search") if isinstance(protocol, dict) else None
+        rules = list(search.get("select") or []) if isinstance(search, dict) else []
+        if isinstance(search, dict):
+            records = label_records(records, write_search_files(folder, records, rules))
+        write_results(folder, records)
         evaluation = protocol.get("eval") if isinstance(protocol, dict) else None
         if records and isinstance(evaluation, dict) and "confidence" in evaluation:
             write_comparisons(
@@ -123,6 +131,7 @@ def rebuild_folder(folder: Path) -> FolderState:
                 kind=str(records[-1].metric_kind),
                 baseline=evaluation.get("baseline"),
                 confidence=float(evaluation["confidence"]),
+                order=rules,
             )
     return FolderState(records, [run_id for run_id in order if run_id not in found])
 

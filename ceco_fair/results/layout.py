@@ -43,6 +43,10 @@ GROUP_TABLE_FILE: Final = "group_table.csv"
 BIAS_MATRIX_FILE: Final = "bias_matrix.csv"
 COUNTERFACTUAL_FILE: Final = "counterfactual.csv"
 COLOUR_STRIP_FILE: Final = "counterfactual_strip.json"
+SEARCH_CSV: Final = "search.csv"
+"""One row per search trial: phase, trial, method, condition, run, seed, the drawn values, each rule's score."""
+SELECTION_FILE: Final = "selection.json"
+"""Each rule's picks: rule -> method -> condition -> ``{"trial", "run_id", "score", "values"}``."""
 GRID_FILE: Final = "grid.json"
 """``{"runs": [run_id, ...]}`` in grid order: the order of the result tables and what a complete folder holds."""
 LOCK_FILE: Final = ".lock"
@@ -74,12 +78,24 @@ HEAD_READOUT: Final = "head"
 """The classifier the method trained with the encoder (``ce``, the subgroup baselines, a CE term)."""
 READOUTS: Final = (LINEAR_READOUT, BALANCED_READOUT, HEAD_READOUT)
 """Every read-out of an encoder, in the order tables show them."""
-RESULTS_COLUMNS: Final = (*RUN_COLUMNS, READOUT_COLUMN, "metric", "value")
+PHASE_SEARCH: Final = "search"
+"""The ``phase`` of a search's trial runs (:class:`~ceco_fair.results.record.RunRecord`), also their ``selection``."""
+PHASE_FINAL: Final = "final"
+"""The ``phase`` of the runs of a picked configuration at every seed."""
+Phase = Literal["search", "final"]
+SEARCH_COLUMNS: Final = ("phase", "trial", "method", "condition", "run_id", "seed")
+"""The leading columns of ``search.csv``; the drawn values and the rules' scores follow."""
+SELECTION_COLUMN: Final = "selection"
+"""Names the rule that picked a row's run (``fixed`` without a search; ``search`` for the trials)."""
+SELECTION_FIXED: Final = "fixed"
+"""The ``selection`` of the runs of a protocol without a search: the protocol's own values."""
+RESULTS_COLUMNS: Final = (*RUN_COLUMNS, SELECTION_COLUMN, READOUT_COLUMN, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
 CURVES_COLUMNS: Final = ("epoch", *CURVE_METRICS)
 """``curves.csv``: the epoch and the per-epoch values of the metrics whose spec has ``curve``."""
 COMPARISONS_COLUMNS: Final = (
+    SELECTION_COLUMN,
     "method",
     "baseline",
     "condition",
@@ -141,6 +157,8 @@ FILES: Final = (
     ResultFile(RESULTS_JSON, "folder", "ceco_fair.results.folder"),
     ResultFile(RESULTS_CSV, "folder", "ceco_fair.results.folder", RESULTS_COLUMNS),
     ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.results.comparisons", COMPARISONS_COLUMNS),
+    ResultFile(SEARCH_CSV, "folder", "ceco_fair.results.folder", SEARCH_COLUMNS),
+    ResultFile(SELECTION_FILE, "folder", "ceco_fair.results.folder"),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
     ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
     ResultFile(LOCK_FILE, "folder", "ceco_fair.results.folder"),

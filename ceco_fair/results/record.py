@@ -38,10 +38,13 @@ from ceco_fair.results.layout import (
     READOUTS_FILE,
     RUN_COLUMNS,
     RUN_FILE,
+    SELECTION_COLUMN,
+    SELECTION_FIXED,
     STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_INCOMPLETE,
     MetricKind,
+    Phase,
     RunStatus,
 )
 
@@ -86,6 +89,13 @@ class RunRecord:
         shard: The ``--shard`` (``K/N``) of the process that trained it.
         host: The host it was trained on.
         device: The device it was trained on.
+        phase: With a protocol ``search``: ``search`` (a trial at the first seed) or ``final`` (a picked
+            configuration at every seed); ``None`` without a search.
+        trial: The search trial whose values the run trained with (trial 0: the protocol's own values).
+        values: The trial's drawn values (search key -> value).
+        validation: The run's validation scores (selection rule -> score), search runs only.
+        selection: The rules that picked the run's trial (``search`` for a trial run), set when a folder's
+            tables are built (``results.json``, not ``run.json``); ``None`` reads as ``fixed``.
         metrics: Metric name -> value (fractions; ``None`` or NaN where undefined), complete runs only,
             measured through the ``linear`` read-out (the ERM probe).
         readouts: Read-out (``balanced``, ``head``) -> its metrics, for the read-outs the run measured.
@@ -106,6 +116,11 @@ class RunRecord:
     shard: str | None = None
     host: str | None = None
     device: str | None = None
+    phase: Phase | None = None
+    trial: int | None = None
+    values: dict[str, Any] | None = None
+    validation: dict[str, float | None] | None = None
+    selection: list[str] | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     readouts: dict[str, dict[str, float | None]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -279,13 +294,24 @@ def read_results(path: Path) -> list[RunRecord]:
 
 
 def tidy_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """``results.csv``'s rows (:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`): one per run × read-out × metric."""
+    """``results.csv``'s rows (:data:`~ceco_fair.results.layout.RESULTS_COLUMNS`).
+
+    One row per run × selection × read-out × metric. A run picked by two rules appears under each
+    (filter on ``selection`` to read one rule's table).
+    """
     return [
-        {**record.columns(), READOUT_COLUMN: readout, "metric": metric, "value": value}
+        {**record.columns(), SELECTION_COLUMN: selection, READOUT_COLUMN: readout, "metric": metric, "value": value}
         for record in records
+        for selection in selections_of(record)
         for readout, metrics in record.readout_metrics().items()
         for metric, value in metrics.items()
     ]
+
+
+def selections_of(run: RunRecord | Mapping[str, Any]) -> list[str]:
+    """The ``selection`` labels of a record or a ``results.json`` entry (``fixed`` when it has none)."""
+    labels = run.selection if isinstance(run, RunRecord) else run.get(SELECTION_COLUMN)
+    return [str(label) for label in labels] if isinstance(labels, list | tuple) and labels else [SELECTION_FIXED]
 
 
 def condition_label(rho: float | None, target: str | None, sensitive: str | Iterable[str] | None) -> str:
@@ -327,7 +353,8 @@ def check_value(value: Any, expected: Any, path: Path, key: str) -> Any:
     """``value`` if it has the type ``expected`` (a field's annotation), else a :class:`RecordError`.
 
     Understands ``str``, ``int`` (not ``bool``), ``float`` (an int is one too, kept as it is, so that a
-    record read and written again is unchanged), ``None``, ``Literal``, ``list[X]`` and unions of these.
+    record read and written again is unchanged), ``None``, ``Literal``, ``list[X]``, ``dict[str, X]`` and
+    unions of these.
     """
     if not _matches(value, expected):
         raise _wrong(path, key, value, _describe(expected))
@@ -393,6 +420,9 @@ def _matches(value: Any, expected: Any) -> bool:
     if origin is list:
         (item,) = typing.get_args(expected)
         return isinstance(value, list) and all(_matches(element, item) for element in value)
+    if origin is dict:
+        _, item = typing.get_args(expected)
+        return isinstance(value, Mapping) and all(isinstance(k, str) and _matches(v, item) for k, v in value.items())
     raise TypeError(f"RunRecord: no check for the field type {expected!r}")
 
 
@@ -412,6 +442,9 @@ def _describe(expected: Any) -> str:
         return " or ".join(_describe(member) for member in typing.get_args(expected))
     if origin is list:
         return f"a list of {_describe(typing.get_args(expected)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        item = typing.get_args(expected)[1]
+        return "an object" if item is Any else f"an object whose values are each {_describe(item)}"
     return str(expected)
 
 

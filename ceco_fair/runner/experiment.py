@@ -12,13 +12,14 @@ import pandas as pd
 import torch
 
 from ceco_fair.common.io import atomic_write_text
-from ceco_fair.data.base import FairnessDataset
+from ceco_fair.data.base import FairnessDataset, validation_labels
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
 from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
 from ceco_fair.evaluation.measure import dataset_info, split_features
 from ceco_fair.evaluation.probe import extract_features
 from ceco_fair.evaluation.tracking import EpochTracker
+from ceco_fair.evaluation.validation import validation_run_scores
 from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
 from ceco_fair.results.layout import (
@@ -54,6 +55,9 @@ def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | Non
         sensitive=run.sensitive,
         seed=run.seed,
         status=STATUS_RUNNING,
+        phase=run.phase,
+        trial=run.trial if run.phase is not None else None,
+        values=dict(run.values) if run.phase is not None else None,
     ).with_facts(origin or {})
 
 
@@ -106,6 +110,7 @@ def execute_run(
     progress: bool = True,
     session: DistributedSession | None = None,
     origin: Mapping[str, Any] | None = None,
+    valid_set: FairnessDataset | None = None,
 ) -> AuditResult | None:
     """Pretrain, probe and measure one run, writing its files into ``run_dir``.
 
@@ -121,6 +126,8 @@ def execute_run(
         session: this process's place in a data-parallel run (default: one process).
         origin: where the run is trained (shard, host, device; see
             :data:`~ceco_fair.results.layout.RUN_ORIGIN_COLUMNS`), recorded in ``run.json``.
+        valid_set: the validation split (a protocol with a search): its scores under the validation
+            rules go into ``run.json``'s ``validation``.
 
     Returns:
         The evaluation (None on processes other than rank 0 of a data-parallel run).
@@ -244,6 +251,23 @@ def execute_run(
         n_groups=train_set.n_groups,
     )
     attach_strip(result, test_set)
+    if valid_set is not None:
+        info["validation"] = validation_run_scores(
+            encoder_module,
+            train_features,
+            valid_set,
+            n_classes=n_classes,
+            kind=train_set.metric_kind,
+            groups=validation_labels(type(valid_set)) == "groups",
+            probe_config=protocol.probe,
+            seed=run.seed,
+            device=device,
+            batch_size=protocol.eval.batch_size,
+            num_workers=protocol.train.num_workers,
+            normalization=protocol.train.augment,
+            progress=progress,
+            label=run.run_id,
+        )
     result.write_run_files(run_dir)
     record.with_facts(info).finish(result.metrics, result.readouts).write(run_dir)
     return result

@@ -8,10 +8,11 @@ one-line message naming the key, not after an hour of training.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ import yaml
 
 from ceco_fair.common.config import check_keys, closest, coerce, from_mapping, to_plain
 from ceco_fair.common.user_code import is_user_spec, spec_attribute
+from ceco_fair.data.base import validation_labels
 from ceco_fair.data.registry import (
     DATASETS,
     FACTORY_SEPARATOR,
@@ -33,10 +35,16 @@ from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
+from ceco_fair.results.layout import PHASE_FINAL, PHASE_SEARCH, Phase
+from ceco_fair.results.record import condition_label
+from ceco_fair.results.selection import RULES
+from ceco_fair.runner.search import SearchConfig, check_trials, method_with, parse_search, sections_with, trial_values
 from ceco_fair.training.groups import SUBGROUP_METHODS, check_epochs, method_options
 from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
 from ceco_fair.training.user_loss import check_user_loss
 
+DEFAULT_VAL_FRACTION = 0.1
+"""``data.val_fraction`` of a protocol with a search when it gives none."""
 METHOD_KEYS = ("name", "label", "ce_weight")
 
 
@@ -50,7 +58,7 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid."""
+    """One cell of the grid; with a search also its phase, trial and drawn values."""
 
     run_id: str
     method: MethodSpec
@@ -58,6 +66,30 @@ class RunSpec:
     rho: float | None = None
     target: str | None = None
     sensitive: str | list[str] | None = None
+    phase: Phase | None = None
+    trial: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def condition(self) -> str:
+        """The run's condition as the result tables name it (``rho=0.9``, ``Attractive-vs-Male``, ``all``)."""
+        return condition_label(self.rho, self.target, self.sensitive)
+
+
+def run_name(
+    label: str, rho: float | None, target: str | None, sensitive: str | list[str] | None, seed: int, trial: int | None
+) -> str:
+    """A run id: ``<label>[-rho<ρ>][-<target>-vs-<sensitive>][-trial<t>]-seed<s>``."""
+    parts = [label]
+    if rho is not None:
+        parts.append(f"rho{rho:g}")
+    if target is not None:
+        groups = "+".join(sensitive) if isinstance(sensitive, list) else sensitive
+        parts.append(f"{target}-vs-{groups}")
+    if trial is not None:
+        parts.append(f"trial{trial}")
+    parts.append(f"seed{seed}")
+    return "-".join(parts)
 
 
 @dataclass(frozen=True)
@@ -79,26 +111,67 @@ class Protocol:
     report: bool = True
     description: str = ""
     source: Path | None = None
+    search: SearchConfig | None = None
 
     def grid(self) -> list[RunSpec]:
         """Every run: ρ (or attribute pairs) × seeds × methods, methods varying fastest.
 
         Runs that share a dataset (same ρ, attributes and seed) come one after another, so the
-        data is built once for all methods.
+        data is built once for all methods. With a search: the search phase, every condition ×
+        method × trial at ``seeds[0]`` (the final runs follow from the picks: :meth:`final_grid`).
         """
+        if self.search is not None:
+            return self._trial_runs(PHASE_SEARCH, {}, [self.seeds[0]])
         runs: list[RunSpec] = []
         for rho, (target, sensitive), seed, method in itertools.product(
             self.rhos, self.attributes, self.seeds, self.methods
         ):
-            parts = [method.label]
-            if rho is not None:
-                parts.append(f"rho{rho:g}")
-            if target is not None:
-                groups = "+".join(sensitive) if isinstance(sensitive, list) else sensitive
-                parts.append(f"{target}-vs-{groups}")
-            parts.append(f"seed{seed}")
-            runs.append(RunSpec("-".join(parts), method, seed, rho, target, sensitive))
+            runs.append(
+                RunSpec(
+                    run_name(method.label, rho, target, sensitive, seed, None), method, seed, rho, target, sensitive
+                )
+            )
         return runs
+
+    def final_grid(self, picks: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> list[RunSpec]:
+        """The final phase: each trial a rule picked (``selection.json``) at every seed after the first, each once.
+
+        At ``seeds[0]`` the picked trial's search run is its final run (same configuration, seed and id).
+        """
+        chosen: dict[tuple[str, str], list[int]] = {}
+        for by_method in picks.values():
+            for method, by_condition in by_method.items():
+                for condition, pick in by_condition.items():
+                    trials = chosen.setdefault((method, condition), [])
+                    if int(pick["trial"]) not in trials:
+                        trials.append(int(pick["trial"]))
+        return [
+            run
+            for run in self._trial_runs(PHASE_FINAL, chosen, self.seeds[1:])
+            if run.trial in chosen.get((run.method.label, run.condition), [])
+        ]
+
+    def _trial_runs(self, phase: Phase, chosen: Mapping[tuple[str, str], list[int]], seeds: list[int]) -> list[RunSpec]:
+        """Condition × seed × method × trial runs with their drawn values (all trials, filtered by the caller)."""
+        assert self.search is not None
+        sections = {"train": to_plain(self.train), "probe": to_plain(self.probe)}
+        runs: list[RunSpec] = []
+        for rho, (target, sensitive), seed, method in itertools.product(
+            self.rhos, self.attributes, seeds, self.methods
+        ):
+            for trial in range(self.search.trials):
+                values = trial_values(self.search, method.label, method.config, trial, sections)
+                spec = MethodSpec(method.label, method_with(method.label, method.config, values))
+                name = run_name(method.label, rho, target, sensitive, seed, trial)
+                runs.append(RunSpec(name, spec, seed, rho, target, sensitive, phase, trial, values))
+        return runs
+
+    def for_run(self, run: RunSpec) -> Protocol:
+        """The protocol a run trains with: its drawn ``train.*`` / ``probe.*`` values applied."""
+        if not run.values:
+            return self
+        sections = sections_with({"train": self.train, "probe": self.probe}, run.values)
+        return dataclasses.replace(self, train=sections["train"], probe=sections["probe"])
 
     def resolved(self) -> dict[str, Any]:
         """The protocol with every default filled in, as plain data (saved beside the results)."""
@@ -129,6 +202,7 @@ class Protocol:
             "probe": to_plain(self.probe),
             "eval": to_plain(self.eval),
             "report": self.report,
+            **({"search": self.search.resolved()} if self.search is not None else {}),
         }
 
 
@@ -144,6 +218,7 @@ TOP_LEVEL_KEYS = (
     "probe",
     "eval",
     "report",
+    "search",
 )
 
 
@@ -305,13 +380,16 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         data[key] = coerce(value, types.get(key, Any), f"data.{key}")
     if source is not None:
         data = _resolve_paths(data, source.parent)
+    if raw.get("search") is not None:
+        data = with_validation_split(dataset, data)
     encoder = from_mapping(EncoderConfig, _resolve_weights(raw.get("encoder") or {}, source), "encoder")
     if check_data and encoder.weights is not None:
         check_weights_file(encoder.weights)
     if check_data:
+        splits = ("train", "valid", "test") if raw.get("search") is not None else ("train", "test")
         for target, sensitive in attributes:
             extra = {k: v for k, v in (("target", target), ("sensitive", sensitive)) if v is not None}
-            preflight(dataset, **data, **extra)
+            preflight(dataset, splits=splits, **data, **extra)
     methods = _parse_methods(raw["methods"])
     train = from_mapping(TrainConfig, raw.get("train") or {}, "train")
     for index, method in enumerate(methods):
@@ -322,6 +400,10 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         raise ProtocolError(
             f"eval.baseline: {evaluation.baseline!r} is not a method label; expected one of {', '.join(labels)}"
         )
+    probe = from_mapping(ProbeConfig, raw.get("probe") or {}, "probe")
+    search = None
+    if raw.get("search") is not None:
+        search = _parse_search(raw["search"], dataset, methods, {"train": to_plain(train), "probe": to_plain(probe)})
     return Protocol(
         name=name,
         description=coerce(raw.get("description", ""), str, "description"),
@@ -334,11 +416,50 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         encoder=encoder,
         methods=methods,
         train=train,
-        probe=from_mapping(ProbeConfig, raw.get("probe") or {}, "probe"),
+        probe=probe,
         eval=evaluation,
         report=coerce(raw.get("report", True), bool, "report"),
         source=source,
+        search=search,
     )
+
+
+def with_validation_split(dataset: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The data options of a protocol with a search: the dataset must declare a validation split.
+
+    A dataset that carves it from its training images (``val_fraction``) gets 0.1 unless the
+    protocol sets it; 0 means no validation split.
+
+    Raises:
+        ProtocolError: the dataset has no validation split, or ``data.val_fraction`` is 0.
+    """
+    if validation_labels(dataset_class(dataset)) is None:
+        raise ProtocolError(
+            f"search: dataset {dataset} declares no validation split (a class attribute "
+            "validation_labels = 'groups' or 'targets'; see ceco_fair.data.base.FairnessDataset)"
+        )
+    if "val_fraction" not in dataset_options(dataset):
+        return data
+    if "val_fraction" not in data:
+        return {**data, "val_fraction": DEFAULT_VAL_FRACTION}
+    if not data["val_fraction"]:
+        raise ProtocolError("search: needs a validation split, but data.val_fraction is 0 (e.g. 0.1)")
+    return data
+
+
+def _parse_search(raw: Any, dataset: str, methods: list[MethodSpec], sections: Mapping[str, Any]) -> SearchConfig:
+    """Validate the ``search`` section against the methods, the schema and the dataset's validation labels."""
+    configs = [(method.label, method.config) for method in methods]
+    search = parse_search(raw, configs, sections)
+    labels = validation_labels(dataset_class(dataset))
+    for index, rule in enumerate(search.select):
+        if RULES[rule].needs_groups and labels != "groups":
+            raise ProtocolError(
+                f"search.select[{index}]: {rule} needs sensitive values on the validation split, "
+                f"which dataset {dataset} does not give (validation_labels = {labels!r})"
+            )
+    check_trials(search, configs, sections)
+    return search
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -1,0 +1,119 @@
+"""The selection section: every trial's score under each rule, and what each rule picked.
+
+- :func:`trial_scores`: one figure, one panel per rule, one marker per (method, trial) and a ring
+  round the trial the rule picked; a menu switches condition.
+- :func:`picks_table`: the rule, the chosen values and the score, per method and condition.
+
+Both read ``search.csv`` and ``selection.json`` (:attr:`Results.search`, :attr:`Results.picks`).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ceco_fair.report.load import Results
+from ceco_fair.report.style import Option, add_selector, apply_layout, method_colours, text
+from ceco_fair.results.selection import RULES, describe
+
+SELECTION_GUIDE = (
+    "A search trains every method under every condition with several configurations (trial 0 is "
+    "the protocol's own) at the first seed; each rule picks, per method and condition, the trial "
+    "with the best score, ties to the lower trial, and the picked configuration is then trained at "
+    "every seed. <em>val_accuracy</em> reads validation accuracy only (no group labels); "
+    "<em>val_worst_group</em> reads the validation split's group labels; <em>oracle</em> reads the "
+    "test set, so its numbers are an upper bound, never a result."
+)
+
+
+def _rules(results: Results) -> list[str]:
+    """The rules whose scores ``search.csv`` holds, in :data:`RULES` order."""
+    return [rule for rule in RULES if rule in results.search.columns]
+
+
+def trial_scores(results: Results) -> go.Figure | None:
+    """The score of every trial per method under each rule (one panel per rule), the picks ringed."""
+    search = results.search
+    rules = _rules(results)
+    if search.empty or not rules:
+        return None
+    methods = list(dict.fromkeys([*results.methods, *search["method"].astype(str)]))
+    colours = method_colours(methods)
+    conditions = list(dict.fromkeys(search["condition"].astype(str)))
+    titles = [text(rule + (" (upper bound)" if RULES[rule].reads_test else "")) for rule in rules]
+    fig = make_subplots(rows=1, cols=len(rules), subplot_titles=titles, horizontal_spacing=0.06)
+    options = []
+    for condition in conditions:
+        traces = []
+        for col, rule in enumerate(rules, start=1):
+            for method in methods:
+                rows = search[(search["method"].astype(str) == method) & (search["condition"].astype(str) == condition)]
+                rows = rows.sort_values("trial")
+                if rows.empty:
+                    continue
+                picked = (results.picks.get(rule) or {}).get(method, {}).get(condition, {}).get("trial")
+                traces.append(len(fig.data))
+                fig.add_trace(
+                    go.Scatter(
+                        x=rows["trial"].astype(int).tolist(),
+                        y=(rows[rule].astype(float) * 100).round(2).tolist(),
+                        mode="lines+markers",
+                        name=text(method),
+                        legendgroup=text(method),
+                        showlegend=col == 1,
+                        line={"color": colours[method], "width": 1},
+                        marker={
+                            "color": colours[method],
+                            "size": [14 if int(t) == picked else 7 for t in rows["trial"]],
+                            "line": {"width": [3 if int(t) == picked else 0 for t in rows["trial"]], "color": "#222"},
+                        },
+                        hovertemplate=f"{text(method)} trial %{{x}}: %{{y:.2f}}%<extra>{text(rule)}</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+        options.append(Option(condition, traces, {}))
+    fig.update_xaxes(title_text="trial", dtick=1)
+    fig.update_yaxes(title_text="score (%)", col=1)
+    apply_layout(fig, title="Score of every trial per rule; the ringed trial is the rule's pick")
+    add_selector(fig, options)
+    return fig
+
+
+def picks_table(results: Results) -> str | None:
+    """An HTML table: rule, method, condition, picked trial, its score and its values."""
+    if not results.picks:
+        return None
+    rows = []
+    for rule, by_method in results.picks.items():
+        for method, by_condition in by_method.items():
+            for condition, pick in by_condition.items():
+                rows.append(_pick_row(rule, method, condition, pick))
+    if not rows:
+        return None
+    head = "".join(
+        f'<th class="text">{name}</th>' for name in ("rule", "method", "condition", "trial", "score", "chosen values")
+    )
+    caption = "What each rule picked. " + " ".join(escape(describe(rule)) + "." for rule in results.picks)
+    return (
+        '<div class="table-wrap"><table class="summary">'
+        f"<caption>{caption}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _pick_row(rule: str, method: str, condition: str, pick: dict[str, Any]) -> str:
+    values = ", ".join(f"{key} = {_short(value)}" for key, value in (pick.get("values") or {}).items())
+    score = pick.get("score")
+    shown = f"{100 * float(score):.2f}%" if isinstance(score, int | float) and not pd.isna(score) else "—"
+    mark = " (upper bound)" if rule in RULES and RULES[rule].reads_test else ""
+    cells = [rule + mark, method, condition, str(pick.get("trial")), shown, values or "the protocol's values"]
+    return "<tr>" + "".join(f'<td class="text">{escape(cell)}</td>' for cell in cells) + "</tr>"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,7 +1,7 @@
 """Rebuild docs/study/ from a finished run of protocols/distortion_study.yaml.
 
     python docs/study/build.py RESULTS_DIR [--colored COLORED_RESULTS_DIR] [--convergence CONVERGENCE_DIR]
-        [--docs docs/study]
+        [--tuned TUNED_DIR] [--docs docs/study]
 
 Copies the runner's own results.csv and comparisons.csv, gathers every run's curves.csv into one
 curves.csv (with method, rho and seed), writes convergence.csv (epochs to reach 90% of the run's
@@ -11,17 +11,22 @@ With ``--colored`` (a finished run of protocols/distortion_study_colored.yaml) i
 comparisons.csv are copied into ``colored/``. With ``--convergence`` (a finished run of
 protocols/distortion_study_convergence.yaml) its curves go to ``convergence/curves.csv`` and the speed
 on a common scale (:mod:`ceco_fair.results.convergence`) to ``convergence/convergence.csv``, for the
-balanced-bank curve and, restated on the same scale, the biased-bank curve. Prints the Markdown tables
-that docs/study.md quotes.
+balanced-bank curve and, restated on the same scale, the biased-bank curve. With ``--tuned`` (a finished
+run of protocols/distortion_study_tuned.yaml) its results.csv, comparisons.csv, search.csv and
+selection.json go to ``tuned/`` with its curves, and the tuned tables are printed per selection rule:
+the summary, the paired differences against SupCon, the chosen values, the read-outs' gain and the
+convergence on the common scale. Prints the Markdown tables that docs/study.md quotes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from playwright.sync_api import sync_playwright
 
@@ -30,9 +35,21 @@ from ceco_fair.report.figures_bias import bias_accuracy_by_rho
 from ceco_fair.report.figures_distortion import comparisons_figure
 from ceco_fair.report.stats import summarize
 from ceco_fair.results.convergence import convergence_table
-from ceco_fair.results.layout import COMPARISONS_FILE, CURVES_FILE, RESULTS_CSV, RUN_FILE, RUNS_DIR
+from ceco_fair.results.layout import (
+    BALANCED_READOUT,
+    COMPARISONS_FILE,
+    CURVES_FILE,
+    LINEAR_READOUT,
+    PHASE_SEARCH,
+    RESULTS_CSV,
+    RUN_FILE,
+    RUNS_DIR,
+    SEARCH_CSV,
+    SELECTION_FILE,
+)
 from ceco_fair.results.record import condition_label, read_run_file
 from ceco_fair.results.seeds import paired_interval
+from ceco_fair.results.selection import describe
 from ceco_fair.summary import summary_markdown
 
 CONVERGENCE_SHARE = 0.9
@@ -73,9 +90,11 @@ def gather_curves(folder: Path) -> pd.DataFrame:
         if curves.is_file():
             record = read_run_file(run_dir / RUN_FILE)
             frame = pd.read_csv(curves)
-            frames.append(frame.assign(method=record.method, rho=record.rho, seed=record.seed))
+            frames.append(frame.assign(run_id=record.run_id, method=record.method, rho=record.rho, seed=record.seed))
+    first = ["run_id", "method", "rho", "seed", "epoch"]
+    if not frames:
+        return pd.DataFrame(columns=first)
     table = pd.concat(frames, ignore_index=True)
-    first = ["method", "rho", "seed", "epoch"]
     return table[first + [c for c in table.columns if c not in first]]
 
 
@@ -183,16 +202,181 @@ def build_convergence(results: Path, target: Path) -> None:
     pd.concat(tables, ignore_index=True).to_csv(target / "convergence.csv", index=False, float_format="%.4g")
 
 
+TUNED_METRICS = ("unbiased_accuracy", "bias_conflicting_accuracy", "instance_retrieval_within_cell")
+"""The tuned study's summary tables: the three verdicts' metrics, per selection rule."""
+TUNED_FILES = (RESULTS_CSV, COMPARISONS_FILE, SEARCH_CSV, SELECTION_FILE)
+
+
+def rule_runs(results: pd.DataFrame, rule: str) -> set[str]:
+    """The run ids a rule picked (its final runs and the search runs of its picks), from results.csv."""
+    return set(results.loc[results["selection"] == rule, "run_id"])
+
+
+def rules_of(results: pd.DataFrame) -> list[str]:
+    """The selection rules of a tuned results.csv, in its order (the search's trials left out)."""
+    return [rule for rule in dict.fromkeys(results["selection"]) if rule != PHASE_SEARCH]
+
+
+def paired_table(comparisons: pd.DataFrame, rule: str) -> str:
+    """ConTeX − SupCon per rho and metric under one rule, linear read-out, in points with the paired interval."""
+    part = comparisons[(comparisons["selection"] == rule) & (comparisons["readout"] == LINEAR_READOUT)]
+    lines = [
+        f"| {rule}: ConTeX − SupCon (paired), points | condition | seeds | mean [95% t-interval] |",
+        "|---|---|---|---|",
+    ]
+    for row in part.itertuples():
+        lines.append(
+            f"| {row.metric} | {row.condition} | {row.n_seeds} | {100 * row.mean_difference:+.1f} "
+            f"[{100 * row.ci_low:+.1f}, {100 * row.ci_high:+.1f}] |"
+        )
+    return "\n".join(lines)
+
+
+def chosen_table(selection: dict[str, dict[str, dict[str, dict[str, object]]]]) -> str:
+    """Each rule's pick per method and condition: the trial, its validation score and its values."""
+    lines = ["| rule | method | condition | trial | score | values |", "|---|---|---|---|---|---|"]
+    for rule, methods in selection.items():
+        for method, conditions in methods.items():
+            for condition, pick in conditions.items():
+                values = pick["values"]
+                assert isinstance(values, dict)
+                shown = ", ".join(f"{key}={value:.3g}" for key, value in values.items())
+                lines.append(f"| {rule} | {method} | {condition} | {pick['trial']} | {pick['score']:.3f} | {shown} |")
+    return "\n".join(lines)
+
+
+def readout_gains(results: pd.DataFrame, rule: str, metric: str = "bias_conflicting_accuracy") -> pd.DataFrame:
+    """Per method and rho under one rule: linear and balanced ``metric`` and their paired gain over seeds.
+
+    Returns:
+        Columns ``method, rho, n, linear, balanced, gain, low, high`` (fractions).
+    """
+    part = results[
+        results["run_id"].isin(rule_runs(results, rule))
+        & (results["selection"] == rule)
+        & (results["metric"] == metric)
+    ]
+    rows = []
+    for (method, rho), group in part.groupby(["method", "rho"], sort=False):
+        by = group.pivot_table(index="seed", columns="readout", values="value")
+        gains = (by[BALANCED_READOUT] - by[LINEAR_READOUT]).dropna()
+        mean, low, high = paired_interval(gains.tolist(), 0.95)
+        rows.append(
+            {
+                "method": method,
+                "rho": rho,
+                "n": len(gains),
+                "linear": by[LINEAR_READOUT].mean(),
+                "balanced": by[BALANCED_READOUT].mean(),
+                "gain": mean,
+                "low": low,
+                "high": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def gains_table(gains: pd.DataFrame, rule: str) -> str:
+    """The read-out gains of one rule as Markdown, in %."""
+    lines = [
+        f"| {rule}: bias-conflicting accuracy (%) | condition | seeds | linear | balanced | balanced − linear |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in gains.itertuples():
+        lines.append(
+            f"| {row.method} | {condition_label(row.rho, None, None)} | {row.n} | {100 * row.linear:.1f} | "
+            f"{100 * row.balanced:.1f} | {100 * row.gain:+.1f} [{100 * row.low:+.1f}, {100 * row.high:+.1f}] |"
+        )
+    return "\n".join(lines)
+
+
+CLAIMS = (
+    ("less distortion", ("instance_retrieval_within_cell",)),
+    ("less bias", ("unbiased_accuracy", "bias_conflicting_accuracy")),
+)
+"""The protocol header's claims decided by comparisons.csv: ConTeX − SupCon above 0 on every metric named."""
+
+
+def verdict(intervals: list[tuple[float, float]]) -> str:
+    """The header's rule on paired intervals ``(low, high)``: all above 0 supported, any below 0 not supported."""
+    if any(high < 0 for _, high in intervals):
+        return "not supported"
+    if all(low > 0 for low, _ in intervals):
+        return "supported"
+    return "inconclusive"
+
+
+def verdict_table(comparisons: pd.DataFrame, convergence_rows: pd.DataFrame, rule: str) -> str:
+    """One rule's verdicts per claim and rho, with the intervals that decide them (points)."""
+    part = comparisons[(comparisons["selection"] == rule) & (comparisons["readout"] == LINEAR_READOUT)]
+    conditions = list(dict.fromkeys(part["condition"]))
+    lines = [
+        f"| {rule}: claim (ConTeX vs SupCon) | " + " | ".join(conditions) + " |",
+        "|---|" + "---|" * len(conditions),
+    ]
+    for claim, metrics in CLAIMS:
+        cells = []
+        for condition in conditions:
+            rows = part[(part["condition"] == condition) & part["metric"].isin(metrics)].set_index("metric")
+            intervals = [(float(rows.loc[m, "ci_low"]), float(rows.loc[m, "ci_high"])) for m in metrics]
+            shown = "; ".join(f"[{100 * low:+.1f}, {100 * high:+.1f}]" for low, high in intervals)
+            cells.append(f"{verdict(intervals)} {shown}")
+        lines.append(f"| {claim} | " + " | ".join(cells) + " |")
+    if not convergence_rows.empty:
+        cells = []
+        for condition in conditions:
+            rho = float(condition.removeprefix("rho="))
+            run = convergence_rows[np.isclose(convergence_rows["rho"].astype(float), rho)]
+            mine = run[run["method"] == "contex"].set_index("seed")["area"]
+            theirs = run[run["method"] == "supcon"].set_index("seed")["area"]
+            seeds = sorted(set(mine.index) & set(theirs.index))
+            _, low, high = paired_interval([float(mine[s] - theirs[s]) for s in seeds], 0.95)
+            cells.append(f"{verdict([(low, high)])} [{100 * low:+.1f}, {100 * high:+.1f}]")
+        lines.append("| faster convergence (balanced-bank area) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_tuned(results_dir: Path, target: Path) -> None:
+    """Copy the tuned study's files and curves into ``target``; print its tables per selection rule."""
+    target.mkdir(exist_ok=True)
+    for name in TUNED_FILES:
+        shutil.copyfile(results_dir / name, target / name)
+    curves = gather_curves(results_dir)
+    curves.to_csv(target / "curves.csv", index=False, float_format="%.4g")
+    results = pd.read_csv(target / RESULTS_CSV)
+    comparisons = pd.read_csv(target / COMPARISONS_FILE)
+    print(summary_markdown(target, TUNED_METRICS), end="\n\n")
+    print(chosen_table(json.loads((target / SELECTION_FILE).read_text(encoding="utf-8"))), end="\n\n")
+    tables = []
+    for rule in rules_of(results):
+        print(f"Selection: {describe(rule)}\n")
+        print(paired_table(comparisons, rule), end="\n\n")
+        print(gains_table(readout_gains(results, rule), rule), end="\n\n")
+        picked = curves[curves["run_id"].isin(rule_runs(results, rule))]
+        table = pd.DataFrame()
+        if not picked.empty:
+            table, markdown = common_scale_tables(picked, "balanced_knn_accuracy", f"{rule}, balanced bank")
+            tables.append(table.assign(selection=rule))
+            print(markdown, end="\n\n")
+        print(verdict_table(comparisons, table, rule), end="\n\n")
+    if tables:
+        pd.concat(tables, ignore_index=True).to_csv(target / "convergence.csv", index=False, float_format="%.4g")
+
+
 def main() -> None:
+    """Rebuild the docs/study/ files from the folders given on the command line and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="?", help="a finished run of protocols/distortion_study.yaml")
     parser.add_argument("--colored", type=Path, help="a finished run of protocols/distortion_study_colored.yaml")
     parser.add_argument(
         "--convergence", type=Path, help="a finished run of protocols/distortion_study_convergence.yaml"
     )
+    parser.add_argument("--tuned", type=Path, help="a finished run of protocols/distortion_study_tuned.yaml")
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
     docs: Path = args.docs
+    if args.tuned is not None:
+        build_tuned(args.tuned, docs / "tuned")
     if args.convergence is not None:
         build_convergence(args.convergence, docs / "convergence")
     if args.results is None:

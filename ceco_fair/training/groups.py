@@ -151,12 +151,15 @@ def cell_weights(
         Weights ``[n]`` (float64) ``w_i = n / (K · n_{cell(i)})`` with ``K`` non-empty cells (mean 1),
         and the empty cells as ``(target, sensitive)`` pairs.
     """
-    cells = group_ids(targets, sensitive, n_groups)
-    counts = torch.bincount(cells, minlength=n_classes * n_groups).double()
-    nonempty = int((counts > 0).sum())
-    weights = len(cells) / (nonempty * counts[cells])
+    weights, counts = balancing_weights(group_ids(targets, sensitive, n_groups), n_classes * n_groups)
     empty = [(int(c) // n_groups, int(c) % n_groups) for c in torch.nonzero(counts == 0).flatten()]
     return weights, empty
+
+
+def balancing_weights(cells: torch.Tensor, n_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights ``w_i = n / (K · n_{cell(i)})`` (float64) of cell ids ``[n]`` in ``[0, n_cells)``, and the counts."""
+    counts = torch.bincount(cells, minlength=n_cells).double()
+    return len(cells) / (int((counts > 0).sum()) * counts[cells]), counts
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -185,6 +188,15 @@ def generalized_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, q: fl
     """Per-sample GCE ``(1 − p_y^q) / q`` of logits ``[B, C]`` (Zhang & Sabuncu 2018): ``[B]``."""
     probability = F.softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
     return (1 - probability.clamp_min(1e-12) ** q) / q
+
+
+def per_sample_cross_entropy(
+    outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy ``[B]`` of the model's logits (the second of its ``(extra, logits [B, C])`` outputs)."""
+    logits = outputs[1]
+    assert logits is not None
+    return F.cross_entropy(logits.float(), targets, reduction="none")
 
 
 class SubgroupObjective:
@@ -259,9 +271,7 @@ class GroupDRO(SubgroupObjective):
         self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
         """GroupDRO's batch loss (see the module docstring)."""
-        logits = outputs[1]
-        assert logits is not None
-        per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
+        per_sample = per_sample_cross_entropy(outputs, targets)
         cells = self.groups[index.to(self.device)]
         n_cells = self.q.numel()
         sums = torch.zeros(n_cells, device=per_sample.device).index_add(0, cells, per_sample)
@@ -292,16 +302,13 @@ class Reweight(SubgroupObjective):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        counts = torch.bincount(self.groups, minlength=self.n_classes * self.n_groups).double()
-        self.weights = (self.n / (int((counts > 0).sum()) * counts[self.groups])).float()
+        self.weights = balancing_weights(self.groups, self.n_classes * self.n_groups)[0].float()
 
     def loss(
         self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
         """Reweight's batch loss (see the module docstring)."""
-        logits = outputs[1]
-        assert logits is not None
-        per_sample = F.cross_entropy(logits.float(), targets, reduction="none")
+        per_sample = per_sample_cross_entropy(outputs, targets)
         return (self.weights[index.to(self.device)] * per_sample).mean()
 
 

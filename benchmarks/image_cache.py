@@ -17,10 +17,17 @@ seconds and in CPU seconds of this process and its decoding workers (steadier on
 Both passes must give the same features, checked. Each of ``--arch`` is measured (default: ``load``,
 producing the uint8 batches only, which is what the cache replaces; ``none``, feature extraction
 with each image's mean colour as its feature, no network, so normalisation included; and
-``small_conv``). Printed: images/s of each pass, the warm/cold speed-up and the build cost in
-seconds and in cold passes.
+``small_conv``). For each network a third pass applies it alone to the normalised images already
+in memory: no loader, cached or not, can make feature extraction faster than cold / network, the
+ceiling printed beside the speed-up. Printed: images/s of each pass, the warm/cold speed-up, that
+ceiling and the build cost in seconds and in cold passes.
 
-Run from the repository root: ``PYTHONPATH=. python benchmarks/image_cache.py [--images 20000]``.
+With ``--device cuda`` the encoders run on the GPU and the warm passes read the cached array
+copied to it once, as the runner does (``--workers``: more decoding processes for the cold passes
+on a machine with more cores).
+
+Run from the repository root: ``PYTHONPATH=. python benchmarks/image_cache.py [--images 20000]
+[--device cpu|cuda] [--arch load none small_conv resnet18]``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import torch
 from torch import nn
 from torchvision.io import encode_jpeg
 
+from ceco_fair.data.augment import AugmentConfig, normalize
 from ceco_fair.data.celeba import CelebA
 from ceco_fair.evaluation.probe import extract_features
 from ceco_fair.models.encoders import build_encoder
@@ -97,47 +105,89 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed_features(encoder: nn.Module | None, dataset: CelebA, workers: int) -> tuple[float, float, torch.Tensor]:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock reads finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_features(
+    encoder: nn.Module | None, dataset: CelebA, workers: int, device: torch.device
+) -> tuple[float, float, torch.Tensor]:
     """Wall-clock and CPU seconds of one feature extraction pass over ``dataset``, and its features.
 
     Without an encoder: only the uint8 batches are produced (the loading itself); the "features"
     are then the images, concatenated after the clock stops.
     """
+    synchronize(device)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     if encoder is None:
         batches = chunk_indices(torch.arange(len(dataset)), BATCH, drop_last=False)
-        loaded = [images for images, _, _ in iterate_batches(dataset, batches, num_workers=workers)]
+        loaded = [images for images, _, _ in iterate_batches(dataset, batches, device=device, num_workers=workers)]
     else:
         features = extract_features(
-            encoder, dataset, device=torch.device("cpu"), batch_size=BATCH, num_workers=workers, progress=False
+            encoder, dataset, device=device, batch_size=BATCH, num_workers=workers, progress=False
         ).features
+    synchronize(device)
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
-    return wall, cpu, torch.cat(loaded) if encoder is None else features
+    return wall, cpu, torch.cat(loaded).cpu() if encoder is None else features
 
 
-def named_encoder(arch: str) -> nn.Module | None:
+def timed_network(encoder: nn.Module, dataset: CelebA, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of ``encoder`` alone over the dataset's normalised images.
+
+    The batches are read from the cache and normalised before the clock starts, so this is the
+    time no loader can remove: the lower bound of any feature extraction pass with this network.
+    """
+    images = dataset.images
+    assert images is not None, "the network-only pass reads the cached images"
+    batches = [normalize(batch.to(device), AugmentConfig()) for batch in torch.split(images, BATCH)]
+    synchronize(device)
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    with torch.no_grad():
+        for batch in batches:
+            encoder(batch)
+    synchronize(device)
+    return time.perf_counter() - started, cpu_seconds() - cpu_started
+
+
+def named_encoder(arch: str, device: torch.device) -> nn.Module | None:
     """``arch`` of :func:`build_encoder`; ``none``: each image's mean colour (no network); ``load``: nothing."""
     torch.manual_seed(0)
     if arch == "load":
         return None
     if arch == "none":
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    return build_encoder(arch, feature_dim=128)
+    return build_encoder(arch, feature_dim=128).to(device)
 
 
-def compare(arch: str, cold_set: CelebA, warm_set: CelebA, workers: int, repeats: int) -> list[tuple[float, float]]:
-    """``(cold, warm)`` seconds, wall-clock then CPU, each the best over ``repeats`` alternating passes."""
-    encoder = named_encoder(arch)
+def compare(
+    arch: str, cold_set: CelebA, warm_set: CelebA, workers: int, repeats: int, device: torch.device
+) -> list[tuple[float, float, float | None]]:
+    """``(cold, warm, network)`` seconds, wall-clock then CPU, each the best over ``repeats`` alternating passes.
+
+    ``network`` is the encoder alone (:func:`timed_network`), ``None`` without a network.
+    """
+    encoder = named_encoder(arch, device)
     if encoder is not None:
         encoder.eval()
-    cold_times, warm_times = [], []
+    cold_times, warm_times, network_times = [], [], []
     for _ in range(repeats):
-        wall, cpu, cold_features = timed_features(encoder, cold_set, workers)
+        wall, cpu, cold_features = timed_features(encoder, cold_set, workers, device)
         cold_times.append((wall, cpu))
-        wall, cpu, warm_features = timed_features(encoder, warm_set, 0)
+        wall, cpu, warm_features = timed_features(encoder, warm_set, 0, device)
         warm_times.append((wall, cpu))
         assert torch.equal(cold_features, warm_features), "cached features differ from decoded ones"
-    return [(min(c[k] for c in cold_times), min(w[k] for w in warm_times)) for k in (0, 1)]
+        if isinstance(encoder, nn.Module) and arch != "none":
+            network_times.append(timed_network(encoder, warm_set, device))
+    return [
+        (
+            min(c[k] for c in cold_times),
+            min(w[k] for w in warm_times),
+            min(t[k] for t in network_times) if network_times else None,
+        )
+        for k in (0, 1)
+    ]
 
 
 def main() -> None:
@@ -151,9 +201,12 @@ def main() -> None:
         help="encoders; none: no network; load: loading only",
     )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes of the cold pass")
+    parser.add_argument("--device", default="cpu", help="where the encoders run (cpu, cuda)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--folder", type=Path, default=None, help="where to generate (default: a temporary folder)")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cudnn.deterministic = True  # cold and warm features are compared for equality
     base = Path(tempfile.mkdtemp(prefix="image_cache_", dir=args.folder))
     try:
         started = time.perf_counter()
@@ -175,23 +228,31 @@ def main() -> None:
         n = len(cold_set)
         size = sum(path.stat().st_size for path in cache.glob("images-*.npy"))
         print(
-            f"train split: {n} images at {args.image_size}x{args.image_size}; {os.cpu_count()} CPUs, "
+            f"train split: {n} images at {args.image_size}x{args.image_size} on {device}; {os.cpu_count()} CPUs, "
             f"torch threads {torch.get_num_threads()}, cold passes with {args.workers} decoding workers, "
             f"best of {args.repeats}"
         )
-        header = ("encoder", "clock", "cold s", "cold img/s", "warm s", "warm img/s", "warm/cold")
+        header = (
+            *("encoder", "clock", "cold s", "cold img/s", "warm s", "warm img/s", "warm/cold"),
+            *("network s", "ceiling"),
+        )
         print(f"{header[0]:<12}{header[1]:<6}" + "".join(f"{h:>12}" for h in header[2:]))
         first_cold: list[float] = []
         for arch in args.arch:
-            timings = compare(arch, cold_set, warm_set, args.workers, args.repeats)
-            for clock, (cold, warm) in zip(("wall", "CPU"), timings, strict=True):
+            timings = compare(arch, cold_set, warm_set, args.workers, args.repeats, device)
+            for clock, (cold, warm, network) in zip(("wall", "CPU"), timings, strict=True):
                 first_cold.append(cold)
                 cells = (f"{cold:.2f}", f"{n / cold:.0f}", f"{warm:.2f}", f"{n / warm:.0f}", f"{cold / warm:.1f}x")
-                print(f"{arch:<12}{clock:<6}" + "".join(f"{cell:>12}" for cell in cells))
+                bound = ("-", "-") if network is None else (f"{network:.2f}", f"{cold / network:.1f}x")
+                print(f"{arch:<12}{clock:<6}" + "".join(f"{cell:>12}" for cell in (*cells, *bound)))
         print(
             f"build: {build:.2f} s wall ({build / first_cold[0]:.2f} cold passes of {args.arch[0]}), "
             f"{build_cpu:.2f} CPU s ({build_cpu / first_cold[1]:.2f}); {size / 1e6:.1f} MB on disk; "
             f"opening the built cache: {opening:.2f} s"
+        )
+        print(
+            "ceiling: cold / network alone, the largest warm/cold any loader could reach with that network "
+            "on this machine"
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

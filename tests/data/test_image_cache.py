@@ -376,3 +376,23 @@ def test_cli_stops_on_an_unwritable_cache_folder_before_writing(
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("error:") and str(tmp_path / "blocker" / "cache") in errors[0]
     assert format_bytes(cache_bytes(160, 16)) in errors[0] and not output.exists()
+
+
+def test_the_benchmark_runs_and_prints_each_speed_up_beside_its_ceiling(tmp_path: Path) -> None:
+    """A tiny run of ``benchmarks/image_cache.py``: it checks cold == warm features itself and must print the table."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "image_cache.py"), "--images", "40", "--repeats", "1", "--folder", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines() if line.split()[:1]}
+    assert rows[("small_conv", "wall")][-1].endswith("x"), "a network row carries its ceiling"
+    assert rows[("load", "wall")][-1] == "-", "the loading row has no network, so no ceiling"
+    assert "opening the built cache" in result.stdout
+    assert not list(tmp_path.iterdir()), "the generated images and cache are removed afterwards"

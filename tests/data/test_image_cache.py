@@ -382,7 +382,16 @@ def test_the_benchmark_runs_and_prints_each_speed_up_beside_its_ceiling(tmp_path
     """A tiny run of ``benchmarks/image_cache.py``: it checks cold == warm features itself and must print the table."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "image_cache.py"), "--images", "40", "--repeats", "1", "--folder", str(tmp_path)],
+        [
+            sys.executable,
+            str(root / "benchmarks" / "image_cache.py"),
+            "--images",
+            "40",
+            "--repeats",
+            "1",
+            "--folder",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(root)},

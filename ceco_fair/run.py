@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.handlers
 import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -185,14 +186,35 @@ def configure_logging(quiet: bool, traceback: bool = False) -> None:
                 handler.addFilter(_not_a_traceback)
 
 
+HELD_RECORDS = 100_000
+"""Log records kept at most while the output folder does not exist yet (the checks log a few dozen)."""
+
+
 @contextlib.contextmanager
-def log_to_file(path: Path | None) -> Iterator[None]:
-    """Copy every log record of the block into ``path`` (nothing when ``path`` is None)."""
+def held_records() -> Iterator[list[logging.LogRecord]]:
+    """Keep the block's log records for a log file written later (see :func:`log_to_file`).
+
+    The checks before a run (building a split, and with it a decoded-image cache) log before the
+    output folder may be written; their lines belong in its ``run.log`` all the same.
+    """
+    handler = logging.handlers.BufferingHandler(HELD_RECORDS)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler.buffer
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path | None, earlier: Sequence[logging.LogRecord] = ()) -> Iterator[None]:
+    """Copy ``earlier`` records, then every log record of the block, into ``path`` (nothing when None)."""
     if path is None:
         yield
         return
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for record in earlier:
+        handler.handle(record)
     logging.getLogger().addHandler(handler)
     try:
         yield
@@ -210,8 +232,12 @@ def run_protocol(
     progress: bool,
     session: DistributedSession | None = None,
     shard: Shard | None = None,
+    earlier_records: Sequence[logging.LogRecord] = (),
 ) -> int:
-    """Run this shard's cells of the grid (all of them by default); return the exit status (1 if a run failed)."""
+    """Run this shard's cells of the grid (all of them by default); return the exit status (1 if a run failed).
+
+    ``earlier_records``: log records of the checks before the run, written first into ``run.log``.
+    """
     session = session or DistributedSession()
     shard = shard or Shard()
     context = session.context
@@ -223,7 +249,7 @@ def run_protocol(
         write_grid(output, (run.run_id for run in protocol.grid()))
         update_manifest(output, manifest, str(shard), finished=None)
     with (
-        log_to_file(output / LOG_FILE if context.is_main else None),
+        log_to_file(output / LOG_FILE if context.is_main else None, earlier_records),
         determinism.deterministic_mode(deterministic, device),
     ):
         options: dict[str, Any] = {"resume": resume, "progress": progress, "session": session, "shard": shard}
@@ -399,9 +425,17 @@ def main(argv: list[str] | None = None) -> int:
             if session.context.is_main:
                 print_grid(protocol, output, device, shard)
             return EXIT_OK
-        check_before_writing(protocol)
+        with held_records() as checks_log:
+            check_before_writing(protocol)
         return run_protocol(
-            protocol, output, device, resume=args.resume, progress=not args.quiet, session=session, shard=shard
+            protocol,
+            output,
+            device,
+            resume=args.resume,
+            progress=not args.quiet,
+            session=session,
+            shard=shard,
+            earlier_records=checks_log,
         )
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -26,7 +26,7 @@ from ceco_fair.data.image_cache import CACHE_VERSION, ImageCache, cache_bytes, f
 from ceco_fair.data.images import FileImageDataset, read_image
 from ceco_fair.data.utkface import UTKFace
 from ceco_fair.errors import DataError
-from ceco_fair.results.layout import METRICS_FILE, PREDICTIONS_FILE, PROJECTION_FILE, RESULTS_CSV, RUNS_DIR
+from ceco_fair.results.layout import LOG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROJECTION_FILE, RESULTS_CSV, RUNS_DIR
 from ceco_fair.run import main
 from ceco_fair.runner.protocol import load_protocol
 from ceco_fair.training.batches import BatchSource, fits_on
@@ -294,7 +294,11 @@ def test_protocol_results_are_identical_with_and_without_cache(celeba_root: Path
     cached = celeba_protocol(tmp_path / "cached", celeba_root, cache_dir="image_cache")
     assert main([str(plain), "--output", str(tmp_path / "out_plain"), "--quiet"]) == 0
     assert main([str(cached), "--output", str(tmp_path / "out_cached"), "--quiet"]) == 0
-    assert len(list((tmp_path / "cached" / "image_cache").glob("images-*.npy"))) == 2  # train and test
+    caches = sorted((tmp_path / "cached" / "image_cache").glob("images-*.npy"))
+    assert len(caches) == 2  # train and test
+    builds = [line for line in (tmp_path / "out_cached" / LOG_FILE).read_text().splitlines() if BUILD_LINE in line]
+    # the train split's cache is built by the checks before the output folder exists: run.log has it all the same
+    assert sorted(line.split(" into ")[1].split(" (")[0] for line in builds) == [str(path) for path in caches]
     assert (tmp_path / "out_plain" / RESULTS_CSV).read_text() == (tmp_path / "out_cached" / RESULTS_CSV).read_text()
     for run in (tmp_path / "out_plain" / RUNS_DIR).iterdir():
         for name in (METRICS_FILE, PREDICTIONS_FILE, PROJECTION_FILE):

@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from ceco_fair.common.io import atomic_write_text, locked
+from ceco_fair.common.progress import progress_bars
 from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.results.folder import finished_record, rebuild_folder, write_grid
 from ceco_fair.results.layout import (
@@ -403,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ceco_fair.run``; returns the exit status."""
     args = parse_args(argv)
     configure_logging(args.quiet, args.traceback)
+    with progress_bars(shown=not args.quiet):
+        return _run_cli(args)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    """The body of :func:`main`: validate, then run; every user error is one ``error:`` line and exit status 2."""
     session: DistributedSession | None = None
     try:
         shard = parse_shard(args.shard) if args.shard is not None else Shard()

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ceco_fair.common.io import atomic_write, atomic_write_json, locked
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class ImageCache:
                 generator=torch.Generator(),
             )
             row = 0
-            for images, reasons in tqdm(loader, desc=description, unit="batch", leave=False):
+            for images, reasons in progress_bar(loader, desc=description, unit="batch", leave=False):
                 file.write(images.numpy().tobytes())
                 failures.update({row + i: reason for i, reason in enumerate(reasons) if reason})
                 row += len(reasons)

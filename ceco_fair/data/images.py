@@ -22,8 +22,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as tvf
-from tqdm import tqdm
 
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.data.image_cache import CachedImages, ImageCache
 from ceco_fair.errors import CecoFairError, DataError
 
@@ -152,7 +152,7 @@ def find_undecodable(paths: Sequence[Path], description: str) -> list[tuple[Path
 
     """
     failures: list[tuple[Path, str]] = []
-    for path in tqdm(paths, desc=description, unit="img", leave=False):
+    for path in progress_bar(paths, desc=description, unit="img", leave=False):
         try:
             decode_rgb(path)
         except DataError as exc:

@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.data.augment import AugmentConfig, normalize
 from ceco_fair.data.base import ImageDataset
 from ceco_fair.errors import CecoFairError
@@ -107,11 +107,11 @@ def extract_features(
     outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     sensitive: list[torch.Tensor] = []
-    for images, batch_targets, batch_sensitive in tqdm(
+    for images, batch_targets, batch_sensitive in progress_bar(
         iterate_batches(dataset, batches, device=device, num_workers=num_workers),
         total=len(batches),
         desc=description,
-        disable=not progress,
+        hidden=not progress,
         leave=False,
         unit="batch",
     ):

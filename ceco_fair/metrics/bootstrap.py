@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from tqdm.auto import tqdm
 
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.confusion import IntArray
 
@@ -111,7 +111,7 @@ def bootstrap_statistic(
     chunk = max(1, _VALUES_PER_CHUNK // max(1, per_resample))
     n_chunks = math.ceil(n_boot / chunk)
     parts: dict[str, list[FloatArray]] = {}
-    for start in tqdm(range(0, n_boot, chunk), total=n_chunks, desc="bootstrap", disable=n_chunks < 2):
+    for start in progress_bar(range(0, n_boot, chunk), total=n_chunks, desc="bootstrap", hidden=n_chunks < 2):
         batch = resample_counts(counts, min(chunk, n_boot - start), rng)
         for name, values in statistic(batch).items():
             parts.setdefault(name, []).append(values)

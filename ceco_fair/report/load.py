@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.errors import DataError
 from ceco_fair.metrics.specs import (
     CI_HIGH_SUFFIX,
@@ -370,7 +370,7 @@ def _read_run_folders(runs_dir: Path, missing: list[MissingItem]) -> dict[str, _
     """Read every ``runs/<run_id>/`` folder, recording unreadable files in ``missing``."""
     folders = sorted(path for path in runs_dir.iterdir() if path.is_dir())
     result: dict[str, _RunFolder] = {}
-    for folder in tqdm(folders, desc="reading runs", unit="run", disable=None):
+    for folder in progress_bar(folders, desc="reading runs", unit="run", hidden=None):
         result[folder.name] = _RunFolder(
             record=_read_record(folder, missing),
             history=_read_run_file(folder, HISTORY_FILE, read_history, missing),

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from ceco_fair.common.progress import progress_bar
 from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import AugmentConfig, BatchAugment, normalize
 from ceco_fair.data.base import FairnessDataset
@@ -531,10 +531,10 @@ def pretrain(
         started = time.perf_counter()
         data_seconds = 0.0
         loss_sum = torch.zeros((), device=device)
-        bar = tqdm(
+        bar = progress_bar(
             total=len(batches),
             desc=f"{description} epoch {epoch + 1}/{config.epochs}",
-            disable=not (progress and context.is_main),
+            hidden=not (progress and context.is_main),
             leave=False,
             unit="batch",
         )

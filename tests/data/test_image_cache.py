@@ -409,3 +409,14 @@ def test_the_benchmark_runs_and_prints_each_speed_up_beside_its_ceiling(tmp_path
     assert rows[("load", "wall")][-1] == "-", "the loading row has no network, so no ceiling"
     assert "opening the built cache" in result.stdout
     assert not list(tmp_path.iterdir()), "the generated images and cache are removed afterwards"
+
+
+def test_quiet_runs_draw_no_progress_bar_not_even_the_cache_build(
+    celeba_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    protocol = celeba_protocol(tmp_path, celeba_root, cache_dir="image_cache")
+    assert main([str(protocol), "--output", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert capfd.readouterr().err == ""
+    (tmp_path / "image_cache").rename(tmp_path / "built_before")
+    assert main([str(protocol), "--output", str(tmp_path / "shown")]) == 0
+    assert "caching CelebA images" in capfd.readouterr().err

@@ -160,6 +160,20 @@ def find_undecodable(paths: Sequence[Path], description: str) -> list[tuple[Path
     return failures
 
 
+def rows_of(files: Sequence[Path], covered: Sequence[Path]) -> Tensor:
+    """Positions ``[len(files)]`` of each of ``files`` in ``covered``.
+
+    Raises:
+        ValueError: If a file is not in ``covered``.
+
+    """
+    position = {path: row for row, path in enumerate(covered)}
+    absent = [str(path) for path in files if path not in position]
+    if absent:
+        raise ValueError(f"cache_files lacks {len(absent)} of the dataset's files, e.g. {absent[0]}")
+    return torch.as_tensor([position[path] for path in files], dtype=torch.long)
+
+
 class FileImageDataset(Dataset[DatasetItem]):
     """Images stored as files, each with a target class and a sensitive group.
 
@@ -189,10 +203,14 @@ class FileImageDataset(Dataset[DatasetItem]):
         cache_dir: Decode every image once into a cache in this folder (built here if absent,
             shared by every process that reads the same files at the same size) and read from
             it; ``None`` decodes on every read.
+        cache_files: The files the cache holds, every one of ``files`` among them (default:
+            ``files``). Datasets drawn from one folder in several ways (UTKFace's splits, which
+            change with the seed and the attributes) then share one cache of the whole folder.
 
     Raises:
         DataError: If ``cache_dir`` is not writable or lacks room for a needed build (the
             message names the folder and the size), or a file cannot be examined.
+        ValueError: If ``cache_files`` lacks one of ``files``.
 
     """
 
@@ -212,6 +230,7 @@ class FileImageDataset(Dataset[DatasetItem]):
         crop: tuple[int, int] | None,
         skipped: list[tuple[str, str]],
         cache_dir: str | os.PathLike[str] | None = None,
+        cache_files: Sequence[Path] | None = None,
     ) -> None:
         self.files: list[Path] = list(files)
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
@@ -226,7 +245,10 @@ class FileImageDataset(Dataset[DatasetItem]):
         self._rows = torch.arange(len(self.files))
         self._images: Tensor | None = None
         if self.cache_dir is not None:
-            cache = ImageCache(self.cache_dir, self.files, image_size, crop)
+            covered = self.files if cache_files is None else list(cache_files)
+            if cache_files is not None:
+                self._rows = rows_of(self.files, covered)
+            cache = ImageCache(self.cache_dir, covered, image_size, crop)
             self._cache = cache.open(self._read, description=f"caching {type(self).__name__} images")
 
     def _read(self, path: Path) -> Tensor:

@@ -395,10 +395,10 @@ class UTKFace(FileImageDataset):
         preflight: Decode every image of the split once (progress bar) and drop those that
             fail, listing them in ``.skipped``. Without it an undecodable image raises
             :class:`~ceco_fair.errors.DataError` when read.
-        cache_dir: Folder of the decoded-image cache: every image of the split is decoded and
+        cache_dir: Folder of the decoded-image cache: every image of the folder is decoded and
             resized once into a memory-mapped ``uint8`` array there (built on first use, shared
-            by later runs and concurrent processes) and read from it, pixel for pixel as without
-            it; ``None`` decodes on every read.
+            by every split, seed and attribute pair, later runs and concurrent processes) and
+            read from it, pixel for pixel as without it; ``None`` decodes on every read.
 
     Attributes:
         folder: The image folder.
@@ -476,6 +476,7 @@ class UTKFace(FileImageDataset):
             crop=None,
             skipped=skipped,
             cache_dir=cache_dir,
+            cache_files=[folder / name for name in table["filename"]],
         )
         self.folder = folder
         self.split = split

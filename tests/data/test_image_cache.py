@@ -254,6 +254,45 @@ def test_utkface_preflight_uses_the_build_and_undecodable_files_behave_as_withou
         unchecked[position]
 
 
+def test_utkface_splits_seeds_and_attribute_pairs_share_one_cache_of_the_folder(
+    make_utkface: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_utkface(n=120)
+    cache = tmp_path / "cache"
+    variants: list[dict[str, Any]] = [
+        {"split": split, "seed": seed, "target": target, "sensitive": sensitive}
+        for split in ("train", "test")
+        for seed in (0, 1)
+        for target, sensitive in (("gender", "race"), ("race", "gender"))
+    ]
+    with caplog.at_level(logging.INFO, logger="ceco_fair.data.image_cache"):
+        for options in variants:
+            plain = UTKFace(root, image_size=16, preflight=True, **options)
+            cached = UTKFace(root, image_size=16, preflight=True, cache_dir=cache, **options)
+            assert cached.files == plain.files
+            assert cached.images is not None and torch.equal(cached.images, stacked(plain)), options
+            assert torch.equal(stacked(cached), stacked(plain))
+    assert len(list(cache.glob("images-*.npy"))) == 1
+    assert sum(BUILD_LINE in record.getMessage() for record in caplog.records) == 1  # decoded once, for all 8
+
+
+def test_cache_files_must_hold_every_file_of_the_dataset(celeba_root: Path, tmp_path: Path) -> None:
+    files = sorted((celeba_root / "celeba" / "img_align_celeba").iterdir())[:4]
+    labels = np.zeros(4, dtype=np.int64)
+    with pytest.raises(ValueError, match=f"lacks 1 of the dataset's files, e.g. {files[3]}"):
+        FileImageDataset(
+            files,
+            labels,
+            labels,
+            pd.DataFrame(index=range(4)),
+            image_size=8,
+            crop=None,
+            skipped=[],
+            cache_dir=tmp_path / "cache",
+            cache_files=files[:3],
+        )
+
+
 def test_cached_datasets_are_gathered_in_memory(celeba_root: Path, tmp_path: Path) -> None:
     dataset = CelebA(celeba_root, "test", image_size=16, cache_dir=tmp_path / "cache")
     source = BatchSource(dataset)

@@ -197,6 +197,9 @@ class ImageCache:
         """
         cached, _ = self.read()
         if cached is not None:
+            logger.info(
+                "image cache: reading %d images of %d px from %s", len(self.files), self.image_size, cached.path
+            )
             return cached
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,9 @@ def test_cached_pixels_equal_decoded_pixels(celeba_root: Path, tmp_path: Path) -
     assert len(list((tmp_path / "cache").glob("images-*.npy"))) == 2  # one per crop
 
 
-def test_second_open_reads_without_decoding(celeba_root: Path, tmp_path: Path) -> None:
+def test_second_open_reads_without_decoding(
+    celeba_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     files = sorted((celeba_root / "celeba" / "img_align_celeba").iterdir())[:10]
     calls: list[Path] = []
 
@@ -92,8 +94,10 @@ def test_second_open_reads_without_decoding(celeba_root: Path, tmp_path: Path) -
 
     first = ImageCache(tmp_path, files, 16, None).open(load, workers=0)
     assert calls == files
-    second = ImageCache(tmp_path, files, 16, None).open(load, workers=0)
+    with caplog.at_level(logging.INFO, logger="ceco_fair.data.image_cache"):
+        second = ImageCache(tmp_path, files, 16, None).open(load, workers=0)
     assert calls == files  # nothing decoded again
+    assert f"image cache: reading 10 images of 16 px from {second.path}" in caplog.messages
     assert torch.equal(first.array, second.array)
     assert second.path.stat().st_size == cache_bytes(10, 16) == 128 + 10 * 3 * 16 * 16
     # Another size, crop or order of the same files is another cache.

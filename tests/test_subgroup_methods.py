@@ -87,7 +87,7 @@ def test_group_dro_matches_the_online_algorithm_of_sagawa_et_al() -> None:
         mine = logits.detach().float().requires_grad_(True)
         value = objective.loss((None, mine), targets[index], index)
         value.backward()
-        assert value.item() == pytest.approx(float(expected), rel=1e-5)
+        assert value.detach().item() == pytest.approx(float(expected.detach()), rel=1e-5)
         torch.testing.assert_close(objective.q, torch.tensor(q, dtype=torch.float64), rtol=1e-6, atol=1e-9)
         torch.testing.assert_close(mine.grad, expected_grad.float(), rtol=1e-5, atol=1e-6)
     assert objective.q[2 * N_GROUPS + 1] == 0  # the empty cell never gets weight
@@ -169,8 +169,8 @@ def test_lff_weights_the_debiased_loss_by_relative_difficulty_of_moving_averages
         for row, i in enumerate(index.tolist()):
             y = int(targets[i])
             ce_b, ce_d = cross_entropy64(biased[row], y), cross_entropy64(debiased[row], y)
-            ema_b[i] = alpha * ema_b[i] + (1 - alpha) * float(ce_b) if i in ema_b else float(ce_b)
-            ema_d[i] = alpha * ema_d[i] + (1 - alpha) * float(ce_d) if i in ema_d else float(ce_d)
+            ema_b[i] = alpha * ema_b[i] + (1 - alpha) * float(ce_b.detach()) if i in ema_b else float(ce_b.detach())
+            ema_d[i] = alpha * ema_d[i] + (1 - alpha) * float(ce_d.detach()) if i in ema_d else float(ce_d.detach())
             weight = ema_b[i] / (ema_b[i] + ema_d[i] + 1e-8)
             p_y = torch.softmax(biased[row], 0)[y]
             total = total + (1 - p_y**q) / q + weight * ce_d
@@ -180,7 +180,7 @@ def test_lff_weights_the_debiased_loss_by_relative_difficulty_of_moving_averages
         mine_d = debiased.detach().float().requires_grad_(True)
         value = objective.loss((mine_b, mine_d), targets[index], index)
         value.backward()
-        assert value.item() == pytest.approx(float(expected), rel=1e-5)
+        assert value.item() == pytest.approx(float(expected.detach()), rel=1e-5)
         torch.testing.assert_close(mine_b.grad, grads[0].float(), rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(mine_d.grad, grads[1].float(), rtol=1e-4, atol=1e-6)
     for i, value in ema_b.items():

@@ -109,6 +109,22 @@ def convergence(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def signed_interval(mean: float, low: float, high: float, scale: float = 1.0) -> str:
+    """``mean [low, high]`` with signs and one decimal, each value times ``scale`` (100: fractions as points)."""
+    return f"{scale * mean:+.1f} {bracket(low, high, scale)}"
+
+
+def bracket(low: float, high: float, scale: float = 1.0) -> str:
+    """``[low, high]`` with signs and one decimal, each bound times ``scale``."""
+    return f"[{scale * low:+.1f}, {scale * high:+.1f}]"
+
+
+def contex_minus_supcon(mine: pd.Series, theirs: pd.Series, scale: float = 1.0) -> tuple[float, float, float]:
+    """Paired 95% t-interval of ConTeX − SupCon over the seeds (index) both have, differences times ``scale``."""
+    seeds = sorted(set(mine.index) & set(theirs.index))
+    return paired_interval([scale * float(mine[s] - theirs[s]) for s in seeds], 0.95)
+
+
 def convergence_tables(table: pd.DataFrame) -> str:
     """Mean epochs to 90% per method x rho, and ConTeX minus SupCon paired by seed."""
     tidy = table.rename(columns={"epochs_to_90pct": "value"}).assign(
@@ -127,9 +143,7 @@ def convergence_tables(table: pd.DataFrame) -> str:
     for condition in conditions:
         mine = tidy[(tidy.method == "contex") & (tidy.condition == condition)].set_index("seed")["value"]
         theirs = tidy[(tidy.method == "supcon") & (tidy.condition == condition)].set_index("seed")["value"]
-        seeds = sorted(set(mine.index) & set(theirs.index))
-        mean, low, high = paired_interval([float(mine[s] - theirs[s]) for s in seeds], 0.95)
-        lines.append(f"| {condition} | {mean:+.1f} [{low:+.1f}, {high:+.1f}] |")
+        lines.append(f"| {condition} | {signed_interval(*contex_minus_supcon(mine, theirs))} |")
     return "\n".join(lines)
 
 
@@ -163,13 +177,12 @@ def common_scale_tables(curves: pd.DataFrame, column: str, label: str) -> tuple[
         part = table[table.rho == rho]
         mine = part[part.method == "contex"].set_index("seed")
         theirs = part[part.method == "supcon"].set_index("seed")
-        seeds = sorted(set(mine.index) & set(theirs.index))
-        area = paired_interval([100 * float(mine.area[s] - theirs.area[s]) for s in seeds], 0.95)
-        epochs = paired_interval([float(mine.epochs_to_level[s] - theirs.epochs_to_level[s]) for s in seeds], 0.95)
+        area = contex_minus_supcon(mine.area, theirs.area, scale=100)
+        epochs = contex_minus_supcon(mine.epochs_to_level, theirs.epochs_to_level)
         verdict = "supported" if area[1] > 0 else "contradicted" if area[2] < 0 else "inconclusive"
         lines.append(
-            f"| {condition_label(rho, None, None)} | {area[0]:+.1f} [{area[1]:+.1f}, {area[2]:+.1f}] | "
-            f"{epochs[0]:+.1f} [{epochs[1]:+.1f}, {epochs[2]:+.1f}] | {verdict} |"
+            f"| {condition_label(rho, None, None)} | {signed_interval(*area)} | "
+            f"{signed_interval(*epochs)} | {verdict} |"
         )
     return table, "\n".join(lines)
 
@@ -226,8 +239,8 @@ def paired_table(comparisons: pd.DataFrame, rule: str) -> str:
     ]
     for row in part.itertuples():
         lines.append(
-            f"| {row.metric} | {row.condition} | {row.n_seeds} | {100 * row.mean_difference:+.1f} "
-            f"[{100 * row.ci_low:+.1f}, {100 * row.ci_high:+.1f}] |"
+            f"| {row.metric} | {row.condition} | {row.n_seeds} | "
+            f"{signed_interval(row.mean_difference, row.ci_low, row.ci_high, scale=100)} |"
         )
     return "\n".join(lines)
 
@@ -285,7 +298,7 @@ def gains_table(gains: pd.DataFrame, rule: str) -> str:
     for row in gains.itertuples():
         lines.append(
             f"| {row.method} | {condition_label(row.rho, None, None)} | {row.n} | {100 * row.linear:.1f} | "
-            f"{100 * row.balanced:.1f} | {100 * row.gain:+.1f} [{100 * row.low:+.1f}, {100 * row.high:+.1f}] |"
+            f"{100 * row.balanced:.1f} | {signed_interval(row.gain, row.low, row.high, scale=100)} |"
         )
     return "\n".join(lines)
 
@@ -319,7 +332,7 @@ def verdict_table(comparisons: pd.DataFrame, convergence_rows: pd.DataFrame, rul
         for condition in conditions:
             rows = part[(part["condition"] == condition) & part["metric"].isin(metrics)].set_index("metric")
             intervals = [(float(rows.loc[m, "ci_low"]), float(rows.loc[m, "ci_high"])) for m in metrics]
-            shown = "; ".join(f"[{100 * low:+.1f}, {100 * high:+.1f}]" for low, high in intervals)
+            shown = "; ".join(bracket(low, high, scale=100) for low, high in intervals)
             cells.append(f"{verdict(intervals)} {shown}")
         lines.append(f"| {claim} | " + " | ".join(cells) + " |")
     if not convergence_rows.empty:
@@ -329,9 +342,8 @@ def verdict_table(comparisons: pd.DataFrame, convergence_rows: pd.DataFrame, rul
             run = convergence_rows[np.isclose(convergence_rows["rho"].astype(float), rho)]
             mine = run[run["method"] == "contex"].set_index("seed")["area"]
             theirs = run[run["method"] == "supcon"].set_index("seed")["area"]
-            seeds = sorted(set(mine.index) & set(theirs.index))
-            _, low, high = paired_interval([float(mine[s] - theirs[s]) for s in seeds], 0.95)
-            cells.append(f"{verdict([(low, high)])} [{100 * low:+.1f}, {100 * high:+.1f}]")
+            _, low, high = contex_minus_supcon(mine, theirs)
+            cells.append(f"{verdict([(low, high)])} {bracket(low, high, scale=100)}")
         lines.append("| faster convergence (balanced-bank area) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

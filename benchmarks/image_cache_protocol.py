@@ -68,7 +68,6 @@ def timed_run(base: Path, name: str, settings: dict[str, object]) -> float:
     subprocess.run(
         [sys.executable, "-m", "ceco_fair.run", str(path), "--output", str(base / name), "--quiet"],
         check=True,
-        env={**os.environ},
     )
     return time.perf_counter() - started
 

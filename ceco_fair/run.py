@@ -28,11 +28,13 @@ from typing import Any
 import torch
 import yaml
 
+from ceco_fair.common.config import to_plain
 from ceco_fair.common.io import atomic_write_text, locked
 from ceco_fair.common.progress import progress_bars
 from ceco_fair.errors import CecoFairError, UserCodeError
 from ceco_fair.results.folder import finished_record, rebuild_folder, write_grid
 from ceco_fair.results.layout import (
+    FINALS_REPEAT,
     LOCK_FILE,
     LOG_FILE,
     PROTOCOL_FILE,
@@ -56,6 +58,7 @@ from ceco_fair.runner.experiment import (
     run_record,
 )
 from ceco_fair.runner.protocol import Protocol, RunSpec, load_protocol
+from ceco_fair.runner.search import draws_table
 from ceco_fair.runner.shards import Shard, claim_run, holder_is_alive, parse_shard, read_claim
 from ceco_fair.training import determinism
 from ceco_fair.training.device import choose_device
@@ -148,11 +151,25 @@ def print_grid(protocol: Protocol, output: Path, device: torch.device, shard: Sh
     if shard.count > 1:
         lines.append(f"shard {shard}: {len(mine)} of the {len(grid)} runs")
     lines += [f"  {position + 1:>4}  {run.run_id}  (shard {shard}){_values_text(run)}" for position, run in mine]
-    if protocol.search is not None:
-        lines.append(
-            f"then, per method and condition, the trial each rule of {', '.join(protocol.search.select)} picks, "
-            f"at seeds {protocol.seeds} (a trial picked twice runs once; seed {protocol.seeds[0]}: its search run)"
-        )
+    search = protocol.search
+    if search is not None:
+        sections = {"train": to_plain(protocol.train), "probe": to_plain(protocol.probe)}
+        methods = [(method.label, method.config) for method in protocol.methods]
+        lines.append(f"draws ({search.sampler} sampler; a column per key that every method taking it shares):")
+        table = draws_table(search, methods, sections)
+        lines.append(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+        rules = ", ".join(search.select)
+        if search.finals == FINALS_REPEAT:
+            lines.append(
+                f"then, per method, condition and repeat, the trial each rule of {rules} picks is that repeat's "
+                f"result ({search.repeats} repeats at seeds {search.repeat_seeds(protocol.seeds)}; no run retrained)"
+            )
+        else:
+            lines.append(
+                f"then, per method and condition, the trial each rule of {rules} picks is retrained "
+                f"at seeds {protocol.seeds} (reseed; a trial picked twice runs once; seed {protocol.seeds[0]}: "
+                "its search run)"
+            )
     sys.stdout.write("\n".join(lines) + "\n")
 
 

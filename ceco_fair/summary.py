@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
@@ -27,6 +28,7 @@ from ceco_fair.report.stats import summarize
 from ceco_fair.results.layout import (
     LINEAR_READOUT,
     PHASE_SEARCH,
+    PROTOCOL_FILE,
     READOUT_COLUMN,
     READOUTS,
     RESULTS_CSV,
@@ -35,7 +37,7 @@ from ceco_fair.results.layout import (
 )
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
-from ceco_fair.results.selection import describe
+from ceco_fair.results.selection import describe, finals_mode
 
 ALL_READOUTS = "all"
 """``--readout all``: a row per method and read-out."""
@@ -135,10 +137,13 @@ def summary_markdown(
         raise CecoFairError(f"--metrics: {', '.join(unknown)} not in {path}")
     if SELECTION_COLUMN not in results.columns:
         results = results.assign(**{SELECTION_COLUMN: SELECTION_FIXED})  # written before the selection column
+    protocol_file = folder / PROTOCOL_FILE
+    protocol = yaml.safe_load(protocol_file.read_text(encoding="utf-8")) if protocol_file.is_file() else None
+    finals = finals_mode(protocol.get("search") if isinstance(protocol, dict) else None)
     parts = []
     for selection, rows in results[results[SELECTION_COLUMN] != PHASE_SEARCH].groupby(SELECTION_COLUMN, sort=False):
         summary = seed_summary(rows, chosen, confidence)
-        parts.append(f"Selection: {describe(str(selection))}")
+        parts.append(f"Selection: {describe(str(selection), finals)}")
         parts += [markdown_table(summary, metric) for metric in chosen if metric in set(summary["metric"])]
     return "\n\n".join(parts) + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,10 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- the protocol section ---------------------------------------------------------------------
 
 
-def test_draws_are_reproducible_trial_zero_is_the_protocol_and_methods_draw_apart() -> None:
-    first = parse_protocol(search_protocol(), check_data=False)
-    again = parse_protocol(search_protocol(), check_data=False)
-    assert [(r.run_id, dict(r.values)) for r in first.grid()] == [(r.run_id, dict(r.values)) for r in again.grid()]
+def test_random_sampler_keeps_the_earlier_draws_trial_zero_is_the_protocol_and_methods_draw_apart() -> None:
+    raw = search_protocol()
+    raw["search"] = {**raw["search"], "sampler": "random"}
+    first = parse_protocol(raw, check_data=False)
     runs = {run.run_id: run for run in first.grid()}
     assert set(runs) == {f"{m}-trial{t}-seed0" for m in ("supcon", "contex") for t in (0, 1)}
     assert dict(runs["contex-trial0-seed0"].values) == {
@@ -82,19 +83,69 @@ def test_draws_are_reproducible_trial_zero_is_the_protocol_and_methods_draw_apar
     }
     assert dict(runs["supcon-trial0-seed0"].values) == {"train.optimizer.lr": 0.001, "temperature": 0.1}
     drawn = runs["contex-trial1-seed0"]
-    assert 3.0e-4 <= drawn.values["train.optimizer.lr"] <= 3.0e-3
-    assert 0.25 <= drawn.values["contex.label_weight"] <= 0.75
-    assert drawn.method.config.loss_kwargs["label_weight"] == drawn.values["contex.label_weight"]
-    trained = first.for_run(drawn)
-    assert trained.train.optimizer.lr == drawn.values["train.optimizer.lr"]
-    # a third method changes no other method's draws; another search seed changes them
-    more = search_protocol(methods=[{"name": "supcon"}, {"name": "contex", "temperature": 0.1}, {"name": "simclr"}])
-    extended = {run.run_id: dict(run.values) for run in parse_protocol(more, check_data=False).grid()}
-    assert extended["contex-trial1-seed0"] == dict(drawn.values)
-    reseeded = search_protocol()
-    reseeded["search"] = {**reseeded["search"], "seed": 1}
-    other = {run.run_id: dict(run.values) for run in parse_protocol(reseeded, check_data=False).grid()}
-    assert other["contex-trial1-seed0"] != dict(drawn.values)
+    # the generator of protocols written before the stratified sampler: (seed, crc32(label), trial, crc32(key))
+    rng = np.random.default_rng([0, zlib.crc32(b"contex"), 1, zlib.crc32(b"contex.label_weight")])
+    assert drawn.values["contex.label_weight"] == rng.uniform(0.25, 0.75)
+    assert drawn.values["train.optimizer.lr"] != runs["supcon-trial1-seed0"].values["train.optimizer.lr"]
+
+
+def test_stratified_draws_are_shared_by_trial_and_every_choice_is_tried() -> None:
+    trials = 7
+    raw = search_protocol(methods=[{"name": "supcon"}, {"name": "contex"}, {"name": "simclr"}])
+    raw["search"] = {**raw["search"], "trials": trials}
+    protocol = parse_protocol(raw, check_data=False)
+    again = parse_protocol(raw, check_data=False)
+    assert [(r.run_id, dict(r.values)) for r in protocol.grid()] == [(r.run_id, dict(r.values)) for r in again.grid()]
+    runs = {run.run_id: run for run in protocol.grid()}
+    own = []
+    for trial in range(trials):
+        supcon, contex = runs[f"supcon-trial{trial}-seed0"], runs[f"contex-trial{trial}-seed0"]
+        simclr = runs[f"simclr-trial{trial}-seed0"]
+        for key in ("train.optimizer.lr", "temperature"):  # shared: one draw per trial, every method that takes it
+            assert supcon.values[key] == contex.values[key] == simclr.values[key]
+        assert "contex.label_weight" not in supcon.values and 0.25 <= contex.values["contex.label_weight"] <= 0.75
+        assert contex.method.config.loss_kwargs["label_weight"] == contex.values["contex.label_weight"]
+        assert protocol.for_run(contex).train.optimizer.lr == contex.values["train.optimizer.lr"]
+        own.append(contex.values["contex.label_weight"])
+    temperatures = [runs[f"supcon-trial{t}-seed0"].values["temperature"] for t in range(trials)]
+    counts = sorted(temperatures.count(value) for value in (0.05, 0.1, 0.2))
+    assert counts == [2, 2, 3]  # floor(7/3) or ceil(7/3) each
+    # Latin hypercube: one learning rate in each of the 7 equal-probability strata of the log range
+    strata = sorted(
+        int(7 * (math.log(runs[f"contex-trial{t}-seed0"].values["train.optimizer.lr"]) - math.log(3e-4)) / math.log(10))
+        for t in range(trials)
+    )
+    assert strata == list(range(trials))
+    assert sorted(int(7 * (w - 0.25) / 0.5) for w in own) == list(range(trials))
+    # a method added or removed changes no other method's draws; another search seed changes them
+    fewer = parse_protocol(search_protocol(methods=[{"name": "contex"}]) | {"search": raw["search"]}, check_data=False)
+    assert {r.run_id: dict(r.values) for r in fewer.grid()} == {
+        run_id: dict(run.values) for run_id, run in runs.items() if run_id.startswith("contex")
+    }
+    reseeded = parse_protocol(raw | {"search": {**raw["search"], "seed": 1}}, check_data=False)
+    assert [dict(r.values) for r in reseeded.grid()] != [dict(r.values) for r in protocol.grid()]
+
+
+@pytest.mark.parametrize(("trials", "choices"), [(1, 3), (2, 3), (3, 3), (5, 2), (6, 4), (10, 3), (4, 5)])
+def test_each_choice_value_gets_floor_or_ceil_of_the_trials(trials: int, choices: int) -> None:
+    from ceco_fair.runner.search import Distribution
+
+    for seed in range(5):
+        drawn = Distribution("choice", tuple(range(choices))).stratified(trials, np.random.default_rng(seed))
+        counts = [drawn.count(value) for value in range(choices)]
+        assert sum(counts) == trials and set(counts) <= {trials // choices, -(-trials // choices)}
+
+
+def test_repeats_draw_with_their_own_seed_and_train_at_their_own_seed() -> None:
+    raw = search_protocol(seeds=[3, 5, 8])
+    raw["search"] = {**raw["search"], "repeats": 3}
+    protocol = parse_protocol(raw, check_data=False)
+    assert protocol.search is not None and protocol.search.finals == "repeat"
+    grid = protocol.grid()
+    assert sorted({(run.repeat, run.seed) for run in grid}) == [(0, 3), (1, 5), (2, 8)]
+    values = {(run.repeat, run.trial): run.values["train.optimizer.lr"] for run in grid if run.method.label == "supcon"}
+    assert values[(0, 0)] != values[(1, 0)] != values[(2, 0)]
+    assert protocol.final_grid({"val_accuracy": {"supcon": {"all": {"0": {"trial": 1}}}}}) == []
 
 
 def test_a_method_scoped_key_may_name_a_label_with_dots() -> None:
@@ -111,6 +162,7 @@ def test_the_subgroup_baselines_options_are_searched_and_checked_like_loss_argum
     raw["train"] = {**raw["train"], "epochs": 3}
     raw["search"] = {
         "trials": 4,
+        "sampler": "random",
         "space": {"groupdro.eta": {"log_uniform": [1.0e-3, 1.0e-1]}, "jtt.upweight": {"int": [1, 100]}},
     }
     runs = {run.run_id: run for run in parse_protocol(raw, check_data=False).grid()}
@@ -133,8 +185,8 @@ def test_the_subgroup_baselines_options_are_searched_and_checked_like_loss_argum
 def test_final_grid_runs_each_picked_trial_once_at_the_later_seeds() -> None:
     protocol = parse_protocol(search_protocol(seeds=[0, 1, 2]), check_data=False)
     picks = {
-        "val_accuracy": {"supcon": {"all": {"trial": 1}}, "contex": {"all": {"trial": 0}}},
-        "val_worst_group": {"supcon": {"all": {"trial": 1}}, "contex": {"all": {"trial": 1}}},
+        "val_accuracy": {"supcon": {"all": {"0": {"trial": 1}}}, "contex": {"all": {"0": {"trial": 0}}}},
+        "val_worst_group": {"supcon": {"all": {"0": {"trial": 1}}}, "contex": {"all": {"0": {"trial": 1}}}},
     }
     final = protocol.final_grid(picks)
     assert sorted(run.run_id for run in final) == sorted(
@@ -154,7 +206,11 @@ def test_dry_run_lists_the_draws(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for run in grid:
         line = next(line for line in printed.splitlines() if run.run_id in line)
         assert f"train.optimizer.lr={run.values['train.optimizer.lr']:.4g}" in line
-    assert "val_accuracy, val_worst_group, oracle" in printed and not output.exists()
+    assert ", ".join(RULES) in printed and not output.exists()
+    table = printed.split("draws (stratified sampler")[1].splitlines()
+    header = table[1].split()
+    assert header == ["repeat", "trial", "temperature", "train.optimizer.lr", "contex.label_weight"]
+    assert len(table) == 2 + 2 + 1  # caption, header, two trials, the closing line
 
 
 def test_biased_mnist_validation_is_carved_from_the_training_digits_at_the_training_rho() -> None:
@@ -184,7 +240,15 @@ BAD_SEARCHES: list[tuple[dict[str, Any], str]] = [
     ({"space": {"train.optimizer.rate": {"uniform": [0, 1]}}}, "'rate' is not a key of train"),
     ({"space": {"simclr.temperature": {"uniform": [0.1, 1]}}}, "'simclr' is neither a method label"),
     ({"select": ["val_acc"]}, "search.select[0]: unknown selection rule 'val_acc'"),
-    ({"space": {"temperature": {"uniform": [-1.0, 0.5]}}}, "search.space: trial 1 of"),
+    ({"space": {"temperature": {"uniform": [-1.0, 0.5]}}}, "search.space: trial "),
+    ({"repeats": 0}, "search.repeats: expected at least 1, got 0"),
+    ({"repeats": 1.5}, "search.repeats: expected an integer number of searches, got 1.5"),
+    ({"repeats": "2"}, "search.repeats: expected an integer number of searches, got '2'"),
+    ({"repeats": 3}, "search.repeats: 3 repeats need 3 seeds"),
+    ({"sampler": "sobol"}, "search.sampler: unknown sampler 'sobol'; expected one of stratified, random"),
+    ({"finals": "retrain"}, "search.finals: unknown mode 'retrain'; expected one of repeat, reseed"),
+    ({"finals": "repeat"}, "search.finals: 'repeat' with repeats: 1 uses only seed 0 of seeds [0, 1]; set"),
+    ({"finals": "reseed", "repeats": 2}, "search.finals: 'reseed' retrains the pick of one search, but repeats is 2"),
     ({"space": {"temperature": {"choice": [0.1, -2.0]}}}, "search.space.temperature: -2.0 for supcon"),
     ({"space": {"train.epochs": {"choice": [1, "two"]}}}, "search.space.train.epochs: 'two' for supcon"),
 ]
@@ -254,11 +318,18 @@ def test_pick_takes_the_best_score_and_ties_go_to_the_lower_trial() -> None:
 # --- a search, end to end -----------------------------------------------------------------------
 
 
-def recomputed_choice(search: pd.DataFrame, rule: str) -> dict[tuple[str, str], int]:
-    """Each (method, condition)'s best trial under ``rule`` from ``search.csv``, ties to the lower trial."""
-    ranked = search.assign(_score=-search[rule]).sort_values(["method", "condition", "_score", "trial"])
-    first = ranked.groupby(["method", "condition"], sort=False).head(1)
-    return {(str(r.method), str(r.condition)): int(r.trial) for r in first.itertuples()}
+def recomputed_choice(search: pd.DataFrame, rule: str) -> dict[tuple[str, str, str], int]:
+    """Each (method, condition, repeat)'s best trial under ``rule`` from ``search.csv``, ties to the lower trial."""
+    best: dict[tuple[str, str, str], tuple[float, int]] = {}
+    for row in search.to_dict("records"):
+        key = (str(row["method"]), str(row["condition"]), str(row["repeat"]))
+        if math.isfinite(row[rule]) and (key not in best or (-row[rule], row["trial"]) < best[key]):
+            best[key] = (-row[rule], int(row["trial"]))
+    return {key: trial for key, (_, trial) in best.items()}
+
+
+def found_picks(picks: dict[str, Any], rule: str) -> dict[tuple[str, str, str], int]:
+    return {(m, c, r): p["trial"] for m, by in picks[rule].items() for c, rs in by.items() for r, p in rs.items()}
 
 
 def test_each_rule_choice_is_recomputed_from_search_csv(searched: Path) -> None:
@@ -268,35 +339,33 @@ def test_each_rule_choice_is_recomputed_from_search_csv(searched: Path) -> None:
     picks = json.loads((searched / SELECTION_FILE).read_text(encoding="utf-8"))
     assert list(picks) == list(RULES)
     for rule in RULES:
-        found = {(m, c): pick["trial"] for m, by in picks[rule].items() for c, pick in by.items()}
-        assert found == recomputed_choice(search, rule)
-        assert {m: {c: p["values"] for c, p in by.items()} for m, by in select(searched, rule).items()} == {
-            m: {c: p["values"] for c, p in by.items()} for m, by in picks[rule].items()
-        }
+        assert found_picks(picks, rule) == recomputed_choice(search, rule)
+        assert select(searched, rule) == picks[rule]
 
 
 def test_final_runs_are_the_picks_at_every_seed_once_and_tables_name_their_rule(searched: Path) -> None:
     picks = json.loads((searched / SELECTION_FILE).read_text(encoding="utf-8"))
-    chosen = {(m, p["trial"]) for by_method in picks.values() for m, by in by_method.items() for p in by.values()}
+    chosen = {(m, p["0"]["trial"]) for by_method in picks.values() for m, by in by_method.items() for p in by.values()}
     runs = {path.name for path in (searched / "runs").iterdir()}
     finals = {f"{m}-trial{t}-seed1" for m, t in chosen}
     assert runs == {f"{m}-trial{t}-seed0" for m in ("supcon", "contex") for t in (0, 1)} | finals
     record = json.loads((run_dir(searched, sorted(finals)[0]) / RUN_FILE).read_text(encoding="utf-8"))
     assert record["phase"] == "final" and record["trial"] in (0, 1) and "train.optimizer.lr" in record["values"]
-    assert set(record["validation"]) == {"val_accuracy", "val_worst_group"}
+    assert set(record["validation"]) == {"val_accuracy", "val_worst_class", "val_worst_group"}
     table = pd.read_csv(searched / RESULTS_CSV)
     assert set(table["selection"]) == {"search", *RULES}
     for rule in RULES:
         rows = table[(table["selection"] == rule) & (table["readout"] == "linear") & (table["metric"] == "accuracy")]
         assert sorted(rows["seed"]) == [0, 0, 1, 1]
-        expected = {f"{m}-trial{picks[rule][m]['all']['trial']}-seed{s}" for m in picks[rule] for s in (0, 1)}
+        expected = {f"{m}-trial{picks[rule][m]['all']['0']['trial']}-seed{s}" for m in picks[rule] for s in (0, 1)}
         assert set(rows["run_id"]) == expected
     comparisons = pd.read_csv(searched / COMPARISONS_FILE)
-    assert list(dict.fromkeys(comparisons["selection"])) == list(RULES)
+    assert list(dict.fromkeys(comparisons["selection"])) == list(RULES) and set(comparisons["finals"]) == {"reseed"}
     assert (comparisons.groupby("selection")["n_seeds"].max() == 2).all()
     page = (searched / REPORT_FILE).read_text(encoding="utf-8")
     assert 'id="selection"' in page and "an upper bound, not a result" in page
-    assert page.count("Selection: val_accuracy") == 1 and page.count("Selection: oracle") == 1
+    assert page.count("Selection: val_accuracy:") == 1 and page.count("Selection: oracle") == 1
+    assert "reseed: one search&#x27;s pick retrained at every seed" in page
 
 
 def test_validation_selections_never_read_the_test_labels(searched: Path, tmp_path: Path) -> None:
@@ -306,10 +375,9 @@ def test_validation_selections_never_read_the_test_labels(searched: Path, tmp_pa
     assert main([str(write(tmp_path, flipped)), "--output", str(output), "--quiet"]) == 0
     before, after = (pd.read_csv(folder / SEARCH_CSV).set_index("run_id") for folder in (searched, output))
     assert not np.allclose(before["oracle"], after["oracle"])  # the test labels did change
-    pd.testing.assert_frame_equal(
-        before[["val_accuracy", "val_worst_group"]], after[["val_accuracy", "val_worst_group"]]
-    )
-    for rule in ("val_accuracy", "val_worst_group"):
+    validation = ["val_accuracy", "val_worst_class", "val_worst_group"]
+    pd.testing.assert_frame_equal(before[validation], after[validation])
+    for rule in validation:
         assert select(searched, rule) == select(output, rule)
 
 

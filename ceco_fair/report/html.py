@@ -35,13 +35,13 @@ from ceco_fair.metrics.specs import (
     unit_suffix,
 )
 from ceco_fair.report.figures import SECTIONS
-from ceco_fair.report.figures_selection import SELECTION_GUIDE, picks_table, trial_scores
+from ceco_fair.report.figures_selection import SELECTION_GUIDE, paired_trials_table, picks_table, trial_scores
 from ceco_fair.report.load import MissingItem, Results, for_selection, load_results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import HEIGHT
 from ceco_fair.results.layout import REPORT_FILE, RUN_ORIGIN_COLUMNS
 from ceco_fair.results.seeds import interval_description
-from ceco_fair.results.selection import FIXED, VALIDATION_RULES, describe
+from ceco_fair.results.selection import FIXED, VALIDATION_RULES, describe, finals_mode
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def render_report(results: Results) -> str:
         body.append(_section("summary", "Summary", SUMMARY_GUIDE, summaries))
     count = 0
     if results.selections:
-        blocks = [table for table in (picks_table(results),) if table is not None]
+        blocks = [table for table in (picks_table(results), paired_trials_table(results)) if table is not None]
         figure = trial_scores(results)
         if figure is not None:
             count += 1
@@ -305,7 +305,7 @@ def summary_table(results: Results, selection: str = FIXED) -> str | None:
             rows.append(f"<tr>{''.join(cells)}</tr>")
     level = f"{100 * results.confidence:g}%"
     caption = (
-        f"<strong>Selection: {escape(describe(selection))}.</strong> "
+        f"<strong>Selection: {escape(describe(selection, finals_mode(results.protocol.get('search'))))}.</strong> "
         "Mean over seeds, in % where the column says so. Under each mean: “± h”, the half-width of the "
         f"{level} Student-t interval (2 or more seeds), or “[low–high]”, the {level} "
         "bootstrap interval of a single run. Highlighted: best in its column"

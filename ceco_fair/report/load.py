@@ -41,6 +41,7 @@ from ceco_fair.report.readers import (
     read_group_table,
     read_history,
     read_json_mapping,
+    read_paired_trials,
     read_projection,
     read_yaml_mapping,
 )
@@ -58,6 +59,7 @@ from ceco_fair.results.layout import (
     LINEAR_READOUT,
     MANIFEST_FILE,
     METRICS_FILE,
+    PAIRED_TRIALS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
     READOUT_COLUMN,
@@ -141,7 +143,9 @@ class Results:
         selections: ``run_id`` → its ``selection`` labels (its trial against ``selection.json``): the rules that picked
             it, ``search`` for a search's trials; empty for a folder without a search.
         search: The rows of ``search.csv`` (empty without a search).
-        picks: ``selection.json``: rule → method → condition → the picked trial and its values.
+        picks: ``selection.json``: rule → method → condition → repeat → the picked trial and its values.
+        paired_trials: ``paired_trials.csv`` (empty without a search): at the trials the methods share,
+            each method's differences from the baseline.
 
     """
 
@@ -164,6 +168,7 @@ class Results:
     selections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     search: pd.DataFrame = field(default_factory=pd.DataFrame)
     picks: Mapping[str, Any] = field(default_factory=dict)
+    paired_trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -311,6 +316,9 @@ def load_results(output_dir: Path) -> Results:
         },
         search=pd.DataFrame(read_search_rows(root / SEARCH_CSV)) if searched else pd.DataFrame(),
         picks=picks,
+        paired_trials=(
+            read_paired_trials(root / PAIRED_TRIALS_FILE) if (root / PAIRED_TRIALS_FILE).is_file() else pd.DataFrame()
+        ),
     )
 
 

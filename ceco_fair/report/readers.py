@@ -17,9 +17,12 @@ from ceco_fair.metrics.specs import GROUP_RATES, ci_high_name, ci_low_name
 from ceco_fair.results.layout import (
     COMPARISONS_COLUMNS,
     CURVES_COLUMNS,
+    FINALS_COLUMN,
+    FINALS_RESEED,
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
     LINEAR_READOUT,
+    PAIRED_TRIALS_COLUMNS,
     PROJECTION_COLUMNS,
     READOUT_COLUMN,
     SELECTION_COLUMN,
@@ -143,12 +146,17 @@ def read_comparisons(path: Path) -> pd.DataFrame:
     """The folder's ``comparisons.csv``: paired differences against the baseline.
 
     A file written before the ``selection`` column (no search) reads as ``fixed``, one written before
-    the ``readout`` column as the ``linear`` read-out.
+    the ``readout`` column as the ``linear`` read-out, one written before the ``finals`` column as
+    ``reseed`` for a rule's rows (the only mode then) and ``fixed`` for the others.
     """
-    required = tuple(column for column in COMPARISONS_COLUMNS if column not in (SELECTION_COLUMN, READOUT_COLUMN))
+    later = (SELECTION_COLUMN, FINALS_COLUMN, READOUT_COLUMN)
+    required = tuple(column for column in COMPARISONS_COLUMNS if column not in later)
     table = with_readout(read_csv(path, required, ("n_seeds", "mean_difference", "ci_low", "ci_high")))
     if SELECTION_COLUMN not in table.columns:
         table.insert(0, SELECTION_COLUMN, SELECTION_FIXED)
+    if FINALS_COLUMN not in table.columns:
+        fixed = table[SELECTION_COLUMN] == SELECTION_FIXED
+        table.insert(1, FINALS_COLUMN, fixed.map({True: SELECTION_FIXED, False: FINALS_RESEED}))
     return table
 
 
@@ -224,3 +232,8 @@ def unreadable(path: Path, reason: str) -> DataError:
 def one_line(error: BaseException) -> str:
     """Return an exception's message on one line."""
     return " ".join(str(error).split())
+
+
+def read_paired_trials(path: Path) -> pd.DataFrame:
+    """The folder's ``paired_trials.csv``: per method, condition and metric, the per-trial differences."""
+    return read_csv(path, PAIRED_TRIALS_COLUMNS, ("n_trials", "median", "win_share", "worst", "best"))

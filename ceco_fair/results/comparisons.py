@@ -57,6 +57,7 @@ def paired_comparisons(
     baseline: str | None = None,
     confidence: float = 0.95,
     selection: str = SELECTION_FIXED,
+    finals: str = SELECTION_FIXED,
 ) -> pd.DataFrame:
     """Every method against ``baseline``, paired by seed, per condition and headline metric.
 
@@ -67,6 +68,7 @@ def paired_comparisons(
         baseline: the baseline method's label (default: :func:`default_baseline`).
         confidence: the intervals' confidence level.
         selection: the rule that picked these runs, written in the ``selection`` column.
+        finals: how the picks were trained (``repeat``, ``reseed`` or ``fixed``), the ``finals`` column.
 
     Returns:
         One row per (method, condition, read-out, metric) with at least one pair, columns
@@ -100,7 +102,9 @@ def paired_comparisons(
                     if not seeds:
                         continue
                     mean, low, high = paired_interval([mine[s] - theirs[s] for s in seeds], confidence)
-                    rows.append([selection, method, baseline, condition, readout, metric, len(seeds), mean, low, high])
+                    rows.append(
+                        [selection, finals, method, baseline, condition, readout, metric, len(seeds), mean, low, high]
+                    )
     return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
 
 
@@ -121,12 +125,14 @@ def write_comparisons(
     baseline: str | None,
     confidence: float,
     order: Sequence[str] = (),
+    finals: str = SELECTION_FIXED,
 ) -> pd.DataFrame:
     """Write ``folder/comparisons.csv`` atomically and return the table.
 
     The runs of each ``selection`` (a rule's picks, or ``fixed``) are compared apart
     (:func:`paired_comparisons`), in the ``order`` given (the protocol's ``search.select``), then as
-    found; a search's trials (``search``) are not compared.
+    found; a search's trials (``search``) are not compared. ``finals`` names how a search's picks
+    were trained (``repeat``: the pairs are repeated searches; ``reseed``: one pick retrained per seed).
     """
     runs = list(runs)
     found = [label for label in dict.fromkeys(s for run in runs for s in selections_of(run)) if label != PHASE_SEARCH]
@@ -138,6 +144,7 @@ def write_comparisons(
             baseline=baseline,
             confidence=confidence,
             selection=label,
+            finals=SELECTION_FIXED if label == SELECTION_FIXED else finals,
         )
         for label in labels
     ]

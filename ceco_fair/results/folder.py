@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from ceco_fair.common.io import atomic_write_json, atomic_write_text, locked
-from ceco_fair.results.comparisons import write_comparisons
+from ceco_fair.results.comparisons import default_baseline, write_comparisons
 from ceco_fair.results.layout import (
     GRID_FILE,
     LOCK_FILE,
@@ -34,7 +34,8 @@ from ceco_fair.results.layout import (
     RUNS_DIR,
 )
 from ceco_fair.results.record import RunRecord, tidy_rows
-from ceco_fair.results.selection import label_records, write_search_files
+from ceco_fair.results.selection import finals_mode, label_records, search_rows, write_search_files
+from ceco_fair.results.trials import write_paired_trials
 
 
 def tidy_results(records: Iterable[RunRecord]) -> pd.DataFrame:
@@ -120,18 +121,23 @@ def rebuild_folder(folder: Path) -> FolderState:
         protocol = _read_yaml(folder / PROTOCOL_FILE)
         search = protocol.get("search") if isinstance(protocol, dict) else None
         rules = list(search.get("select") or []) if isinstance(search, dict) else []
-        if isinstance(search, dict):
-            records = label_records(records, write_search_files(folder, records, rules))
-        write_results(folder, records)
         evaluation = protocol.get("eval") if isinstance(protocol, dict) else None
+        baseline = evaluation.get("baseline") if isinstance(evaluation, dict) else None
+        baseline = baseline or default_baseline(record.to_json(metrics=False) for record in records)
+        if isinstance(search, dict):
+            rows = search_rows(records, oracle="oracle" in rules)
+            records = label_records(records, write_search_files(folder, rows, rules))
+            write_paired_trials(folder, rows, baseline)
+        write_results(folder, records)
         if records and isinstance(evaluation, dict) and "confidence" in evaluation:
             write_comparisons(
                 folder,
                 [record.to_json() for record in records],
                 kind=str(records[-1].metric_kind),
-                baseline=evaluation.get("baseline"),
+                baseline=baseline,
                 confidence=float(evaluation["confidence"]),
                 order=rules,
+                finals=finals_mode(search),
             )
     return FolderState(records, [run_id for run_id in order if run_id not in found])
 

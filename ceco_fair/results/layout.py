@@ -44,6 +44,7 @@ BIAS_MATRIX_FILE: Final = "bias_matrix.csv"
 COUNTERFACTUAL_FILE: Final = "counterfactual.csv"
 COLOUR_STRIP_FILE: Final = "counterfactual_strip.json"
 SEARCH_CSV: Final = "search.csv"
+PAIRED_TRIALS_FILE: Final = "paired_trials.csv"
 """One row per search trial: phase, trial, method, condition, run, seed, the drawn values, each rule's score."""
 SELECTION_FILE: Final = "selection.json"
 """Each rule's picks: rule -> method -> condition -> ``{"trial", "run_id", "score", "values"}``."""
@@ -83,7 +84,7 @@ PHASE_SEARCH: Final = "search"
 PHASE_FINAL: Final = "final"
 """The ``phase`` of the runs of a picked configuration at every seed."""
 Phase = Literal["search", "final"]
-SEARCH_COLUMNS: Final = ("phase", "trial", "method", "condition", "run_id", "seed")
+SEARCH_COLUMNS: Final = ("phase", "repeat", "trial", "method", "condition", "run_id", "seed")
 """The leading columns of ``search.csv``; the drawn values and the rules' scores follow."""
 SELECTION_COLUMN: Final = "selection"
 """Names the rule that picked a row's run (``fixed`` without a search; ``search`` for the trials)."""
@@ -94,8 +95,17 @@ HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
 CURVES_COLUMNS: Final = ("epoch", *CURVE_METRICS)
 """``curves.csv``: the epoch and the per-epoch values of the metrics whose spec has ``curve``."""
+FINALS_REPEAT: Final = "repeat"
+"""``search.finals``: each repeated search's pick is one result (the selection's variance inside the intervals)."""
+FINALS_RESEED: Final = "reseed"
+"""``search.finals``: the pick of one search retrained at every seed (seed variance only)."""
+FINALS: Final = (FINALS_REPEAT, FINALS_RESEED)
+FINALS_COLUMN: Final = "finals"
+"""How a selected result was trained: ``repeat`` (each repeated search's pick), ``reseed`` (one pick retrained
+per seed: no selection variance in the interval) or ``fixed`` (no search)."""
 COMPARISONS_COLUMNS: Final = (
     SELECTION_COLUMN,
+    FINALS_COLUMN,
     "method",
     "baseline",
     "condition",
@@ -106,6 +116,18 @@ COMPARISONS_COLUMNS: Final = (
     "ci_low",
     "ci_high",
 )
+PAIRED_TRIALS_COLUMNS: Final = (
+    "method",
+    "baseline",
+    "condition",
+    "metric",
+    "n_trials",
+    "median",
+    "win_share",
+    "worst",
+    "best",
+)
+"""``paired_trials.csv``: per method, condition and metric, its per-trial differences from the baseline."""
 PREDICTIONS_COLUMNS: Final = ("target", "sensitive", "prediction")
 COUNTERFACTUAL_COLUMNS: Final = ("index", "target", "sensitive", "colour", "prediction")
 """One row per (test image, background colour): the probe's prediction on the recoloured image."""
@@ -159,6 +181,7 @@ FILES: Final = (
     ResultFile(COMPARISONS_FILE, "folder", "ceco_fair.results.comparisons", COMPARISONS_COLUMNS),
     ResultFile(SEARCH_CSV, "folder", "ceco_fair.results.folder", SEARCH_COLUMNS),
     ResultFile(SELECTION_FILE, "folder", "ceco_fair.results.folder"),
+    ResultFile(PAIRED_TRIALS_FILE, "folder", "ceco_fair.results.trials", PAIRED_TRIALS_COLUMNS),
     ResultFile(LOG_FILE, "folder", "ceco_fair.run"),
     ResultFile(GRID_FILE, "folder", "ceco_fair.run"),
     ResultFile(LOCK_FILE, "folder", "ceco_fair.results.folder"),

@@ -91,7 +91,8 @@ class RunRecord:
         device: The device it was trained on.
         phase: With a protocol ``search``: ``search`` (a trial at the first seed) or ``final`` (a picked
             configuration at every seed); ``None`` without a search.
-        trial: The search trial whose values the run trained with (trial 0: the protocol's own values).
+        trial: The search trial whose values the run trained with.
+        repeat: The repeated search the run belongs to (``search.repeats``; 0 under ``reseed`` finals).
         values: The trial's drawn values (search key -> value).
         validation: The run's validation scores (selection rule -> score), search runs only.
         selection: The rules that picked the run's trial (``search`` for a trial run), set when a folder's
@@ -118,6 +119,7 @@ class RunRecord:
     device: str | None = None
     phase: Phase | None = None
     trial: int | None = None
+    repeat: int | None = None
     values: dict[str, Any] | None = None
     validation: dict[str, float | None] | None = None
     selection: list[str] | None = None

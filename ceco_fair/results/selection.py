@@ -7,14 +7,18 @@ one place, :data:`RULES`:
 
 - ``val_accuracy``: mean accuracy on the validation split (no group labels needed; SubpopBench's
   "attribute no").
+- ``val_worst_class``: the lowest per-class accuracy (recall) on validation, no group labels either
+  (SubpopBench's ``ValWorstAccAttributeNo``).
 - ``val_worst_group``: worst (target, sensitive) cell accuracy on validation; on a bias dataset the
   unbiased accuracy over the cells present (group labels on validation: "attribute yes").
 - ``oracle``: the test metric the report leads with; it reads the test set, so every table marks
   it as an upper bound, never as a result.
 
 The validation rules read only the ``val_*`` scores a run recorded from its validation split;
-the test set is never read for them. ``search.csv`` holds every trial's drawn values and scores,
-``selection.json`` the picks (rule -> method -> condition -> trial and values).
+the test set is never read for them. ``search.csv`` holds every trial's drawn values, every rule's
+score and the trial's test metrics (``test:<metric>``, linear read-out: the paired per-trial view);
+``selection.json`` the picks, rule -> method -> condition -> repeat -> trial and values (one repeat,
+``"0"``, without ``search.repeats``). A search repeated R times picks once per repeat.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ import pandas as pd
 
 from ceco_fair.common.io import atomic_write_json, atomic_write_text
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, METRIC_SPECS, with_role
+from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, METRIC_SPECS, headline_metrics, with_role
 from ceco_fair.results.layout import (
+    FINALS_REPEAT,
+    FINALS_RESEED,
     PHASE_SEARCH,
     SEARCH_COLUMNS,
     SEARCH_CSV,
@@ -45,12 +51,36 @@ from ceco_fair.results.layout import (
 from ceco_fair.results.record import RunRecord
 
 Labels = npt.NDArray[np.int64]
+Picks = dict[str, dict[str, dict[str, dict[str, Any]]]]
+"""One rule's picks: method -> condition -> repeat (``"0"``, ...) -> ``{"trial", "run_id", "score", "values"}``."""
+TEST_PREFIX: Final = "test:"
+"""``search.csv``'s test-metric columns: ``test:unbiased_accuracy`` (the linear read-out's, never used to select)."""
 
 
 def val_accuracy(targets: Labels, predictions: Labels, sensitive: Labels, *, kind: str) -> float:
     """Mean accuracy on the validation split (all arrays ``[n]``); the groups are not read."""
     del sensitive, kind
     return float(np.mean(targets == predictions)) if len(targets) else math.nan
+
+
+def val_worst_class(targets: Labels, predictions: Labels, sensitive: Labels, *, kind: str) -> float:
+    """The lowest per-class accuracy (recall) on validation, over the classes present; the groups are not read.
+
+    Args:
+        targets: ``[n]`` classes.
+        predictions: ``[n]`` predicted classes.
+        sensitive: ``[n]`` sensitive values (unused).
+        kind: the dataset's metric kind (unused: the score is the same for every kind).
+
+    Returns:
+        ``min_c mean(predictions[targets == c] == c)`` (NaN for an empty split).
+    """
+    del sensitive, kind
+    if not len(targets):
+        return math.nan
+    classes, inverse = np.unique(targets, return_inverse=True)
+    correct = np.bincount(inverse, weights=(targets == predictions).astype(np.float64), minlength=len(classes))
+    return float(np.min(correct / np.bincount(inverse, minlength=len(classes))))
 
 
 def val_worst_group(targets: Labels, predictions: Labels, sensitive: Labels, *, kind: str) -> float:
@@ -101,6 +131,9 @@ class SelectionRule:
 
 RULES: Final[Mapping[str, SelectionRule]] = {
     "val_accuracy": SelectionRule("val_accuracy", "validation accuracy (no group labels)", False, False, val_accuracy),
+    "val_worst_class": SelectionRule(
+        "val_worst_class", "validation worst-class accuracy (no group labels)", False, False, val_worst_class
+    ),
     "val_worst_group": SelectionRule(
         "val_worst_group", "validation worst-group accuracy (group labels on validation)", True, False, val_worst_group
     ),
@@ -111,11 +144,28 @@ VALIDATION_RULES: Final = tuple(name for name, rule in RULES.items() if not rule
 FIXED: Final = SELECTION_FIXED
 
 
-def describe(selection: str) -> str:
-    """A selection label as the report's tables name it."""
+FINALS_TEXT: Final = {
+    FINALS_REPEAT: "repeated searches, each repeat's pick one result (the selection's variance inside the interval)",
+    FINALS_RESEED: "reseed: one search's pick retrained at every seed (seed variance only, not the selection's)",
+}
+
+
+def describe(selection: str, finals: str | None = None) -> str:
+    """A selection label as the report's tables name it, with how its picks were trained (``finals``)."""
     if selection in RULES:
-        return f"{selection}: {RULES[selection].description}"
+        mode = f"; {FINALS_TEXT[finals]}" if finals in FINALS_TEXT else ""
+        return f"{selection}: {RULES[selection].description}{mode}"
     return "fixed: the protocol's values (no search)" if selection == FIXED else selection
+
+
+def finals_mode(search: Any) -> str:
+    """How a folder's picks were trained, from its ``protocol.yaml`` search section (``fixed`` without one).
+
+    A protocol resolved before ``search.finals`` existed retrained its picks at every seed: ``reseed``.
+    """
+    if not isinstance(search, Mapping):
+        return FIXED
+    return str(search.get("finals") or FINALS_RESEED)
 
 
 def validation_scores(
@@ -148,14 +198,15 @@ def pick(rows: Sequence[Mapping[str, Any]], rule: str) -> Mapping[str, Any] | No
 
 
 def search_rows(records: Iterable[RunRecord], *, oracle: bool) -> list[dict[str, Any]]:
-    """``search.csv``'s rows from run records (their ``phase``, ``trial``, ``values``, ``validation``).
+    """``search.csv``'s rows from run records (their ``phase``, ``repeat``, ``trial``, ``values``, ``validation``).
 
     Args:
         records: run records; the complete runs of the search phase give a row.
         oracle: add the ``oracle`` column (the test metric the oracle selects on).
 
     Returns:
-        One row per complete search run: :data:`SEARCH_COLUMNS`, every drawn value, every rule's score.
+        One row per complete search run: :data:`SEARCH_COLUMNS`, every drawn value, every rule's score,
+        then the run's headline test metrics (``test:<metric>``, linear read-out).
     """
     rows = []
     for record in records:
@@ -163,33 +214,44 @@ def search_rows(records: Iterable[RunRecord], *, oracle: bool) -> list[dict[str,
             continue
         row: dict[str, Any] = {column: getattr(record, column) for column in SEARCH_COLUMNS if column != "condition"}
         row["condition"] = record.condition
+        row["repeat"] = record.repeat or 0
         row.update(record.values or {})
         row.update(record.validation or {})
         if oracle:
             row["oracle"] = record.metrics.get(oracle_metric(str(record.metric_kind)))
+        for metric in headline_metrics(str(record.metric_kind)):
+            row[TEST_PREFIX + metric] = record.metrics.get(metric)
         rows.append(row)
     return rows
 
 
-def select_rows(rows: Sequence[Mapping[str, Any]], rule: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """Apply ``rule`` to ``search.csv`` rows: method -> condition -> ``{"trial", "run_id", "score", "values"}``.
+def _not_value(column: str) -> bool:
+    """Whether a ``search.csv`` column is fixed, a score or a test metric rather than a drawn value."""
+    return column in SEARCH_COLUMNS or column in RULES or column.startswith(TEST_PREFIX)
+
+
+def select_rows(rows: Sequence[Mapping[str, Any]], rule: str) -> Picks:
+    """Apply ``rule`` to ``search.csv`` rows, per method, condition and repeat.
+
+    Returns:
+        method -> condition -> repeat (a string) -> ``{"trial", "run_id", "score", "values"}``.
 
     Raises:
         CecoFairError: ``rule`` is not a key of :data:`RULES`.
     """
     if rule not in RULES:
         raise CecoFairError(f"rule: unknown selection rule {rule!r}; expected one of {', '.join(RULES)}")
-    fixed = set(SEARCH_COLUMNS) | set(RULES)
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((str(row["method"]), str(row["condition"])), []).append(row)
-    chosen: dict[str, dict[str, dict[str, Any]]] = {}
-    for (method, condition), members in groups.items():
+        key = (str(row["method"]), str(row["condition"]), str(int(row.get("repeat", 0))))
+        groups.setdefault(key, []).append(row)
+    chosen: Picks = {}
+    for (method, condition, repeat), members in groups.items():
         best = pick(members, rule)
         if best is None:
             continue
-        values = {key: _plain(value) for key, value in best.items() if key not in fixed and not _missing(value)}
-        chosen.setdefault(method, {})[condition] = {
+        values = {key: _plain(value) for key, value in best.items() if not _not_value(key) and not _missing(value)}
+        chosen.setdefault(method, {}).setdefault(condition, {})[repeat] = {
             "trial": int(best["trial"]),
             "run_id": str(best["run_id"]),
             "score": rule_score(best, rule),
@@ -198,12 +260,12 @@ def select_rows(rows: Sequence[Mapping[str, Any]], rule: str) -> dict[str, dict[
     return chosen
 
 
-def selections(rows: Sequence[Mapping[str, Any]], rules: Sequence[str]) -> dict[str, Any]:
-    """``selection.json``: rule -> method -> condition -> the pick (see :func:`select_rows`)."""
+def selections(rows: Sequence[Mapping[str, Any]], rules: Sequence[str]) -> dict[str, Picks]:
+    """``selection.json``: rule -> method -> condition -> repeat -> the pick (see :func:`select_rows`)."""
     return {rule: select_rows(rows, rule) for rule in rules}
 
 
-def select(results_dir: str | Path, rule: str) -> dict[str, dict[str, dict[str, Any]]]:
+def select(results_dir: str | Path, rule: str) -> Picks:
     """Re-select the trials of an existing results folder under ``rule``, without training.
 
     Reads the folder's ``search.csv`` (the trials' drawn values and validation scores; the oracle's
@@ -211,10 +273,11 @@ def select(results_dir: str | Path, rule: str) -> dict[str, dict[str, dict[str, 
 
     Args:
         results_dir: a protocol's output folder of a run with a ``search``.
-        rule: ``val_accuracy``, ``val_worst_group`` or ``oracle``.
+        rule: ``val_accuracy``, ``val_worst_class``, ``val_worst_group`` or ``oracle``.
 
     Returns:
-        method -> condition -> ``{"trial", "run_id", "score", "values"}``: the chosen configuration.
+        method -> condition -> repeat (``"0"`` for a search run once) -> ``{"trial", "run_id", "score",
+        "values"}``: the chosen configuration.
 
     Raises:
         CecoFairError: an unknown rule, or a folder without ``search.csv`` or without the rule's scores.
@@ -241,14 +304,18 @@ def read_search_rows(path: Path) -> list[dict[str, Any]]:
 
 def search_frame(rows: Sequence[Mapping[str, Any]], rules: Sequence[str]) -> pd.DataFrame:
     """``search.csv`` as a table: the fixed columns, the drawn values in first-seen order, then the scores."""
-    values = [key for row in rows for key in row if key not in SEARCH_COLUMNS and key not in RULES]
+    values = [key for row in rows for key in row if not _not_value(key)]
     scores = [rule for rule in RULES if rule in rules or any(rule in row for row in rows)]
-    columns = [*SEARCH_COLUMNS, *dict.fromkeys(values), *scores]
+    tests = [key for row in rows for key in row if key.startswith(TEST_PREFIX)]
+    columns = [*SEARCH_COLUMNS, *dict.fromkeys(values), *scores, *dict.fromkeys(tests)]
     return pd.DataFrame([dict(row) for row in rows], columns=columns)
 
 
-def read_selection(folder: Path) -> dict[str, Any]:
-    """A folder's ``selection.json`` (empty without one)."""
+def read_selection(folder: Path) -> dict[str, Picks]:
+    """A folder's ``selection.json`` (empty without one), rule -> method -> condition -> repeat -> pick.
+
+    A file written before repeats (rule -> method -> condition -> pick) reads as repeat ``"0"``.
+    """
     path = folder / SELECTION_FILE
     if not path.is_file():
         return {}
@@ -256,7 +323,18 @@ def read_selection(folder: Path) -> dict[str, Any]:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
-    return loaded if isinstance(loaded, dict) else {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {
+        str(rule): {
+            str(method): {
+                str(condition): ({"0": chosen} if "trial" in chosen else dict(chosen))
+                for condition, chosen in by_condition.items()
+            }
+            for method, by_condition in by_method.items()
+        }
+        for rule, by_method in loaded.items()
+    }
 
 
 def _missing(value: Any) -> bool:
@@ -268,18 +346,17 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_search_files(folder: Path, records: Sequence[RunRecord], rules: Sequence[str]) -> dict[str, Any]:
-    """Write ``search.csv`` and ``selection.json`` from a folder's run records; return the picks.
+def write_search_files(folder: Path, rows: Sequence[Mapping[str, Any]], rules: Sequence[str]) -> dict[str, Picks]:
+    """Write ``search.csv`` and ``selection.json`` from a folder's search rows; return the picks.
 
     Args:
         folder: the protocol's output folder.
-        records: its finished runs' records.
+        rows: its search runs' rows (:func:`search_rows`).
         rules: the protocol's ``search.select``.
 
     Returns:
-        ``selection.json``'s content: rule -> method -> condition -> pick.
+        ``selection.json``'s content: rule -> method -> condition -> repeat -> pick.
     """
-    rows = search_rows(records, oracle="oracle" in rules)
     atomic_write_text(folder / SEARCH_CSV, search_frame(rows, rules).to_csv(index=False))
     picks = selections(rows, rules)
     atomic_write_json(folder / SELECTION_FILE, picks)
@@ -292,7 +369,8 @@ def label_records(records: Sequence[RunRecord], picks: Mapping[str, Any]) -> lis
     for record in records:
         labels = [PHASE_SEARCH] if record.phase == PHASE_SEARCH else []
         for rule, by_method in picks.items():
-            chosen = (by_method.get(record.method) or {}).get(record.condition)
+            by_repeat = (by_method.get(record.method) or {}).get(record.condition) or {}
+            chosen = by_repeat.get(str(record.repeat or 0))
             if chosen is not None and record.trial is not None and chosen["trial"] == record.trial:
                 labels.append(rule)
         labelled.append(dataclasses.replace(record, selection=labels))

@@ -57,6 +57,7 @@ def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | Non
         status=STATUS_RUNNING,
         phase=run.phase,
         trial=run.trial if run.phase is not None else None,
+        repeat=run.repeat if run.phase is not None else None,
         values=dict(run.values) if run.phase is not None else None,
     ).with_facts(origin or {})
 

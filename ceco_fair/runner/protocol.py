@@ -35,10 +35,17 @@ from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
-from ceco_fair.results.layout import PHASE_FINAL, PHASE_SEARCH, Phase
+from ceco_fair.results.layout import FINALS_REPEAT, PHASE_FINAL, PHASE_SEARCH, Phase
 from ceco_fair.results.record import condition_label
-from ceco_fair.results.selection import RULES
-from ceco_fair.runner.search import SearchConfig, check_trials, method_with, parse_search, sections_with, trial_values
+from ceco_fair.results.selection import RULES, Picks
+from ceco_fair.runner.search import (
+    SearchConfig,
+    check_trials,
+    method_with,
+    parse_search,
+    sections_with,
+    trial_values,
+)
 from ceco_fair.training.groups import SUBGROUP_METHODS, check_epochs, method_options
 from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
 from ceco_fair.training.user_loss import check_user_loss
@@ -69,6 +76,7 @@ class RunSpec:
     phase: Phase | None = None
     trial: int | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
+    repeat: int | None = None
 
     @property
     def condition(self) -> str:
@@ -117,11 +125,16 @@ class Protocol:
         """Every run: ρ (or attribute pairs) × seeds × methods, methods varying fastest.
 
         Runs that share a dataset (same ρ, attributes and seed) come one after another, so the
-        data is built once for all methods. With a search: the search phase, every condition ×
-        method × trial at ``seeds[0]`` (the final runs follow from the picks: :meth:`final_grid`).
+        data is built once for all methods. With a search: the search phase, every repeat ×
+        condition × method × trial, repeat ``r`` at ``seeds[r]`` (under ``reseed`` finals the final
+        runs follow from the picks: :meth:`final_grid`).
         """
         if self.search is not None:
-            return self._trial_runs(PHASE_SEARCH, {}, [self.seeds[0]])
+            return [
+                run
+                for repeat, seed in enumerate(self.search.repeat_seeds(self.seeds))
+                for run in self._trial_runs(PHASE_SEARCH, [seed], repeat)
+            ]
         runs: list[RunSpec] = []
         for rho, (target, sensitive), seed, method in itertools.product(
             self.rhos, self.attributes, self.seeds, self.methods
@@ -133,26 +146,30 @@ class Protocol:
             )
         return runs
 
-    def final_grid(self, picks: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> list[RunSpec]:
-        """The final phase: each trial a rule picked (``selection.json``) at every seed after the first, each once.
+    def final_grid(self, picks: Mapping[str, Picks]) -> list[RunSpec]:
+        """The final phase: under ``reseed``, each trial a rule picked at every seed after the first, each once.
 
         At ``seeds[0]`` the picked trial's search run is its final run (same configuration, seed and id).
+        Under ``repeat`` finals there is no final phase: each repeat's pick is already a result.
         """
+        if self.search is None or self.search.finals == FINALS_REPEAT:
+            return []
         chosen: dict[tuple[str, str], list[int]] = {}
         for by_method in picks.values():
             for method, by_condition in by_method.items():
-                for condition, pick in by_condition.items():
+                for condition, by_repeat in by_condition.items():
                     trials = chosen.setdefault((method, condition), [])
-                    if int(pick["trial"]) not in trials:
-                        trials.append(int(pick["trial"]))
+                    for pick in by_repeat.values():
+                        if int(pick["trial"]) not in trials:
+                            trials.append(int(pick["trial"]))
         return [
             run
-            for run in self._trial_runs(PHASE_FINAL, chosen, self.seeds[1:])
+            for run in self._trial_runs(PHASE_FINAL, self.seeds[1:], 0)
             if run.trial in chosen.get((run.method.label, run.condition), [])
         ]
 
-    def _trial_runs(self, phase: Phase, chosen: Mapping[tuple[str, str], list[int]], seeds: list[int]) -> list[RunSpec]:
-        """Condition × seed × method × trial runs with their drawn values (all trials, filtered by the caller)."""
+    def _trial_runs(self, phase: Phase, seeds: list[int], repeat: int) -> list[RunSpec]:
+        """Condition × seed × method × trial runs of ``repeat`` with their drawn values (filtered by the caller)."""
         assert self.search is not None
         sections = {"train": to_plain(self.train), "probe": to_plain(self.probe)}
         runs: list[RunSpec] = []
@@ -160,10 +177,10 @@ class Protocol:
             self.rhos, self.attributes, seeds, self.methods
         ):
             for trial in range(self.search.trials):
-                values = trial_values(self.search, method.label, method.config, trial, sections)
+                values = trial_values(self.search, method.label, method.config, trial, sections, repeat)
                 spec = MethodSpec(method.label, method_with(method.label, method.config, values))
                 name = run_name(method.label, rho, target, sensitive, seed, trial)
-                runs.append(RunSpec(name, spec, seed, rho, target, sensitive, phase, trial, values))
+                runs.append(RunSpec(name, spec, seed, rho, target, sensitive, phase, trial, values, repeat))
         return runs
 
     def for_run(self, run: RunSpec) -> Protocol:
@@ -401,9 +418,11 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
             f"eval.baseline: {evaluation.baseline!r} is not a method label; expected one of {', '.join(labels)}"
         )
     probe = from_mapping(ProbeConfig, raw.get("probe") or {}, "probe")
+    seeds = _parse_seeds(raw.get("seeds"))
     search = None
     if raw.get("search") is not None:
-        search = _parse_search(raw["search"], dataset, methods, {"train": to_plain(train), "probe": to_plain(probe)})
+        sections = {"train": to_plain(train), "probe": to_plain(probe)}
+        search = _parse_search(raw["search"], dataset, methods, sections, seeds)
     return Protocol(
         name=name,
         description=coerce(raw.get("description", ""), str, "description"),
@@ -412,7 +431,7 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
         data=data,
         rhos=rhos,
         attributes=attributes,
-        seeds=_parse_seeds(raw.get("seeds")),
+        seeds=seeds,
         encoder=encoder,
         methods=methods,
         train=train,
@@ -447,10 +466,12 @@ def with_validation_split(dataset: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _parse_search(raw: Any, dataset: str, methods: list[MethodSpec], sections: Mapping[str, Any]) -> SearchConfig:
-    """Validate the ``search`` section against the methods, the schema and the dataset's validation labels."""
+def _parse_search(
+    raw: Any, dataset: str, methods: list[MethodSpec], sections: Mapping[str, Any], seeds: list[int]
+) -> SearchConfig:
+    """Validate the ``search`` section against the methods, the schema, the seeds and the validation labels."""
     configs = [(method.label, method.config) for method in methods]
-    search = parse_search(raw, configs, sections)
+    search = parse_search(raw, configs, sections, seeds)
     labels = validation_labels(dataset_class(dataset))
     for index, rule in enumerate(search.select):
         if RULES[rule].needs_groups and labels != "groups":

@@ -811,5 +811,6 @@ def test_a_comparisons_csv_from_before_the_selection_column_reads_as_fixed(tmp_p
         "method,baseline,condition,metric,n_seeds,mean_difference,ci_low,ci_high\nce,supcon,all,accuracy,2,0.1,0,0.2\n"
     )
     table = read_comparisons(path)
-    assert list(table.columns)[:2] == ["selection", "method"] and table["selection"].tolist() == ["fixed"]
+    assert list(table.columns)[:3] == ["selection", "finals", "method"] and table["selection"].tolist() == ["fixed"]
+    assert table["finals"].tolist() == ["fixed"]
     assert table["mean_difference"].tolist() == [0.1]

@@ -13,7 +13,7 @@ from ceco_fair.summary import summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "study"
-TUNED = STUDY / "tuned"
+TUNED = STUDY / "tuned_random"
 SELECTION_LINE = "Selection: "
 
 

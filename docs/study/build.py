@@ -1,7 +1,7 @@
 """Rebuild docs/study/ from a finished run of protocols/distortion_study.yaml.
 
     python docs/study/build.py RESULTS_DIR [--colored COLORED_RESULTS_DIR] [--convergence CONVERGENCE_DIR]
-        [--tuned TUNED_DIR] [--docs docs/study]
+        [--tuned TUNED_DIR] [--tuned-random TUNED_RANDOM_DIR] [--docs docs/study]
 
 Copies the runner's own results.csv and comparisons.csv, gathers every run's curves.csv into one
 curves.csv (with method, rho and seed), writes convergence.csv (epochs to reach 90% of the run's
@@ -12,22 +12,25 @@ comparisons.csv are copied into ``colored/``. With ``--convergence`` (a finished
 protocols/distortion_study_convergence.yaml) its curves go to ``convergence/curves.csv`` and the speed
 on a common scale (:mod:`ceco_fair.results.convergence`) to ``convergence/convergence.csv``, for the
 balanced-bank curve and, restated on the same scale, the biased-bank curve. With ``--tuned`` (a finished
-run of protocols/distortion_study_tuned.yaml) its results.csv, comparisons.csv, search.csv and
-selection.json go to ``tuned/`` with its curves, and the tuned tables are printed per selection rule:
-the summary, the paired differences against SupCon, the chosen values, the read-outs' gain and the
-convergence on the common scale. Prints the Markdown tables that docs/study.md quotes.
+run of protocols/distortion_study_level.yaml, the level search) its results.csv, comparisons.csv,
+search.csv, selection.json and paired_trials.csv go to ``tuned/`` with its curves, and the tuned tables
+are printed per selection rule: the summary, the paired differences against SupCon, the chosen values,
+the read-outs' gain, the convergence on the common scale and the verdicts; then the paired view across
+the search space. ``--tuned-random`` does the same for the first tuned study
+(protocols/distortion_study_tuned.yaml, per-method draws) into ``tuned_random/``, kept beside the
+level one. Prints the Markdown tables that docs/study.md quotes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from playwright.sync_api import sync_playwright
 
 from ceco_fair.report import load_results
@@ -40,7 +43,9 @@ from ceco_fair.results.layout import (
     COMPARISONS_FILE,
     CURVES_FILE,
     LINEAR_READOUT,
+    PAIRED_TRIALS_FILE,
     PHASE_SEARCH,
+    PROTOCOL_FILE,
     RESULTS_CSV,
     RUN_FILE,
     RUNS_DIR,
@@ -49,7 +54,7 @@ from ceco_fair.results.layout import (
 )
 from ceco_fair.results.record import condition_label, read_run_file
 from ceco_fair.results.seeds import paired_interval
-from ceco_fair.results.selection import describe
+from ceco_fair.results.selection import describe, finals_mode, read_selection
 from ceco_fair.summary import summary_markdown
 
 CONVERGENCE_SHARE = 0.9
@@ -217,7 +222,8 @@ def build_convergence(results: Path, target: Path) -> None:
 
 TUNED_METRICS = ("unbiased_accuracy", "bias_conflicting_accuracy", "instance_retrieval_within_cell")
 """The tuned study's summary tables: the three verdicts' metrics, per selection rule."""
-TUNED_FILES = (RESULTS_CSV, COMPARISONS_FILE, SEARCH_CSV, SELECTION_FILE)
+TUNED_FILES = (RESULTS_CSV, COMPARISONS_FILE, SEARCH_CSV, SELECTION_FILE, PROTOCOL_FILE)
+"""The runner's files a tuned study copies (a level search adds :data:`PAIRED_TRIALS_FILE`)."""
 
 
 def rule_runs(results: pd.DataFrame, rule: str) -> set[str]:
@@ -234,7 +240,7 @@ def paired_table(comparisons: pd.DataFrame, rule: str) -> str:
     """ConTeX − SupCon per rho and metric under one rule, linear read-out, in points with the paired interval."""
     part = comparisons[(comparisons["selection"] == rule) & (comparisons["readout"] == LINEAR_READOUT)]
     lines = [
-        f"| {rule}: ConTeX − SupCon (paired), points | condition | seeds | mean [95% t-interval] |",
+        f"| {rule}: ConTeX − SupCon (paired), points | condition | pairs | mean [95% t-interval] |",
         "|---|---|---|---|",
     ]
     for row in part.itertuples():
@@ -245,16 +251,60 @@ def paired_table(comparisons: pd.DataFrame, rule: str) -> str:
     return "\n".join(lines)
 
 
-def chosen_table(selection: dict[str, dict[str, dict[str, dict[str, object]]]]) -> str:
-    """Each rule's pick per method and condition: the trial, its validation score and its values."""
-    lines = ["| rule | method | condition | trial | score | values |", "|---|---|---|---|---|---|"]
+def chosen_table(selection: dict[str, dict[str, dict[str, dict[str, dict[str, object]]]]]) -> str:
+    """Each rule's pick per method, condition and repeat: the trial, its validation score and its values."""
+    lines = ["| rule | method | condition | repeat | trial | score | values |", "|---|---|---|---|---|---|---|"]
     for rule, methods in selection.items():
         for method, conditions in methods.items():
-            for condition, pick in conditions.items():
-                values = pick["values"]
-                assert isinstance(values, dict)
-                shown = ", ".join(f"{key}={value:.3g}" for key, value in values.items())
-                lines.append(f"| {rule} | {method} | {condition} | {pick['trial']} | {pick['score']:.3f} | {shown} |")
+            for condition, repeats in conditions.items():
+                for repeat, pick in repeats.items():
+                    values = pick["values"]
+                    assert isinstance(values, dict)
+                    shown = ", ".join(f"{key}={value:.3g}" for key, value in values.items())
+                    lines.append(
+                        f"| {rule} | {method} | {condition} | {repeat} | {pick['trial']} | {pick['score']:.3f} "
+                        f"| {shown} |"
+                    )
+    return "\n".join(lines)
+
+
+def temperature_table(search: pd.DataFrame) -> str:
+    """How often each method tried each temperature, per condition: a level search tries every value alike."""
+    counts = search.groupby(["condition", "method", "temperature"]).size().unstack("temperature", fill_value=0)
+    values = list(counts.columns)
+    lines = [
+        "| trials per temperature | method | " + " | ".join(f"τ = {value:g}" for value in values) + " |",
+        "|---|---|" + "---|" * len(values),
+    ]
+    for (condition, method), row in counts.iterrows():
+        lines.append(f"| {condition} | {method} | " + " | ".join(str(int(row[value])) for value in values) + " |")
+    return "\n".join(lines)
+
+
+PAIRED_METRICS = (
+    "test:unbiased_accuracy",
+    "test:bias_conflicting_accuracy",
+    "test:instance_retrieval_within_cell",
+    "val_accuracy",
+    "val_worst_class",
+    "val_worst_group",
+)
+"""The paired view's rows docs/study.md quotes: the claims' test metrics, then the rules' validation scores."""
+
+
+def paired_trials_markdown(paired: pd.DataFrame) -> str:
+    """ConTeX − SupCon at the trials they share, per condition and metric, in points."""
+    lines = [
+        "| at the same trial: ConTeX − SupCon, points | condition | trials | median | ConTeX wins | worst | best |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    shown = paired[paired["metric"].isin(PAIRED_METRICS)].copy()
+    shown["order"] = shown["metric"].map(PAIRED_METRICS.index)
+    for row in shown.sort_values(["order", "condition"]).itertuples():
+        lines.append(
+            f"| {row.metric} | {row.condition} | {row.n_trials} | {100 * row.median:+.1f} | "
+            f"{100 * row.win_share:.0f}% | {100 * row.worst:+.1f} | {100 * row.best:+.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -349,30 +399,48 @@ def verdict_table(comparisons: pd.DataFrame, convergence_rows: pd.DataFrame, rul
 
 
 def build_tuned(results_dir: Path, target: Path) -> None:
-    """Copy the tuned study's files and curves into ``target``; print its tables per selection rule."""
+    """Copy a tuned study's files and curves into ``target``; print its tables per selection rule."""
     target.mkdir(exist_ok=True)
-    for name in TUNED_FILES:
+    level = (results_dir / PAIRED_TRIALS_FILE).is_file()
+    for name in (*TUNED_FILES, *((PAIRED_TRIALS_FILE,) if level else ())):
         shutil.copyfile(results_dir / name, target / name)
     curves = gather_curves(results_dir)
     curves.to_csv(target / "curves.csv", index=False, float_format="%.4g")
-    results = pd.read_csv(target / RESULTS_CSV)
-    comparisons = pd.read_csv(target / COMPARISONS_FILE)
-    print(summary_markdown(target, TUNED_METRICS), end="\n\n")
-    print(chosen_table(json.loads((target / SELECTION_FILE).read_text(encoding="utf-8"))), end="\n\n")
+    for text in tuned_tables(target):
+        print(text, end="\n\n")
+
+
+def tuned_tables(folder: Path) -> list[str]:
+    """Every Markdown table docs/study.md quotes of a tuned study copied into ``folder``, in order.
+
+    Also writes ``folder/convergence.csv`` (the common-scale convergence per rule).
+    """
+    results = pd.read_csv(folder / RESULTS_CSV)
+    comparisons = pd.read_csv(folder / COMPARISONS_FILE)
+    curves = pd.read_csv(folder / "curves.csv")
+    protocol_file = folder / PROTOCOL_FILE  # a study copied before the file was: its picks were retrained per seed
+    protocol = yaml.safe_load(protocol_file.read_text("utf-8")) if protocol_file.is_file() else {"search": {}}
+    texts = [summary_markdown(folder, TUNED_METRICS), chosen_table(read_selection(folder))]
+    search = pd.read_csv(folder / SEARCH_CSV)
+    if "temperature" in search.columns:
+        texts.append(temperature_table(search))
     tables = []
     for rule in rules_of(results):
-        print(f"Selection: {describe(rule)}\n")
-        print(paired_table(comparisons, rule), end="\n\n")
-        print(gains_table(readout_gains(results, rule), rule), end="\n\n")
+        texts.append(f"Selection: {describe(rule, finals_mode(protocol.get('search')))}")
+        texts.append(paired_table(comparisons, rule))
+        texts.append(gains_table(readout_gains(results, rule), rule))
         picked = curves[curves["run_id"].isin(rule_runs(results, rule))]
         table = pd.DataFrame()
         if not picked.empty:
             table, markdown = common_scale_tables(picked, "balanced_knn_accuracy", f"{rule}, balanced bank")
             tables.append(table.assign(selection=rule))
-            print(markdown, end="\n\n")
-        print(verdict_table(comparisons, table, rule), end="\n\n")
+            texts.append(markdown)
+        texts.append(verdict_table(comparisons, table, rule))
+    if (folder / PAIRED_TRIALS_FILE).is_file():
+        texts.append(paired_trials_markdown(pd.read_csv(folder / PAIRED_TRIALS_FILE)))
     if tables:
-        pd.concat(tables, ignore_index=True).to_csv(target / "convergence.csv", index=False, float_format="%.4g")
+        pd.concat(tables, ignore_index=True).to_csv(folder / "convergence.csv", index=False, float_format="%.4g")
+    return texts
 
 
 def main() -> None:
@@ -383,12 +451,17 @@ def main() -> None:
     parser.add_argument(
         "--convergence", type=Path, help="a finished run of protocols/distortion_study_convergence.yaml"
     )
-    parser.add_argument("--tuned", type=Path, help="a finished run of protocols/distortion_study_tuned.yaml")
+    parser.add_argument("--tuned", type=Path, help="a finished run of protocols/distortion_study_level.yaml")
+    parser.add_argument(
+        "--tuned-random", type=Path, help="a finished run of protocols/distortion_study_tuned.yaml (per-method draws)"
+    )
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
     docs: Path = args.docs
     if args.tuned is not None:
         build_tuned(args.tuned, docs / "tuned")
+    if args.tuned_random is not None:
+        build_tuned(args.tuned_random, docs / "tuned_random")
     if args.convergence is not None:
         build_convergence(args.convergence, docs / "convergence")
     if args.results is None:

@@ -87,15 +87,20 @@ def test_two_processes_hold_the_state_and_gradients_of_one_process_on_the_global
 
 
 def test_subgroup_methods_run_under_torchrun(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
-    methods = [{"name": "groupdro"}, {"name": "jtt", "stage_one_epochs": 1, "upweight": 3}, {"name": "lff"}]
+    methods = [
+        {"name": "groupdro"},
+        {"name": "jtt", "stage_one_epochs": 1, "upweight": 3},
+        {"name": "lff"},
+        {"name": "cnc", "stage_one_epochs": 1},  # its projection head idles in stage one: DDP must not stall
+    ]
     protocol = write_protocol(methods=methods, eval={"projection_points": 50})
     output = tmp_path / "out"
     done = torchrun(protocol, output)
     _, errors = done.communicate(timeout=900)
     assert done.returncode == 0, errors[-3000:]
     table = pd.read_csv(output / "results.csv")
-    assert set(table["method"]) == {"groupdro", "jtt", "lff"}
+    assert set(table["method"]) == {"groupdro", "jtt", "lff", "cnc"}
     assert table.groupby("method")["readout"].nunique().eq(3).all()
-    for method in ("groupdro", "jtt", "lff"):
+    for method in ("groupdro", "jtt", "lff", "cnc"):
         checkpoint = torch.load(output / "runs" / f"{method}-rho0.99-seed0" / "checkpoint.pt", weights_only=True)
         assert checkpoint["epoch"] == 2 and checkpoint["objective"] != {}

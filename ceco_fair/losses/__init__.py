@@ -1,4 +1,4 @@
-"""Contrastive losses (SimCLR, SupCon, ConTeX, FSCL, BiasCon) on one block-wise InfoNCE engine.
+"""Contrastive losses (SimCLR, SupCon, ConTeX, FSCL, BiasCon, CnC's term) on one block-wise InfoNCE engine.
 
 Example:
     >>> from ceco_fair.losses import build_loss
@@ -9,6 +9,7 @@ Example:
 from ceco_fair.losses.engine import IdRanges, Term, TermSum, infonce_terms
 from ceco_fair.losses.named import (
     BiasConLoss,
+    CnCLoss,
     ConTeXLoss,
     ContrastiveLoss,
     FSCLLoss,
@@ -20,6 +21,7 @@ from ceco_fair.losses.registry import LOSSES, build_loss, loss_arguments
 __all__ = [
     "LOSSES",
     "BiasConLoss",
+    "CnCLoss",
     "ConTeXLoss",
     "ContrastiveLoss",
     "FSCLLoss",

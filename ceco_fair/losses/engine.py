@@ -43,13 +43,14 @@ from ceco_fair.losses.problem import BlockProblem, ClampedTerm, Denominator, Pos
 logger = logging.getLogger(__name__)
 
 PositiveRule = Literal["instance", "label", "label_other_sensitive"]
-DenominatorRule = Literal["all", "other_label", "other_label_same_sensitive"]
+DenominatorRule = Literal["all", "other_label", "other_label_same_sensitive", "label_xor_sensitive"]
 
 POSITIVE_RULES: tuple[PositiveRule, ...] = ("instance", "label", "label_other_sensitive")
 DENOMINATOR_RULES: tuple[DenominatorRule, ...] = (
     "all",
     "other_label",
     "other_label_same_sensitive",
+    "label_xor_sensitive",
 )
 
 CELL_GRID_MAX = 1024
@@ -82,7 +83,10 @@ class Term:
         positives: ``"instance"`` (other views of the anchor's image), ``"label"`` (same label),
             or ``"label_other_sensitive"`` (same label and a different sensitive value).
         denominator: ``"all"`` (every key but the anchor), ``"other_label"`` (keys of another
-            label), or ``"other_label_same_sensitive"`` (another label, same sensitive value).
+            label), ``"other_label_same_sensitive"`` (another label, same sensitive value), or
+            ``"label_xor_sensitive"`` (keys sharing exactly one of the anchor's label and sensitive
+            value: same label and another sensitive value, or another label and the same sensitive
+            value; CnC's positives and negatives together).
         clamp: replace each log-ratio ``s_ip − lse(i)`` by ``min(0, s_ip − lse(i))``.
         group_norm: FSCL+ group normalisation: divide the positive sum by ``n(i)``, the number
             of positives sharing the anchor's sensitive value, and weight the anchor by
@@ -104,7 +108,7 @@ class Term:
         """Whether the term reads sensitive values."""
         return (
             self.positives == "label_other_sensitive"
-            or self.denominator == "other_label_same_sensitive"
+            or self.denominator in ("other_label_same_sensitive", "label_xor_sensitive")
             or self.group_norm
         )
 
@@ -404,7 +408,10 @@ def _denominator(rule: DenominatorRule, groups: _Groups) -> Denominator:
         return Denominator()
     if rule == "other_label":
         return Denominator(differ=groups.cell_label)
-    return Denominator(differ=groups.cell_label, same=groups.cell_sensitive)
+    other_label = Denominator(differ=groups.cell_label, same=groups.cell_sensitive)
+    if rule == "other_label_same_sensitive":
+        return other_label
+    return Denominator(differ=groups.cell_sensitive, same=groups.cell_label, union=other_label)
 
 
 def _denominator_count(rule: DenominatorRule, groups: _Groups, rows: Tensor) -> Tensor:
@@ -415,8 +422,11 @@ def _denominator_count(rule: DenominatorRule, groups: _Groups, rows: Tensor) -> 
     label_count = groups.label_count[groups.label[rows]]
     if rule == "other_label":
         return n_keys - label_count
-    same_sensitive = groups.sensitive_count[groups.sensitive[rows]]
-    return same_sensitive - groups.cell_count[groups.cell[rows]]
+    cell_count = groups.cell_count[groups.cell[rows]]
+    other_label_same_sensitive = groups.sensitive_count[groups.sensitive[rows]] - cell_count
+    if rule == "other_label_same_sensitive":
+        return other_label_same_sensitive
+    return (label_count - cell_count) + other_label_same_sensitive  # label_xor_sensitive
 
 
 def _positive_match(rule: PositiveRule, groups: _Groups, rows: Tensor) -> PositiveMatch:

@@ -429,3 +429,62 @@ class BiasConLoss(ContrastiveLoss):
     def weighted_terms(self) -> tuple[tuple[Term, float], ...]:
         """One term: same-label other-bias positives over all other keys."""
         return ((Term("label_other_sensitive", "all"), 1.0),)
+
+
+class CnCLoss(ContrastiveLoss):
+    """Correct-n-Contrast's contrastive term (Zhang et al. ICML 2022), pseudo-groups as ``sensitive``.
+
+    ``sensitive`` holds each sample's pseudo-group: the class a first-stage ERM model predicts for
+    it. For an anchor ``i`` of class ``y_i`` and prediction ``ŷ_i``:
+
+    * positives ``P(i) = {p : y_p = y_i, ŷ_p ≠ ŷ_i}`` (same class, predicted otherwise);
+    * negatives ``N(i) = {n : y_n ≠ y_i, ŷ_n = ŷ_i}`` (another class, predicted alike);
+    * denominator ``D(i) = P(i) ∪ N(i)``::
+
+        ℓ(i) = −(1/|P(i)|) Σ_{p ∈ P(i)} [ s_ip − log Σ_{k ∈ P(i) ∪ N(i)} exp(s_ik) ]
+
+    The positives are in the denominator, in SupCon's form, as in the paper's equation and its
+    authors' code (``SupervisedContrastiveLoss`` of HazyResearch/correct-n-contrast without
+    ``single_pos``: ``log exp_pos − log(Σ exp_neg + Σ exp_pos)``, averaged over the positives);
+    keys of neither set (same class and prediction, or another class and prediction) take no
+    part. Anchors without a positive are skipped (not counted); an anchor with positives but no
+    negative keeps ``D(i) = P(i)``. Default τ = 0.05 (the authors'); τ_base defaults to τ (no scaling,
+    as in the paper).
+
+    Not a pretraining loss of its own (not in :data:`~ceco_fair.losses.LOSSES`): the pseudo-groups
+    come from a first-stage model, so it is the contrastive part of the ``cnc`` method
+    (:class:`ceco_fair.training.groups.CorrectNContrast`).
+
+    Example:
+        >>> x, y, y_hat = torch.randn(8, 1, 16), torch.randint(0, 2, (8,)), torch.randint(0, 2, (8,))
+        >>> loss = CnCLoss()(x, y, y_hat)
+    """
+
+    name = "cnc"
+    needs_sensitive = True
+    default_temperature = 0.05
+    default_base_temperature = 0.05
+
+    def __init__(
+        self,
+        *,
+        temperature: float | None = None,
+        base_temperature: float | None = None,
+        block_size: int | None = None,
+    ) -> None:
+        """Store τ, with τ_base = τ unless given.
+
+        Args:
+            temperature: τ > 0 (default 0.05).
+            base_temperature: τ_base > 0 (default: τ, the loss unscaled).
+            block_size: anchors per similarity block (None: engine default).
+
+        Raises:
+            CecoFairError: if a value is out of range.
+        """
+        base = temperature if base_temperature is None else base_temperature
+        super().__init__(temperature=temperature, base_temperature=base, block_size=block_size)
+
+    def weighted_terms(self) -> tuple[tuple[Term, float], ...]:
+        """One term: same-label other-prediction positives over positives and same-prediction negatives."""
+        return ((Term("label_other_sensitive", "label_xor_sensitive"), 1.0),)

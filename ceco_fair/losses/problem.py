@@ -141,20 +141,25 @@ class Denominator:
 
     An anchor of cell ``c`` contrasts against the keys of cell ``g`` when
     ``differ[c] != differ[g]`` (if ``differ`` is given) and ``same[c] == same[g]`` (if ``same``
-    is given); with neither, against every key but itself.
+    is given); with neither, against every key but itself. With ``union``, also against the keys
+    that the other rule allows (e.g. CnC's "same label, other sensitive value" together with
+    "other label, same sensitive value").
 
     Attributes:
         differ: ``[G]`` int64 cell attribute that must differ (e.g. the cell's label).
         same: ``[G]`` int64 cell attribute that must match (e.g. the cell's sensitive value).
+        union: another rule whose allowed cells are added to these.
     """
 
     differ: Tensor | None = None
     same: Tensor | None = None
+    union: Denominator | None = None
 
     @property
     def every_key(self) -> bool:
         """Whether the denominator is every key but the anchor."""
-        return self.differ is None and self.same is None
+        own = self.differ is None and self.same is None
+        return own or (self.union is not None and self.union.every_key)
 
     def allowed(self, anchor_cells: Tensor) -> Tensor | None:
         """``[B, G]`` bool: the key cells each anchor contrasts against (None: every key).
@@ -165,12 +170,18 @@ class Denominator:
         Returns:
             The allowed cells per anchor, or None for every key.
         """
+        if self.every_key:
+            return None
         allowed = None
         if self.differ is not None:
             allowed = self.differ[anchor_cells, None] != self.differ[None, :]
         if self.same is not None:
             same = self.same[anchor_cells, None] == self.same[None, :]
             allowed = same if allowed is None else allowed & same
+        if self.union is not None:
+            other = self.union.allowed(anchor_cells)
+            assert allowed is not None and other is not None  # neither is every key (checked above)
+            allowed = allowed | other
         return allowed
 
 

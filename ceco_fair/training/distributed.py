@@ -76,6 +76,51 @@ def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
+def global_term_sums(
+    loss: ContrastiveLoss,
+    context: DistributedContext,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    sensitive: torch.Tensor,
+    *,
+    n_classes: int | None = None,
+    n_groups: int | None = None,
+) -> tuple[TermSum, ...]:
+    """The term sums of this process's anchors against the global batch, with the global anchor counts.
+
+    Args:
+        loss: the named loss module.
+        context: this process's rank and the world size (one process: the loss's own sums).
+        features: ``[n_local, V, P]`` this process's features (every process the same ``n_local``).
+        labels: ``[n_local]`` integer labels.
+        sensitive: ``[n_local]`` integer sensitive (or pseudo-group) values.
+        n_classes: labels lie in ``[0, n_classes)`` (None: any integers; see the loss's ``forward``).
+        n_groups: sensitive values lie in ``[0, n_groups)``.
+
+    Returns:
+        One :class:`~ceco_fair.losses.TermSum` per term: this process's loss sum and the number of valid
+        anchors of all processes; ``loss.combine(sums) * context.world_size`` is this process's share of
+        the global loss times the world size (see the module docstring).
+    """
+    if context.world_size == 1:
+        return loss.partial_sums(features, labels, sensitive, n_classes=n_classes, n_groups=n_groups)
+    n_local, views = features.shape[0], features.shape[1]
+    all_features = gather_with_grad(features)
+    all_labels, all_sensitive = gather_plain(labels), gather_plain(sensitive)
+    start = context.rank * n_local * views
+    sums = loss.partial_sums(
+        all_features,
+        all_labels,
+        all_sensitive,
+        anchor_rows=slice(start, start + n_local * views),
+        n_classes=n_classes,
+        n_groups=n_groups,
+    )
+    counts = torch.stack([part.n_valid for part in sums])
+    dist.all_reduce(counts)
+    return tuple(TermSum(part.loss_sum, count) for part, count in zip(sums, counts, strict=True))
+
+
 def global_contrastive_loss(
     loss: ContrastiveLoss,
     context: DistributedContext,
@@ -97,22 +142,8 @@ def global_contrastive_loss(
     """
 
     def compute(features: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor) -> torch.Tensor:
-        n_local, views = features.shape[0], features.shape[1]
-        all_features = gather_with_grad(features)
-        all_labels, all_sensitive = gather_plain(labels), gather_plain(sensitive)
-        start = context.rank * n_local * views
-        sums = loss.partial_sums(
-            all_features,
-            all_labels,
-            all_sensitive,
-            anchor_rows=slice(start, start + n_local * views),
-            n_classes=n_classes,
-            n_groups=n_groups,
-        )
-        counts = torch.stack([part.n_valid for part in sums])
-        dist.all_reduce(counts)
-        global_sums = [TermSum(part.loss_sum, count) for part, count in zip(sums, counts, strict=False)]
-        return loss.combine(global_sums) * context.world_size
+        sums = global_term_sums(loss, context, features, labels, sensitive, n_classes=n_classes, n_groups=n_groups)
+        return loss.combine(sums) * context.world_size
 
     return compute
 

@@ -1,4 +1,4 @@
-"""Subgroup-robustness baselines: group DRO, loss reweighting, group-balanced resampling, JTT and LfF.
+"""Subgroup-robustness baselines: group DRO, loss reweighting, group-balanced resampling, JTT, LfF and CnC.
 
 Each method trains the encoder and a linear head with cross-entropy, like ``ce``; what differs is
 how the samples of a batch are weighted or drawn. A (target, sensitive) *group* (or cell) of a
@@ -22,18 +22,32 @@ of them non-empty in the training set of ``n`` samples, ``n_g`` samples in group
   where ``ℓ_b``, ``ℓ_d`` are per-sample exponential moving averages (factor ``ema``) of the two models'
   cross-entropies (the first value of a sample is taken as it is). Loss: batch mean of GCE plus batch
   mean of ``W · CE``. Uses no group labels.
+* ``cnc`` (Correct-n-Contrast, Zhang et al. 2022): plain cross-entropy for ``stage_one_epochs``; that
+  model's predictions ``ŷ`` on the training set are the inferred groups. The model then restarts from its
+  initial weights and trains with ``λ · CE + (1 − λ) · L_CnC`` (``λ`` = ``lambda_ce``), ``L_CnC`` the
+  contrastive term of :class:`~ceco_fair.losses.CnCLoss` on the projection head's output: positives of
+  an anchor are the samples of its class predicted otherwise, negatives the samples of another class
+  predicted alike. Each second-stage epoch draws ``n`` samples with replacement, every non-empty
+  (class, ``ŷ``) cell equally likely (as ``resample`` does with the (target, sensitive) groups), so that a
+  batch holds positives and negatives for most anchors; the authors instead draw each anchor together
+  with its positives and negatives. Uses no group labels.
 
 Under data parallelism every process holds the same state: group DRO sums the group losses and counts
 of all processes before updating ``q``, LfF gathers every process's indices and losses before updating
-the averages, and the sampling orders come from generators every process seeds alike. The state
-(``q``, the JTT error set and initial weights, the LfF averages) goes into the checkpoint.
+the averages, CnC contrasts each process's anchors against the gathered global batch, and the sampling
+orders come from generators every process seeds alike. The state (``q``, the JTT error set and initial
+weights, the LfF averages, the CnC stage, first-stage predictions and initial weights) goes into the
+checkpoint.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 import torch
 import torch.distributed as dist
@@ -41,19 +55,55 @@ import torch.nn.functional as F
 from torch import nn
 
 from ceco_fair.errors import CecoFairError
+from ceco_fair.losses import CnCLoss
+from ceco_fair.training.distributed import DistributedContext, global_term_sums
 
 logger = logging.getLogger(__name__)
 
 GROUP_LABEL_METHODS: Final = ("groupdro", "reweight", "resample")
 """Methods that train with the sensitive (group) label."""
-SUBGROUP_METHODS: Final = (*GROUP_LABEL_METHODS, "jtt", "lff")
+SUBGROUP_METHODS: Final = (*GROUP_LABEL_METHODS, "jtt", "lff", "cnc")
 """The subgroup-robustness baselines: an encoder and a linear head trained with a cross-entropy variant."""
+
+
+@dataclass(frozen=True)
+class CnCOptions:
+    """Correct-n-Contrast's options (the protocol keys beside ``name: cnc``), checked by :meth:`check`.
+
+    Attributes:
+        lambda_ce: ``λ ∈ [0, 1]``, the weight of the cross-entropy in stage two: ``λ · CE + (1 − λ) · L_CnC``
+            (the authors' ``1 − contrastive_weight``, 0.5 by default).
+        temperature: ``τ > 0`` of the contrastive term (the authors' 0.05).
+        stage_one_epochs: epochs of the ERM stage, ``>= 1`` and fewer than ``train.epochs``
+            (:func:`check_epochs`).
+    """
+
+    lambda_ce: float = 0.5
+    temperature: float = 0.05
+    stage_one_epochs: int = 1
+
+    def check(self, path: str) -> None:
+        """Raise a :class:`CecoFairError` naming ``path.<key>`` for the first value out of range."""
+        if not 0 <= self.lambda_ce <= 1:
+            raise CecoFairError(f"{path}.lambda_ce: expected a value in [0, 1], got {self.lambda_ce}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise CecoFairError(f"{path}.temperature: expected a finite number > 0, got {self.temperature}")
+        if self.stage_one_epochs < 1:
+            raise CecoFairError(f"{path}.stage_one_epochs: expected a positive integer, got {self.stage_one_epochs}")
+
+
+def signature_defaults(options: type) -> dict[str, float | int]:
+    """The keyword arguments of an options class with their defaults, read from its signature."""
+    return {name: p.default for name, p in inspect.signature(options).parameters.items()}
+
+
 METHOD_OPTIONS: Final[Mapping[str, Mapping[str, float | int]]] = {
     "groupdro": {"eta": 0.01},
     "reweight": {},
     "resample": {},
     "jtt": {"stage_one_epochs": 1, "upweight": 20},
     "lff": {"q": 0.7, "ema": 0.7},
+    "cnc": signature_defaults(CnCOptions),
 }
 """Each method's options with their defaults (protocol keys beside ``name``)."""
 
@@ -103,16 +153,18 @@ def method_options(name: str, given: Mapping[str, Any], path: str) -> dict[str, 
             raise CecoFairError(f"{path}.q: expected a value in (0, 1], got {options['q']}")
         if not 0 <= options["ema"] < 1:
             raise CecoFairError(f"{path}.ema: expected a value in [0, 1), got {options['ema']}")
+    if name == "cnc":
+        CnCOptions(**options).check(path)  # type: ignore[arg-type]
     return options
 
 
 def check_epochs(name: str, options: Mapping[str, Any], epochs: int, path: str) -> None:
-    """JTT's first stage must leave epochs for the second: ``stage_one_epochs < train.epochs``.
+    """A two-stage method's (JTT's, CnC's) first stage must leave epochs: ``stage_one_epochs < train.epochs``.
 
     Raises:
         CecoFairError: naming ``stage_one_epochs`` and ``train.epochs``.
     """
-    if name == "jtt" and int(options.get("stage_one_epochs", 1)) >= epochs:
+    if "stage_one_epochs" in METHOD_OPTIONS.get(name, {}) and int(options.get("stage_one_epochs", 1)) >= epochs:
         raise CecoFairError(
             f"{path}.stage_one_epochs: expected fewer than train.epochs ({epochs}), got {options['stage_one_epochs']}"
         )
@@ -209,9 +261,15 @@ class SubgroupObjective:
         n_groups: number of sensitive groups.
         options: the method's options (:func:`method_options`).
         device: where the training runs.
+
+    Attributes:
+        projection_head: whether the method's model needs a projection head (its first output).
+        keeps_initial_weights: whether the constructor takes the model's ``initial`` weights (a restart).
     """
 
     name = "ce"
+    projection_head: ClassVar[bool] = False
+    keeps_initial_weights: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -332,6 +390,7 @@ class JTT(SubgroupObjective):
     """Just train twice: ERM, then retraining from the initial weights with the error set upsampled."""
 
     name = "jtt"
+    keeps_initial_weights = True
 
     def __init__(self, *args: Any, initial: Mapping[str, torch.Tensor], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -433,12 +492,141 @@ class LfF(SubgroupObjective):
         self.seen = state["seen"].to(self.device)
 
 
+class CorrectNContrast(SubgroupObjective):
+    """Correct-n-Contrast: ERM, then ``λ · CE + (1 − λ) · L_CnC`` from the initial weights (module docstring).
+
+    Stage one trains the encoder and classifier with plain cross-entropy on a random order. Its predictions
+    ``ŷ [n]`` on the (un-augmented) training set are the pseudo-groups; the model restarts from its initial
+    weights (all of them: encoder, projection head, classifier) and trains with the cross-entropy of the
+    classifier and :class:`~ceco_fair.losses.CnCLoss` of the projection head's output, ``ŷ`` of each
+    sample as its ``sensitive`` value, on draws that balance the (class, ``ŷ``) cells.
+
+    Args:
+        *args: see :class:`SubgroupObjective`; ``options`` as :class:`CnCOptions` fields.
+        initial: the model's weights before training.
+        **kwargs: see :class:`SubgroupObjective`.
+    """
+
+    name = "cnc"
+    projection_head = True
+    keeps_initial_weights = True
+
+    def __init__(self, *args: Any, initial: Mapping[str, torch.Tensor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial: dict[str, torch.Tensor] | None = {k: v.detach().cpu().clone() for k, v in initial.items()}
+        self.targets = self.groups // self.n_groups  # [n] on the device
+        self.predictions: torch.Tensor | None = None  # [n] stage-one predictions on the device
+        tau = float(self.options["temperature"])
+        self.contrastive = CnCLoss(temperature=tau)
+        self.contrastive.check_values = False  # ids come from a validated dataset: no read-backs per step
+        self.anchors = torch.zeros(2, dtype=torch.int64, device=self.device)  # this epoch: valid, all
+
+    @property
+    def stage_one(self) -> int:
+        """Number of epochs of the first (ERM) stage."""
+        return int(self.options["stage_one_epochs"])
+
+    def probabilities(self) -> torch.Tensor:
+        """Stage two's draw probability of each sample ``1 / (K · n_{(y, ŷ)})`` ``[n]`` (float64, CPU)."""
+        assert self.predictions is not None
+        cells = (self.targets * self.n_classes + self.predictions).cpu()
+        weights, _ = balancing_weights(cells, self.n_classes * self.n_classes)
+        return weights / self.n
+
+    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
+        """A random order in stage one; ``n`` (class, ``ŷ``)-balanced draws with replacement in stage two."""
+        if self.predictions is None:
+            return torch.randperm(self.n, generator=generator)
+        return torch.multinomial(self.probabilities(), self.n, replacement=True, generator=generator)
+
+    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
+        """CnC's learning-rate stage of ``epoch`` (the schedule restarts with the model)."""
+        return (0, self.stage_one) if epoch < self.stage_one else (self.stage_one, epochs - self.stage_one)
+
+    def loss(
+        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy in stage one; ``λ · CE + (1 − λ) · L_CnC`` in stage two.
+
+        Args:
+            outputs: projections ``[B, P]`` and logits ``[B, C]`` of this process's samples.
+            targets: their classes ``[B]``.
+            index: their rows in the training set ``[B]``.
+
+        Returns:
+            0-dim loss; under data parallelism the contrastive term is this process's share of the global
+            batch's term times the world size (:func:`~ceco_fair.training.distributed.global_term_sums`).
+        """
+        projected, logits = outputs
+        assert projected is not None and logits is not None
+        cross_entropy = F.cross_entropy(logits.float(), targets)
+        if self.predictions is None:
+            # The projection head joins the graph with a zero weight, so that data parallelism finds every
+            # parameter used; its stage-one weights are discarded at the restart.
+            return cross_entropy + 0.0 * projected.float().sum()
+        pseudo = self.predictions[index.to(self.device)]
+        context = DistributedContext(dist.get_rank(), world_size()) if world_size() > 1 else DistributedContext()
+        sums = global_term_sums(
+            self.contrastive,
+            context,
+            projected.float()[:, None],  # [B, V=1, P]: one view, each sample its own instance
+            targets,
+            pseudo,
+            n_classes=self.n_classes,
+            n_groups=self.n_classes,
+        )
+        self.anchors += torch.stack([sums[0].n_valid, sums[0].n_valid.new_tensor(len(targets) * context.world_size)])
+        contrastive = self.contrastive.combine(sums) * context.world_size
+        weight = float(self.options["lambda_ce"])
+        return weight * cross_entropy + (1 - weight) * contrastive
+
+    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
+        """After stage one: keep the predictions and restore the initial weights; log how many anchors had positives."""
+        if self.predictions is not None:
+            valid, total = (int(v) for v in self.anchors)
+            logger.info("cnc: epoch %d: %d of %d anchors had a positive in their batch", epoch + 1, valid, total)
+        self.anchors.zero_()
+        if epoch + 1 != self.stage_one or self.predictions is not None:
+            return False
+        self.predictions = predict(model).to(self.device).long()
+        wrong = int((self.predictions != self.targets).sum())
+        cells = int(torch.unique(self.targets * self.n_classes + self.predictions).numel())
+        logger.info(
+            "cnc: %d of %d training samples misclassified after stage one, %d (class, prediction) cells",
+            wrong,
+            self.n,
+            cells,
+        )
+        if wrong == 0:
+            logger.warning(
+                "cnc: stage one classifies every training sample correctly: no anchor has a positive, "
+                "stage two trains with cross-entropy only"
+            )
+        assert self.initial is not None
+        model.load_state_dict(self.initial)
+        self.initial = None
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """CnC's state for the checkpoint: the stage, stage one's predictions and (in stage one) the initial weights."""
+        predictions = None if self.predictions is None else self.predictions.cpu()
+        return {"stage": 1 if predictions is None else 2, "predictions": predictions, "initial": self.initial}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        predictions = state["predictions"]
+        assert (state["stage"] == 1) == (predictions is None), "cnc checkpoint: stage and predictions disagree"
+        self.predictions = None if predictions is None else predictions.to(self.device)
+        self.initial = state["initial"]
+
+
 OBJECTIVES: Final[Mapping[str, type[SubgroupObjective]]] = {
     "groupdro": GroupDRO,
     "reweight": Reweight,
     "resample": Resample,
     "jtt": JTT,
     "lff": LfF,
+    "cnc": CorrectNContrast,
 }
 
 
@@ -457,7 +645,7 @@ def build_objective(
         options: the method's options (defaults filled in by :func:`method_options`).
         dataset: the training split: ``targets``, ``sensitive`` ``[n]``, ``n_classes``, ``n_groups``
             (:class:`~ceco_fair.data.base.FairnessDataset`).
-        model: the model before training (JTT keeps its initial weights).
+        model: the model before training (JTT and CnC keep its initial weights).
         device: where the training runs.
 
     Raises:
@@ -474,5 +662,5 @@ def build_objective(
         ) from None
     check_group_labels(name, sensitive, "methods")
     full = method_options(name, options, f"method {name}")
-    extra: dict[str, Any] = {"initial": model.state_dict()} if name == "jtt" else {}
+    extra: dict[str, Any] = {"initial": model.state_dict()} if OBJECTIVES[name].keeps_initial_weights else {}
     return OBJECTIVES[name](targets, sensitive, n_classes, n_groups, full, device, **extra)

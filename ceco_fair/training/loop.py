@@ -32,7 +32,7 @@ from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.batches import Batch, BatchSource, chunk_indices
 from ceco_fair.training.checkpoint import load_checkpoint, save_checkpoint
 from ceco_fair.training.distributed import ContrastiveLossFn, DistributedContext, global_contrastive_loss
-from ceco_fair.training.groups import SUBGROUP_METHODS, SubgroupObjective, build_objective
+from ceco_fair.training.groups import OBJECTIVES, SUBGROUP_METHODS, SubgroupObjective, build_objective
 from ceco_fair.training.tensorboard import require_tensorboard
 from ceco_fair.training.user_loss import build_user_loss
 
@@ -143,6 +143,11 @@ class MethodConfig:
         return self.name in SUBGROUP_METHODS
 
     @property
+    def projects(self) -> bool:
+        """Whether the model has a projection head: a contrastive loss, or a subgroup method that contrasts (CnC)."""
+        return self.contrastive or (self.subgroup and OBJECTIVES[self.name].projection_head)
+
+    @property
     def trains(self) -> bool:
         """Whether the method pretrains the encoder (every method but ``frozen``)."""
         return self.name != FROZEN
@@ -161,7 +166,7 @@ class MethodModel(nn.Module):
         super().__init__()
         feature_dim = int(getattr(encoder, "feature_dim"))  # noqa: B009  (user encoders are plain Modules)
         self.encoder = encoder
-        self.head = ProjectionHead(feature_dim, method.projection_dim) if method.contrastive else None
+        self.head = ProjectionHead(feature_dim, method.projection_dim) if method.projects else None
         needs_classifier = not method.contrastive or method.cross_entropy_weight > 0
         self.classifier = nn.Linear(feature_dim, n_classes) if needs_classifier else None
         self.biased = biased_model(encoder, feature_dim, n_classes) if method.name == "lff" else None

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -13,7 +14,10 @@ from ceco_fair.summary import summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "study"
-TUNED = STUDY / "tuned_random"
+TUNED = STUDY / "tuned"
+TUNED_RANDOM = STUDY / "tuned_random"
+RANDOM_SECTION = "per-method draws"
+"""The heading of docs/study.md's section on the first tuned study (``tuned_random``)."""
 SELECTION_LINE = "Selection: "
 
 
@@ -64,7 +68,15 @@ def test_every_metric_table_of_the_study_is_the_summary_of_its_results_cell_by_c
         metric = metric_of(rows[0][0])
         if metric is None:
             continue
-        folder = STUDY / "colored" if "ColoredMNIST" in section else TUNED if "Tuned" in section else STUDY
+        folder = (
+            STUDY / "colored"
+            if "ColoredMNIST" in section
+            else TUNED_RANDOM
+            if RANDOM_SECTION in section
+            else TUNED
+            if "Tuned" in section
+            else STUDY
+        )
         computed = markdown_tables(summary_markdown(folder, [metric]))
         rule = section.partition(" / ")[2]
         ((_, expected),) = [c for c in computed if c[0].partition(" / ")[2] == rule] if rule else computed
@@ -74,7 +86,8 @@ def test_every_metric_table_of_the_study_is_the_summary_of_its_results_cell_by_c
         checked.append((folder.name, metric))
     assert len([c for c in checked if c[0] == "study"]) == 10
     assert len([c for c in checked if c[0] == "colored"]) == 6
-    assert len([c for c in checked if c[0] == "tuned"]) == 9  # 3 metrics x 3 rules
+    assert len([c for c in checked if c[0] == "tuned"]) == 12  # 3 metrics x 4 rules
+    assert len([c for c in checked if c[0] == "tuned_random"]) == 9  # 3 metrics x 3 rules
 
 
 def test_the_table_parser_reads_cells_and_sees_a_changed_one():
@@ -103,39 +116,50 @@ def study_builder() -> ModuleType:
     return module
 
 
-def test_the_tuned_study_has_five_seeds_per_method_rho_and_rule():
+def test_the_level_study_has_five_repeats_per_method_rho_and_rule_and_tried_every_temperature():
     results = pd.read_csv(TUNED / "results.csv")
-    protocol = load_protocol(ROOT / "protocols" / "distortion_study_tuned.yaml")
-    assert protocol.search is not None
+    protocol = load_protocol(ROOT / "protocols" / "distortion_study_level.yaml")
+    assert protocol.search is not None and protocol.search.finals == "repeat" and protocol.search.repeats == 5
     final = results[(results.selection != "search") & (results.metric == "bias_conflicting_accuracy")]
-    seeds = final.groupby(["selection", "method", "rho"])["seed"].nunique()
+    seeds = final[final.readout == "linear"].groupby(["selection", "method", "rho"])["seed"].nunique()
     assert len(seeds) == len(protocol.search.select) * len(protocol.methods) * len(protocol.rhos)
-    assert (seeds >= 5).all()
+    assert (seeds == 5).all()
     search = pd.read_csv(TUNED / "search.csv")
-    assert search.groupby(["method", "condition"])["trial"].nunique().eq(protocol.search.trials).all()
+    assert search.groupby(["method", "condition", "repeat"])["trial"].nunique().eq(protocol.search.trials).all()
+    tried = search.groupby(["method", "condition"])["temperature"].apply(set)
+    assert (tried.apply(lambda values: values == {0.05, 0.1, 0.2})).all() and len(tried) == 4
+    shared = search.pivot_table(index=["condition", "repeat", "trial"], columns="method", values="temperature")
+    assert (shared["supcon"] == shared["contex"]).all()  # a level field: the same temperature at every trial
     picks = json.loads((TUNED / "selection.json").read_text(encoding="utf-8"))
     assert set(picks) == set(protocol.search.select)
-
-
-def test_every_tuned_gain_and_paired_table_is_recomputed_from_the_copied_files():
-    builder = study_builder()
-    results = pd.read_csv(TUNED / "results.csv")
     comparisons = pd.read_csv(TUNED / "comparisons.csv")
-    quoted = {tuple(rows[0]): rows for _, rows in markdown_tables((ROOT / "docs" / "study.md").read_text("utf-8"))}
-    checked = 0
-    curves = pd.read_csv(TUNED / "curves.csv")
-    for rule in builder.rules_of(results):
-        picked = curves[curves["run_id"].isin(builder.rule_runs(results, rule))]
-        convergence, markdown = builder.common_scale_tables(picked, "balanced_knn_accuracy", f"{rule}, balanced bank")
-        for text in (
-            builder.gains_table(builder.readout_gains(results, rule), rule),
-            builder.paired_table(comparisons, rule),
-            builder.verdict_table(comparisons, convergence, rule),
-            *markdown.split("\n\n"),
-        ):
-            ((_, expected),) = markdown_tables(text)
-            assert quoted.get(tuple(expected[0])) == expected, (rule, expected[0][0])
-            checked += 1
-    assert checked == 15  # 5 tables x 3 rules
-    ((_, chosen),) = markdown_tables(builder.chosen_table(json.loads((TUNED / "selection.json").read_text("utf-8"))))
-    assert quoted.get(tuple(chosen[0])) == chosen
+    assert set(comparisons.finals) == {"repeat"} and (comparisons.n_seeds == 5).all()
+
+
+def test_the_first_tuned_study_is_kept_and_shows_why_it_was_not_level():
+    search = pd.read_csv(TUNED_RANDOM / "search.csv")
+    tried = search.groupby("method")["temperature"].apply(set)
+    assert tried["supcon"] == {0.1} and 0.05 in tried["contex"]
+
+
+def quoted_tables(random: bool) -> dict[tuple[str, ...], list[list[str]]]:
+    """docs/study.md's tables of the level study's sections (``random``: of the first tuned study's), by header."""
+    return {
+        tuple(rows[0]): rows
+        for section, rows in markdown_tables((ROOT / "docs" / "study.md").read_text("utf-8"))
+        if (RANDOM_SECTION in section) == random and (random or section.startswith("Tuned"))
+    }
+
+
+def test_every_tuned_table_is_recomputed_from_the_copied_files(tmp_path):
+    builder = study_builder()
+    for folder in (TUNED, TUNED_RANDOM):
+        quoted = quoted_tables(random=folder == TUNED_RANDOM)
+        copy = tmp_path / folder.name
+        shutil.copytree(folder, copy)
+        texts = builder.tuned_tables(copy)[1:]  # the summary tables: the test above, cell by cell
+        tables = [expected for text in texts for _, expected in markdown_tables(text)]
+        for expected in tables:
+            assert quoted.get(tuple(expected[0])) == expected, (folder.name, expected[0][0])
+        assert len(tables) >= 15, folder.name
+        pd.testing.assert_frame_equal(pd.read_csv(copy / "convergence.csv"), pd.read_csv(folder / "convergence.csv"))

@@ -122,7 +122,7 @@ def reliability_figure(targets: Labels, probabilities: Array, sensitive: Labels,
             )
         )
     fig.update_xaxes(title_text="top-label confidence (10 equal-width bins)", range=[0, 1])
-    fig.update_yaxes(title_text="accuracy", range=[0, 1])
+    fig.update_yaxes(title_text="share correct in the bin", range=[0, 1])
     apply_layout(fig, title="Reliability per group (ECE: top-label, 10 equal-width bins)")
     return fig
 

@@ -14,6 +14,10 @@
   bootstrap intervals from a multinomial resampling of the counts (percentile for accuracy,
   simultaneous max-t bands for the spreads and the worst group: :mod:`.intervals`) and a
   chi-square p-value per spread.
+- :func:`score_metrics` (:mod:`.score_intervals`): AUROC, ECE, score gaps and ABCC of class
+  probabilities per group (:mod:`.scores`), with a group-stratified row bootstrap
+  (:mod:`.score_bootstrap`), DeLong's interval, bands on the gaps and equality p-values;
+  :func:`odds_metrics` and the accuracy variants of :mod:`.count_variants`.
 - :func:`instance_retrieval`, :func:`alignment`, :func:`uniformity`, :func:`variance_ratio`,
   :func:`leakage`, :func:`bias_sensitivity`: diagnostics of a representation (features).
 
@@ -31,6 +35,7 @@ from ceco_fair.metrics.specs import METRIC_SPECS, MetricSpec
 if TYPE_CHECKING:
     from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
     from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
+    from ceco_fair.metrics.count_variants import odds_metrics
     from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
     from ceco_fair.metrics.intervals import SPREAD_NAMES
     from ceco_fair.metrics.representation import (
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
         uniformity,
         variance_ratio,
     )
+    from ceco_fair.metrics.score_intervals import ScoreResult, score_metrics
 
 _REPRESENTATION = "ceco_fair.metrics.representation"
 _LAZY = {
@@ -53,6 +59,9 @@ _LAZY = {
     "group_metrics": "ceco_fair.metrics.group",
     "group_table": "ceco_fair.metrics.group",
     "SPREAD_NAMES": "ceco_fair.metrics.intervals",
+    "odds_metrics": "ceco_fair.metrics.count_variants",
+    "ScoreResult": "ceco_fair.metrics.score_intervals",
+    "score_metrics": "ceco_fair.metrics.score_intervals",
     "alignment": _REPRESENTATION,
     "bias_sensitivity": _REPRESENTATION,
     "instance_retrieval": _REPRESENTATION,
@@ -68,6 +77,7 @@ __all__ = [
     "SPREAD_NAMES",
     "GroupConfusion",
     "MetricSpec",
+    "ScoreResult",
     "alignment",
     "bias_accuracy_matrix",
     "bias_metrics",
@@ -77,6 +87,8 @@ __all__ = [
     "group_table",
     "instance_retrieval",
     "leakage",
+    "odds_metrics",
+    "score_metrics",
     "uniformity",
     "variance_ratio",
 ]

@@ -99,7 +99,7 @@ def _group_sizes(counts: IntArray) -> IntArray:
     return sizes
 
 
-def _cell_accuracy(counts: IntArray) -> FloatArray:
+def cell_accuracy(counts: IntArray) -> FloatArray:
     """``P(ŷ = y | y, s)`` per cell: ``[..., G, C, C] -> [..., G, C]``, NaN for empty cells."""
     correct = np.diagonal(counts, axis1=-2, axis2=-1)
     return _ratio(correct, counts.sum(axis=-1), np.nan)
@@ -141,6 +141,26 @@ def _spread(values: FloatArray) -> FloatArray:
     return np.asarray(np.fmax.reduce(values, axis=-1) - np.fmin.reduce(values, axis=-1))
 
 
+def odds_spreads(counts: IntArray) -> tuple[FloatArray, FloatArray]:
+    """TPR spread and FPR spread over the groups of binary tables.
+
+    The parts of equalized odds, with fairlearn's conventions (:func:`_binary_rates`).
+
+    Args:
+        counts: Counts ``[..., G, 2, 2]`` (index 1 = positive class).
+
+    Returns:
+        ``(tpr_spread, fpr_spread)``, each ``[...]``: max − min over the groups with rows.
+
+    """
+    return _odds_spreads(_binary_rates(counts))
+
+
+def _odds_spreads(group_rates: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
+    """TPR and FPR spreads from the per-group rates of :func:`_binary_rates`."""
+    return _spread(group_rates["tpr"]), _spread(group_rates["fpr"])
+
+
 def _overall_accuracy(counts: IntArray) -> FloatArray:
     """Accuracy of whole tables: ``[..., G, C, C] -> [...]``."""
     correct = np.diagonal(counts, axis1=-2, axis2=-1).sum(axis=(-2, -1))
@@ -158,18 +178,18 @@ def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArra
         Metric name mapped to an array of shape ``[...]``, in :data:`METRIC_NAMES` order.
 
     """
-    cell_accuracy = _cell_accuracy(counts)
+    cells = cell_accuracy(counts)
     result = {
         "accuracy": _overall_accuracy(counts),
-        "worst_group_accuracy": np.fmin.reduce(cell_accuracy.reshape(*cell_accuracy.shape[:-2], -1), axis=-1),
+        "worst_group_accuracy": np.fmin.reduce(cells.reshape(*cells.shape[:-2], -1), axis=-1),
     }
     if rates:
         group_rates = _binary_rates(counts)
-        tpr_spread = _spread(group_rates["tpr"])
+        tpr_spread, fpr_spread = _odds_spreads(group_rates)
         result["demographic_parity_difference"] = _spread(group_rates["selection_rate"])
-        result["equalized_odds_difference"] = np.fmax(tpr_spread, _spread(group_rates["fpr"]))
+        result["equalized_odds_difference"] = np.fmax(tpr_spread, fpr_spread)
         result["equal_opportunity_difference"] = tpr_spread
-    result["eo_fscl"] = mean_pair_gap(cell_accuracy)
+    result["eo_fscl"] = mean_pair_gap(cells)
     return result
 
 

@@ -184,13 +184,13 @@ def _resampled_rates(observed: RateBlock, resampled: RateBlock) -> FloatArray:
     return np.where(observed.totals == 0, block_rates(observed), out)
 
 
-def _pairs(values: FloatArray) -> FloatArray:
+def pair_differences(values: FloatArray) -> FloatArray:
     """Differences ``v_i − v_j`` over the pairs ``i < j`` of the last axis: ``[..., K] -> [..., P]``."""
     first, second = np.triu_indices(values.shape[-1], k=1)
     return np.asarray(values[..., first] - values[..., second])
 
 
-def _pair_scales(scales: FloatArray) -> FloatArray:
+def pair_scales(scales: FloatArray) -> FloatArray:
     """Scales of the pairwise differences: ``√(s_i² + s_j²)``, ``[..., K] -> [..., P]``."""
     first, second = np.triu_indices(scales.shape[-1], k=1)
     return np.asarray(np.hypot(scales[..., first], scales[..., second]))
@@ -200,11 +200,11 @@ def _estimates(block: RateBlock, *, paired: bool) -> tuple[FloatArray, FloatArra
     """Estimates ``θ̂`` and scales ``s`` of one block's family members, ``[..., K or P]``."""
     rates, scales = block_rates(block), block_scales(block)
     if paired:
-        return _pairs(rates), _pair_scales(scales)
+        return pair_differences(rates), pair_scales(scales)
     return rates, scales
 
 
-def _max_valid(values: FloatArray) -> FloatArray:
+def max_valid(values: FloatArray) -> FloatArray:
     """Max over the last axis ignoring NaN; NaN where every entry is NaN (or there is none)."""
     valid = ~np.isnan(values)
     out = np.max(values, axis=-1, initial=-np.inf, where=valid)
@@ -234,10 +234,10 @@ def max_t_statistics(counts: IntArray, resampled: IntArray, *, rates: bool) -> d
         parts = []
         for observed, drawn in zip(metric_blocks(counts, name), metric_blocks(resampled, name), strict=True):
             estimate, scale = _estimates(observed, paired=True)
-            deviation = np.abs(_pairs(_resampled_rates(observed, drawn)) - estimate)
+            deviation = np.abs(pair_differences(_resampled_rates(observed, drawn)) - estimate)
             parts.append(np.divide(deviation, scale, out=np.zeros_like(deviation), where=scale > 0))
             parts[-1][np.isnan(deviation)] = np.nan
-        result[name] = _max_valid(np.concatenate(parts, axis=-1))
+        result[name] = max_valid(np.concatenate(parts, axis=-1))
     return result
 
 
@@ -252,7 +252,19 @@ def _worst_statistics(counts: IntArray, resampled: IntArray) -> dict[str, FloatA
     estimate, scale = _estimates(observed, paired=False)
     deviation = _resampled_rates(observed, drawn) - estimate
     standardised = np.divide(deviation, scale, out=np.full(deviation.shape, np.nan), where=scale > 0)
-    return {WORST_LOW: standardised, WORST_HIGH: _max_valid(-standardised)}
+    return {WORST_LOW: standardised, WORST_HIGH: max_valid(-standardised)}
+
+
+def critical_value(statistics: FloatArray, level: float, confidence: float) -> FloatArray:
+    """The ``level`` quantile over axis 0 of max-t statistics ``[B, ...]``, floored at ``Φ⁻¹((1 + confidence) / 2)``.
+
+    NaN resamples are ignored; NaN where all are.
+    """
+    floor = float(stats.norm.ppf((1.0 + confidence) / 2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quantile = np.asarray(np.nanquantile(statistics, level, axis=0), dtype=np.float64)
+    return np.maximum(quantile, floor)
 
 
 def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> dict[str, FloatArray]:
@@ -272,19 +284,45 @@ def critical_values(statistics: Mapping[str, FloatArray], confidence: float) -> 
 
     """
     one_sided = (1.0 + confidence) / 2.0
-    floor = float(stats.norm.ppf(one_sided))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {
-            name: np.maximum(
-                np.asarray(
-                    np.nanquantile(values, one_sided if name.startswith(WORST) else confidence, axis=0),
-                    dtype=np.float64,
-                ),
-                floor,
-            )
-            for name, values in statistics.items()
-        }
+    return {
+        name: critical_value(values, one_sided if name.startswith(WORST) else confidence, confidence)
+        for name, values in statistics.items()
+    }
+
+
+def spread_bounds(gaps: FloatArray, scales: FloatArray, c: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Interval of ``max_k |d_k|`` from bands ``|d̂_k| ± c s_k`` on every member: ``[..., K] -> [...]``.
+
+    Args:
+        gaps: Observed ``|d̂_k|`` ``[..., K]`` (NaN members are left out).
+        scales: Scales ``s_k`` ``[..., K]``.
+        c: Critical values broadcasting against ``[..., 1]``.
+
+    Returns:
+        ``(max_k max(0, |d̂_k| − c s_k), max_k min(1, |d̂_k| + c s_k))``, each ``[...]``.
+
+    """
+    return max_valid(np.clip(gaps - c * scales, 0.0, 1.0)), max_valid(np.clip(gaps + c * scales, 0.0, 1.0))
+
+
+def worst_bounds(
+    estimate: FloatArray, scale: FloatArray, c_low: FloatArray, c_high: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Interval of ``min_k θ_k`` from one-sided bands: ``[min_k(θ̂_k − q_k s_k), min_k(θ̂_k + c s_k)]``.
+
+    Args:
+        estimate: ``θ̂_k`` ``[..., K]`` (NaN members are left out).
+        scale: ``s_k`` ``[..., K]``.
+        c_low: Marginal one-sided critical values ``q_k`` ``[..., K]``.
+        c_high: Simultaneous one-sided critical value broadcasting against ``[..., 1]``.
+
+    Returns:
+        ``(low, high)`` within ``[0, 1]``, each ``[...]``.
+
+    """
+    low = np.fmin.reduce(np.clip(estimate - c_low * scale, 0.0, 1.0), axis=-1)
+    high = np.fmin.reduce(np.clip(estimate + c_high * scale, 0.0, 1.0), axis=-1)
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
 
 def _mean_over_pairs_and_classes(values: FloatArray) -> FloatArray:
@@ -309,7 +347,7 @@ def mean_pair_gap(cell_accuracy: FloatArray) -> FloatArray:
     samples (NaN marks an empty cell), then the mean over the classes with such a pair; 0 if
     no class has one.
     """
-    gaps = np.abs(_pairs(np.swapaxes(cell_accuracy, -1, -2)))  # [..., C, P]
+    gaps = np.abs(pair_differences(np.swapaxes(cell_accuracy, -1, -2)))  # [..., C, P]
     return _mean_over_pairs_and_classes(gaps)
 
 
@@ -336,9 +374,7 @@ def simultaneous_intervals(
         members = [_estimates(block, paired=name != WORST) for block in blocks]
         if name == WORST:
             estimate, scale = members[0]
-            c_low = np.asarray(critical[WORST_LOW], dtype=np.float64)
-            low = np.fmin.reduce(np.clip(estimate - c_low * scale, 0.0, 1.0), axis=-1)
-            high = np.fmin.reduce(np.clip(estimate + c * scale, 0.0, 1.0), axis=-1)
+            low, high = worst_bounds(estimate, scale, np.asarray(critical[WORST_LOW], dtype=np.float64), c)
         elif METRIC_SPECS[name].interval == "mean_gap":
             gaps = np.stack([np.abs(e) for e, _ in members], axis=-2)  # [..., C, P]
             scales = np.stack([s for _, s in members], axis=-2)
@@ -348,8 +384,7 @@ def simultaneous_intervals(
         else:
             gaps = np.concatenate([np.abs(e) for e, _ in members], axis=-1)
             scales = np.concatenate([s for _, s in members], axis=-1)
-            low = _max_valid(np.clip(gaps - c * scales, 0.0, 1.0))
-            high = _max_valid(np.clip(gaps + c * scales, 0.0, 1.0))
+            low, high = spread_bounds(gaps, scales, c)
         # no pair of groups: the spread is 0 by definition; otherwise an undefined c stays NaN
         defined = np.concatenate([~np.isnan(e) for e, _ in members], axis=-1).any(axis=-1)
         unknown = np.isnan(c[..., 0]) & defined

@@ -26,7 +26,9 @@ TargetType = Literal["any", "binary"]
 RunKind = Literal["bias", "group"]
 Unit = Literal["percent", "plain"]
 Bank = Literal["biased", "balanced"]
-IntervalKind = Literal["none", "percentile", "worst", "spread", "mean_gap"]
+IntervalKind = Literal[
+    "none", "percentile", "worst", "spread", "mean_gap", "delong", "score_worst", "score_spread", "cdf_band"
+]
 Role = Literal["overall", "worst_case", "aligned", "conflicting", "fairness_axis", "distortion_axis", "group_selection"]
 
 RUN_KINDS: Final[tuple[RunKind, ...]] = ("bias", "group")
@@ -62,7 +64,10 @@ class MetricSpec:
         interval: how a run's interval is made: ``percentile`` (bootstrap percentiles), ``worst``
             (one-sided bands on the cells, the minimum), ``spread`` (bands on the pairwise
             differences of :attr:`rates`, the maximum), ``mean_gap`` (bands on the per-class
-            pairwise differences, their means) or ``none``.
+            pairwise differences, their means) or ``none``; for the score metrics
+            (:mod:`ceco_fair.metrics.score_intervals`) ``delong`` (percentiles and DeLong's normal
+            interval), ``score_worst`` / ``score_spread`` (the same bands on per-group values with
+            analytic scales) and ``cdf_band`` (simultaneous bands on the groups' score CDFs).
         rates: the per-group rates a ``spread`` compares (``selection_rate``, ``tpr``, ``fpr``).
         roles: the parts it plays in the report: ``overall`` (the accuracy axis of the fairness
             scatter), ``worst_case`` (the accuracy of the worst-off samples), ``aligned`` /
@@ -73,6 +78,7 @@ class MetricSpec:
         of: for a ``curve`` value of the kNN classifier, the metric its predictions are measured by.
         bank: for a kNN ``curve`` value, the bank that votes: ``biased`` (a random subsample of the
             training set) or ``balanced`` (equal draws from every (target, sensitive) cell).
+        variant: which of the field's definitions of the metric this is, when there are several.
     """
 
     name: str
@@ -90,6 +96,7 @@ class MetricSpec:
     curve: bool = False
     of: str | None = None
     bank: Bank = "biased"
+    variant: str = ""
 
     @property
     def lower_is_better(self) -> bool:
@@ -109,6 +116,17 @@ class MetricSpec:
 
 _BIAS: Final[tuple[RunKind, ...]] = ("bias",)
 _GROUP: Final[tuple[RunKind, ...]] = ("group",)
+_NO_RUN: Final[tuple[RunKind, ...]] = ()
+"""Computed by :mod:`ceco_fair.metrics` but not yet recorded by any run (no ``results.csv`` column)."""
+_AUROC: Final = "AUROC: Mann-Whitney with midranks (ties ½); C > 2 classes: one-vs-rest macro mean"
+_ECE: Final = "ECE: top-label, 10 equal-width bins on [0, 1] (confidence 1 in the last)"
+_DPE: Final = "max − min over groups of the mean positive-class score (FFB's DPE)"
+_DPE_EO: Final = "the score gap within each true class, max over the classes (FFB's DPE, EO form)"
+_ABCC: Final = "area between the groups' CDFs of the positive-class score (Wasserstein-1); largest pair"
+_EO_SUM: Final = "TPR spread + FPR spread (FFB's equalized odds)"
+_AOD: Final = "(TPR spread + FPR spread) / 2 (fairlearn's equalized_odds_difference, agg='mean')"
+_ADJUSTED: Final = "unweighted mean accuracy over the (target, sensitive) cells present"
+_TRAIN_WEIGHTED: Final = "cell accuracies weighted by the training split's (target, sensitive) shares"
 
 _SPECS: Final = (
     MetricSpec(
@@ -175,6 +193,71 @@ _SPECS: Final = (
         rates=("tpr",),
     ),
     MetricSpec("eo_fscl", "EO (FSCL definition)", "group", "lower", runs=_GROUP, interval="mean_gap"),
+    MetricSpec(
+        "auroc", "AUROC", "group", "higher", runs=_NO_RUN, unit="plain", decimals=3, interval="delong", variant=_AUROC
+    ),
+    MetricSpec(
+        "worst_group_auroc",
+        "worst-group AUROC",
+        "group",
+        "higher",
+        runs=_NO_RUN,
+        unit="plain",
+        decimals=3,
+        interval="score_worst",
+        variant=_AUROC,
+    ),
+    MetricSpec(
+        "auroc_gap",
+        "AUROC gap",
+        "group",
+        "lower",
+        runs=_NO_RUN,
+        unit="plain",
+        decimals=3,
+        interval="score_spread",
+        variant=_AUROC,
+    ),
+    MetricSpec("ece", "ECE", "group", "lower", runs=_NO_RUN, interval="percentile", variant=_ECE),
+    MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_NO_RUN, interval="score_spread", variant=_ECE),
+    MetricSpec(
+        "score_gap", "score gap", "group", "lower", "binary", runs=_NO_RUN, interval="score_spread", variant=_DPE
+    ),
+    MetricSpec(
+        "score_gap_eo",
+        "score gap within class",
+        "group",
+        "lower",
+        "binary",
+        runs=_NO_RUN,
+        interval="score_spread",
+        variant=_DPE_EO,
+    ),
+    MetricSpec(
+        "abcc",
+        "ABCC",
+        "group",
+        "lower",
+        "binary",
+        runs=_NO_RUN,
+        unit="plain",
+        decimals=3,
+        interval="cdf_band",
+        variant=_ABCC,
+    ),
+    MetricSpec("equalized_odds_sum", "equalized-odds sum", "group", "lower", "binary", runs=_NO_RUN, variant=_EO_SUM),
+    MetricSpec(
+        "average_odds_difference", "average-odds difference", "group", "lower", "binary", runs=_NO_RUN, variant=_AOD
+    ),
+    MetricSpec("adjusted_accuracy", "adjusted accuracy", "group", "higher", runs=_NO_RUN, variant=_ADJUSTED),
+    MetricSpec(
+        "train_weighted_accuracy",
+        "train-weighted accuracy",
+        "group",
+        "higher",
+        runs=_NO_RUN,
+        variant=_TRAIN_WEIGHTED,
+    ),
     MetricSpec("knn_accuracy", "kNN accuracy", "curve", "higher", curve=True, of="accuracy"),
     MetricSpec(
         "knn_bias_conflicting_accuracy",

@@ -118,7 +118,8 @@ def test_the_report_labels_repeated_searches_and_shows_the_paired_view(repeated:
     page = (repeated / REPORT_FILE).read_text(encoding="utf-8")
     assert "repeated searches, each repeat&#x27;s pick one result" in page
     assert "all, repeat 1" in page  # the trial-score figure's menu
-    assert '<th class="text">median (points)</th>' in page and '<th class="text">wins</th>' in page
+    assert '<th class="text">median difference</th>' in page and '<th class="text">wins</th>' in page
+    assert "oracle (test, upper bound), %" in page and "accuracy (%), test" in page
 
 
 def test_a_random_search_shares_no_trial_so_its_paired_view_is_empty(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
 from ceco_fair.report.load import Results
 from ceco_fair.report.style import Option, add_selector, apply_layout, method_colours, text
 from ceco_fair.results.selection import RULES, TEST_PREFIX, describe
@@ -128,13 +129,31 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+PERCENT_SCORE = MetricSpec("rule_score", "rule score", "group", "higher")
+"""How a rule's score is written: a fraction shown in %, one decimal (the rules' scores are accuracies)."""
 PAIRED_TRIALS_GUIDE = (
     "The same question without another run: at each trial the methods share (same drawn configuration, "
     "same repeat), the method's value minus the baseline's. <em>median</em> of those differences, "
-    "<em>wins</em>: the share of trials where the method is better (by the metric's direction), "
+    "<em>wins</em>: the share of trials where the method is better (by the metric's direction; a tie is no win), "
     "<em>worst</em> / <em>best</em>: its least and most favourable trial. Test metrics (linear read-out) "
     "are for reading only: no rule selects on them."
 )
+
+
+def _paired_metric(column: str) -> tuple[str, MetricSpec | None]:
+    """A ``paired_trials.csv`` metric as the table shows it, and the spec its values are written by."""
+    if column.startswith(TEST_PREFIX):
+        name = column.removeprefix(TEST_PREFIX)
+        spec = spec_of(name)
+        return f"{label(name)}{unit_suffix(spec)}, test", spec
+    if column in RULES and RULES[column].reads_test:
+        return f"{column} (test, upper bound), %", PERCENT_SCORE
+    return f"{column} (validation), %", PERCENT_SCORE
+
+
+def _signed(value: float, spec: MetricSpec | None) -> str:
+    shown = format_value(abs(value), spec)
+    return f"{'-' if value < 0 else '+'}{shown}" if shown else "—"
 
 
 def paired_trials_table(results: Results) -> str | None:
@@ -144,21 +163,20 @@ def paired_trials_table(results: Results) -> str | None:
         return None
     rows = []
     for record in table.to_dict("records"):
-        metric = str(record["metric"])
-        scale = 100.0
+        shown, spec = _paired_metric(str(record["metric"]))
         cells = [
             str(record["method"]),
             str(record["baseline"]),
             str(record["condition"]),
-            metric.removeprefix(TEST_PREFIX) + (" (test)" if metric.startswith(TEST_PREFIX) else " (validation)"),
+            shown,
             str(int(record["n_trials"])),
-            f"{scale * float(record['median']):+.1f}",
+            _signed(float(record["median"]), spec),
             f"{100 * float(record['win_share']):.0f}%",
-            f"{scale * float(record['worst']):+.1f}",
-            f"{scale * float(record['best']):+.1f}",
+            _signed(float(record["worst"]), spec),
+            _signed(float(record["best"]), spec),
         ]
         rows.append("<tr>" + "".join(f'<td class="text">{escape(cell)}</td>' for cell in cells) + "</tr>")
-    names = ("method", "baseline", "condition", "metric", "trials", "median (points)", "wins", "worst", "best")
+    names = ("method", "baseline", "condition", "metric", "trials", "median difference", "wins", "worst", "best")
     head = "".join(f'<th class="text">{name}</th>' for name in names)
     return (
         '<div class="table-wrap"><table class="summary">'

@@ -34,7 +34,7 @@ from interval_simulation import (
     run_case,
 )
 
-from ceco_fair.metrics.intervals import SPREAD_NAMES, interval_names
+from ceco_fair.metrics.intervals import interval_names, spread_names
 
 SHORT = {
     "worst_group_accuracy": "worst-group acc.",
@@ -92,9 +92,9 @@ def main() -> None:
         print(f"| {scenario.label} | " + " | ".join(cells) + " |")
 
     print("\nShare of p-values below 0.05 (asymptotic chi-square power)\n")
-    print(header("case", SPREAD_NAMES))
+    print(header("case", spread_names()))
     for scenario, result in results:
-        cells = [f"{np.mean(result.p_values[n] < 0.05):.1%} ({p_value_power(scenario, n):.1%})" for n in SPREAD_NAMES]
+        cells = [f"{np.mean(result.p_values[n] < 0.05):.1%} ({p_value_power(scenario, n):.1%})" for n in spread_names()]
         print(f"| {scenario.label} | " + " | ".join(cells) + " |")
 
 

@@ -10,9 +10,10 @@ starts quickly.
 
 from __future__ import annotations
 
-from importlib import import_module, metadata
-from typing import TYPE_CHECKING, Any
+from importlib import metadata
+from typing import TYPE_CHECKING
 
+from ceco_fair.common.lazy import lazy_exports
 from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
@@ -48,8 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the public API (``audit``, ``AuditOptions``, ``load_encoder``, ``select``, ...) on first access."""
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ceco_fair' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

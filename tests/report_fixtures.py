@@ -24,13 +24,13 @@ from ceco_fair.results.layout import (
     BIAS_MATRIX_FILE,
     CHECKPOINT_FILE,
     COLOUR_STRIP_FILE,
-    CURVES_COLUMNS,
     CURVES_FILE,
     GROUP_TABLE_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
+    curves_columns,
     run_dir,
 )
 from ceco_fair.results.record import RunRecord
@@ -107,7 +107,7 @@ def write_biased_mnist_folder(
 def _write_distortion(folder: Path, rng: np.random.Generator, epochs: int) -> dict[str, float]:
     """A run's curves and colour strip; returns its diagnostics."""
     curves = pd.DataFrame({"epoch": np.arange(1, epochs + 1)})
-    for column in CURVES_COLUMNS[1:]:
+    for column in curves_columns()[1:]:
         if column != "knn_worst_group_accuracy":
             curves[column] = np.sort(rng.uniform(0.1, 0.9, size=epochs))
     curves.to_csv(folder / CURVES_FILE, index=False)

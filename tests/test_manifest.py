@@ -1,3 +1,8 @@
+import platform
+import re
+from pathlib import Path
+
+import pytest
 import torch
 
 from ceco_fair.results.manifest import build_manifest, processor_model
@@ -10,8 +15,25 @@ def test_processor_model_reads_the_model_name(tmp_path):
     assert processor_model(tmp_path / "absent") != ""
 
 
+def expected_processor() -> str:
+    """The CPU model as this test reads it, apart from the helper under test."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(encoding="utf-8"), re.MULTILINE)
+        if found:
+            return found.group(1).strip()
+    pytest.skip("no model name in /proc/cpuinfo on this machine")
+    return platform.processor()
+
+
 def test_manifest_records_the_processor_and_the_thread_count():
-    manifest = build_manifest(torch.device("cpu"))
-    assert manifest["torch_threads"] == torch.get_num_threads()
-    assert manifest["processor"] == processor_model()
-    assert manifest["processor"] in manifest["device"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        manifest = build_manifest(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    processor = expected_processor()
+    assert manifest["torch_threads"] == 3
+    assert manifest["processor"] == processor
+    assert manifest["device"] == f"cpu (3 threads, {processor})"

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ceco_fair.metrics import METRIC_NAMES, group_metrics, group_table
 from ceco_fair.metrics import bootstrap as bootstrap_module
+from ceco_fair.metrics import group_metrics, group_table, metric_names
 from ceco_fair.metrics.bootstrap import bootstrap_statistic, percentile_interval, resample_counts
 from ceco_fair.metrics.confusion import group_confusion
 from ceco_fair.metrics.group import metrics_from_counts
-from ceco_fair.metrics.intervals import SPREAD_NAMES
+from ceco_fair.metrics.intervals import spread_names
 
 
 def population_sample(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,11 +97,11 @@ def test_group_metrics_intervals_are_seeded_and_ordered() -> None:
     result = group_metrics(y_true, y_pred, sensitive, n_boot=300, seed=7)
     assert list(result) == [
         key
-        for name in METRIC_NAMES
+        for name in metric_names()
         for key in (name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_p_value")
-        if not key.endswith("_p_value") or name in SPREAD_NAMES
+        if not key.endswith("_p_value") or name in spread_names()
     ]
-    for name in METRIC_NAMES:
+    for name in metric_names():
         assert result[f"{name}_ci_low"] <= result[f"{name}_ci_high"]
     assert result["accuracy_ci_low"] < result["accuracy"] < result["accuracy_ci_high"]
     assert group_metrics(y_true, y_pred, sensitive, n_boot=300, seed=7) == result

@@ -6,27 +6,29 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ceco_fair
-from ceco_fair.metrics import METRIC_NAMES, METRIC_SPECS, RATE_METRIC_NAMES
-from ceco_fair.metrics.intervals import SPREAD_NAMES, interval_names
+from ceco_fair.metrics import METRIC_SPECS, group_metrics, metric_names, rate_metric_names
+from ceco_fair.metrics.group import GROUP_METRIC_FUNCTIONS, register_group_metric, unregister_group_metric
+from ceco_fair.metrics.intervals import interval_names, spread_names
 from ceco_fair.metrics.specs import (
-    BIAS_METRICS,
-    CURVE_METRICS,
-    GROUP_METRICS,
     MetricSpec,
     ci_high_name,
     ci_low_name,
+    curve_metrics,
     format_value,
     headline_metrics,
     label,
     lower_is_better,
+    outcome_metrics,
     p_value_name,
     register_spec,
     shown_value,
     spec_of,
     split_derived,
+    summary_metrics,
     unit_suffix,
     unregister_spec,
     with_role,
@@ -48,13 +50,32 @@ REPRESENTATION_DIRECTIONS = {
 }
 
 
-def test_every_group_and_bias_metric_has_a_spec_of_its_kind() -> None:
-    for name in METRIC_NAMES:
-        assert METRIC_SPECS[name].kind == "group" or name == "accuracy"
-    assert set(GROUP_METRICS) == set(METRIC_NAMES)
-    for name in BIAS_METRICS:
-        assert name in METRIC_SPECS
-    assert {name for name in METRIC_NAMES if METRIC_SPECS[name].binary_only} == set(RATE_METRIC_NAMES)
+GROUP_NAMES = (
+    "accuracy",
+    "worst_group_accuracy",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "eo_fscl",
+)
+"""What a group run reports, written out here (not derived) so that a spec that loses its place fails."""
+RATE_NAMES = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference")
+
+
+def test_every_group_metric_has_a_spec_of_its_kind_and_a_function() -> None:
+    assert metric_names() == outcome_metrics("group") == GROUP_NAMES
+    assert rate_metric_names() == RATE_NAMES
+    assert metric_names(rates=False) == ("accuracy", "worst_group_accuracy", "eo_fscl")
+    for name in GROUP_NAMES:
+        assert METRIC_SPECS[name].kind == "group" and name in GROUP_METRIC_FUNCTIONS
+    measured = group_metrics([1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 1, 1], ["a", "a", "a", "b", "b", "b"])
+    assert tuple(key for key in measured if not key.endswith("_p_value")) == GROUP_NAMES
+    assert outcome_metrics("bias") == (
+        "unbiased_accuracy",
+        "bias_conflicting_accuracy",
+        "bias_aligned_accuracy",
+        "accuracy",
+    )
 
 
 def test_representation_metrics_are_registered_with_their_direction() -> None:
@@ -109,14 +130,24 @@ def test_the_guard_sees_a_literal() -> None:
 
 
 def test_lists_of_metrics_are_derived_from_the_specs() -> None:
-    assert BIAS_METRICS == ("unbiased_accuracy", "bias_conflicting_accuracy", "bias_aligned_accuracy", "accuracy")
-    assert (
-        METRIC_NAMES
-        == GROUP_METRICS
-        == tuple(n for n, s in METRIC_SPECS.items() if s.kind in ("bias", "group") and "group" in s.runs)
+    assert spread_names() == (
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
+        "eo_fscl",
     )
-    assert SPREAD_NAMES == tuple(n for n, s in METRIC_SPECS.items() if s.interval in ("spread", "mean_gap"))
     assert interval_names(rates=False) == ("worst_group_accuracy", "eo_fscl")
+    assert summary_metrics() == (
+        "unbiased_accuracy",
+        "bias_conflicting_accuracy",
+        "bias_aligned_accuracy",
+        "accuracy",
+        "worst_group_accuracy",
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
+        "eo_fscl",
+    )
     assert headline_metrics("bias") == (
         "unbiased_accuracy",
         "bias_conflicting_accuracy",
@@ -131,9 +162,18 @@ def test_lists_of_metrics_are_derived_from_the_specs() -> None:
         "leakage_within_class",
     }
     assert with_role("group_selection") == ("unbiased_accuracy", "worst_group_accuracy")
-    assert layout.CURVES_COLUMNS == ("epoch", *CURVE_METRICS)
-    assert CURVE_METRICS[:3] == ("knn_accuracy", "knn_bias_conflicting_accuracy", "knn_worst_group_accuracy")
-    assert all(METRIC_SPECS[METRIC_SPECS[n].of or n].kind != "curve" for n in CURVE_METRICS)
+    assert layout.curves_columns() == ("epoch", *curve_metrics())
+    assert curve_metrics() == (
+        "knn_accuracy",
+        "knn_bias_conflicting_accuracy",
+        "knn_worst_group_accuracy",
+        "balanced_knn_accuracy",
+        "balanced_knn_bias_conflicting_accuracy",
+        "balanced_knn_worst_group_accuracy",
+        "instance_retrieval_within_cell",
+        "variance_ratio",
+    )
+    assert all(METRIC_SPECS[METRIC_SPECS[n].of or n].kind != "curve" for n in curve_metrics())
 
 
 def test_a_new_spec_line_reaches_the_derived_lists() -> None:
@@ -141,6 +181,8 @@ def test_a_new_spec_line_reaches_the_derived_lists() -> None:
     register_spec(spec)
     try:
         assert "made_up_gap" in headline_metrics("group") and spec_of("made_up_gap_ci_low") is spec
+        assert summary_metrics()[-1] == "made_up_gap" and outcome_metrics("group")[-1] == "made_up_gap"
+        assert "made_up_gap" not in metric_names()  # a spec without a function is not computed
         with pytest.raises(ValueError, match="already"):
             register_spec(spec)
     finally:
@@ -148,6 +190,44 @@ def test_a_new_spec_line_reaches_the_derived_lists() -> None:
     assert "made_up_gap" not in METRIC_SPECS and "made_up_gap" not in headline_metrics("group")
     unregister_spec("accuracy")  # a built-in spec stays
     assert "accuracy" in METRIC_SPECS
+
+
+def test_a_curve_spec_reaches_curves_csv_columns() -> None:
+    register_spec(MetricSpec("made_up_curve", "made-up curve", "representation", "higher", curve=True))
+    try:
+        assert curve_metrics()[-1] == "made_up_curve" and layout.curves_columns()[-1] == "made_up_curve"
+    finally:
+        unregister_spec("made_up_curve")
+    assert "made_up_curve" not in curve_metrics()
+
+
+def _positives_share(counts: np.ndarray) -> np.ndarray:
+    """The share of predicted positives, a made-up group metric: ``[..., G, 2, 2] -> [...]``."""
+    return np.asarray(counts[..., :, 1].sum(axis=(-2, -1)) / counts.sum(axis=(-3, -2, -1)))
+
+
+def test_a_registered_group_metric_is_computed_with_its_interval() -> None:
+    spec = MetricSpec(
+        "made_up_share", "made-up share", "group", "higher", "binary", runs=("group",), interval="percentile"
+    )
+    register_group_metric(spec, _positives_share)
+    try:
+        y_true, y_pred, groups = [1, 0, 1, 0, 1, 0, 1, 1], [1, 1, 0, 0, 1, 1, 1, 0], list("aaaabbbb")
+        plain = group_metrics(y_true, y_pred, groups)
+        assert plain["made_up_share"] == pytest.approx(5 / 8)
+        assert metric_names()[-1] == rate_metric_names()[-1] == "made_up_share"
+        assert "made_up_share" not in group_metrics(y_true, y_pred, groups, rates=False)
+        boot = group_metrics(y_true, y_pred, groups, n_boot=200, seed=3)
+        assert boot["made_up_share_ci_low"] < 5 / 8 < boot["made_up_share_ci_high"]
+        with pytest.raises(ValueError, match="kind 'group'"):
+            register_group_metric(MetricSpec("made_up_rep", "x", "representation", "lower"), _positives_share)
+        with pytest.raises(ValueError, match="interval"):
+            register_group_metric(MetricSpec("made_up_w", "x", "group", "lower", interval="worst"), _positives_share)
+    finally:
+        unregister_group_metric("made_up_share")
+    assert "made_up_share" not in METRIC_SPECS and "made_up_share" not in group_metrics(y_true, y_pred, groups)
+    unregister_group_metric("accuracy")  # a built-in metric stays
+    assert "accuracy" in GROUP_METRIC_FUNCTIONS and "accuracy" in METRIC_SPECS
 
 
 @pytest.mark.parametrize(

@@ -60,18 +60,31 @@ def test_every_subgroup_method_runs_on_a_user_dataset_with_three_readouts(
 
 
 def test_balanced_readout_fits_on_the_validation_split(write_protocol: Callable[..., Path], tmp_path: Path) -> None:
-    protocol = tiny_protocol_dict(
-        methods=[{"name": "ce"}],
-        data={"val_fraction": 0.2},
-        probe={"balanced_on": "valid"},
-        eval={"projection_points": 50},
+    """The same run with the balanced probe fitted on valid and on train: only the balanced read-out differs."""
+    tables = {}
+    for split in ("valid", "train"):
+        protocol = tiny_protocol_dict(
+            methods=[{"name": "ce"}],
+            data={"val_fraction": 0.2},
+            probe={"balanced_on": split},
+            eval={"projection_points": 50},
+        )
+        output = tmp_path / split
+        assert main([str(write_protocol(protocol)), "--output", str(output), "--quiet"]) == 0
+        assert split in (output / "protocol.yaml").read_text(encoding="utf-8")
+        assert "error" not in (output / "run.log").read_text(encoding="utf-8").lower()
+        table = pd.read_csv(output / RESULTS_CSV)
+        assert {"linear", "balanced", "head"} == set(table["readout"])
+        tables[split] = table.set_index(["readout", "metric"])["value"]
+    valid, train = tables["valid"], tables["train"]
+    for readout in ("linear", "head"):  # the same encoder, the same probes
+        pd.testing.assert_series_equal(valid[readout], train[readout])
+    balanced = valid["balanced"].index.intersection(
+        [name for name in valid["balanced"].index if "accuracy" in str(name)]
     )
-    output = tmp_path / "out"
-    assert main([str(write_protocol(protocol)), "--output", str(output), "--quiet"]) == 0
-    table = pd.read_csv(output / RESULTS_CSV)
-    assert {"linear", "balanced", "head"} == set(table["readout"])
-    log = (output / "run.log").read_text(encoding="utf-8")
-    assert "valid" in (output / "protocol.yaml").read_text(encoding="utf-8") and "error" not in log.lower()
+    assert len(balanced) and not valid["balanced"][balanced].equals(train["balanced"][balanced]), (
+        "the balanced probe fitted on valid scores exactly as the one fitted on train"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -45,6 +46,32 @@ def test_tracked_run_writes_one_curve_row_per_epoch(tmp_path, write_protocol):
         assert curves.drop(columns="epoch").apply(lambda c: c.between(0, 1)).all().all()
         history = pd.read_csv(run_dir / "history.csv")
         assert "knn_accuracy" not in history.columns and "track_seconds" in history.columns
+        assert_last_epoch_recomputes(run_dir, curves.iloc[-1])
+
+
+def assert_last_epoch_recomputes(run_dir, last):
+    """The last curve row is the trained encoder's (tracked after the update), each bank in its own column."""
+    from ceco_fair import load_encoder
+    from ceco_fair.data import build_dataset
+    from ceco_fair.data.augment import AugmentConfig
+    from ceco_fair.evaluation.probe import extract_features
+    from ceco_fair.evaluation.tracking import EpochTracker
+
+    train = build_dataset("biased_mnist", "train", source="embedded", rho=0.99, seed=0)
+    test = build_dataset("biased_mnist", "test", source="embedded", seed=0)
+    encoder, device, augment = load_encoder(run_dir), torch.device("cpu"), AugmentConfig()
+    tracker = EpochTracker(train, test, kind="bias", augment=augment, seed=0, device=device, points=200, batch_size=512)
+    again = tracker(encoder)
+    assert set(again) == set(last.index) - {"epoch"}
+    for name, value in again.items():
+        assert value == pytest.approx(last[name], abs=1e-6), name
+    queries = extract_features(
+        encoder, test, device=device, normalization=augment, progress=False, indices=tracker.query_rows
+    )
+    for column, rows in (("knn_accuracy", tracker.bank_rows), ("balanced_knn_accuracy", tracker.balanced_rows)):
+        bank = extract_features(encoder, train, device=device, normalization=augment, progress=False, indices=rows)
+        predicted = knn_predict(bank.features, bank.targets, queries.features)
+        assert float((predicted == queries.targets).float().mean()) == pytest.approx(last[column], abs=1e-6)
 
 
 def test_balanced_subsample_draws_equally_from_every_present_cell():

@@ -52,23 +52,51 @@ class TinyImages(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
         return self.images[index], int(self.targets[index]), int(self.sensitive[index])
 
 
-def train_once(method: MethodConfig, epochs: int) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+def train_once(
+    method: MethodConfig, epochs: int
+) -> tuple[list[dict[str, float]], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Train a fresh model; returns the history, the encoder's weights before and the model's after."""
     torch.manual_seed(0)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
+    before = {key: value.clone() for key, value in model.encoder.state_dict().items()}
     config = TrainConfig(epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), augment=AugmentConfig())
     history = pretrain(model, method, TinyImages(), config, seed=0, device=torch.device("cpu"), progress=False)
-    return history, model.state_dict()
+    return history, before, model.state_dict()
 
 
-@pytest.mark.parametrize("name", ["ce", "simclr", "supcon", "contex", "fscl", "biascon"])
-def test_every_method_trains_and_is_deterministic(name: str) -> None:
-    method = MethodConfig(name, projection_dim=8)
-    first, state_a = train_once(method, 2)
-    second, state_b = train_once(method, 2)
+TWO_STAGES = {"stage_one_epochs": 1}
+"""JTT's and CnC's first stage: one of the two epochs."""
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("ce", {}),
+        ("simclr", {}),
+        ("supcon", {}),
+        ("contex", {}),
+        ("fscl", {}),
+        ("biascon", {}),
+        ("groupdro", {}),
+        ("reweight", {}),
+        ("resample", {}),
+        ("jtt", TWO_STAGES),
+        ("lff", {}),
+        ("cnc", TWO_STAGES),
+    ],
+)
+def test_every_method_trains_and_is_deterministic(name: str, options: dict[str, int]) -> None:
+    method = MethodConfig(name, loss_kwargs=options, projection_dim=8)
+    first, before, state_a = train_once(method, 2)
+    second, _, state_b = train_once(method, 2)
     assert [r["loss"] for r in first] == [r["loss"] for r in second]
     assert all(math.isfinite(r["loss"]) for r in first) and len(first) == 2
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
+    weights = [key for key in before if key.endswith("weight")]
+    assert weights
+    unchanged = [key for key in weights if torch.equal(before[key], state_a[f"encoder.{key}"])]
+    assert unchanged == [], f"{name} left the encoder's {unchanged} as initialised: the optimiser never stepped"
 
 
 def test_training_loss_turns_non_finite_features_into_a_non_finite_loss() -> None:

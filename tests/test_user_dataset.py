@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,14 +31,21 @@ USER_PROTOCOL: dict[str, object] = {
 
 
 @pytest.mark.parametrize(
-    ("data", "kind", "sections"),
+    ("data", "kind", "sections", "interval"),
     [
-        ({"dataset": "user_datasets:Squares", "n": 160}, "group", ('id="fairness"',)),
-        ({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}, "bias", ('id="bias"',)),
+        # one seed: a group run's metrics keep their own 90% bootstrap interval (n_boot 20, confidence 0.9) ...
+        ({"dataset": "user_datasets:Squares", "n": 160}, "group", ('id="fairness"',), "90% bootstrap, 1 run"),
+        # ... a bias run's have none
+        ({"dataset": "user_datasets:ShadedDigits", "rho": [0.9]}, "bias", ('id="bias"',), "1 run, no interval"),
     ],
 )
 def test_user_dataset_runs_end_to_end_with_its_report(
-    write_protocol: Callable[..., Path], tmp_path: Path, data: dict[str, object], kind: str, sections: tuple[str, ...]
+    write_protocol: Callable[..., Path],
+    tmp_path: Path,
+    data: dict[str, object],
+    kind: str,
+    sections: tuple[str, ...],
+    interval: str,
 ) -> None:
     user_datasets.Squares.checked.clear()
     output = tmp_path / "out"
@@ -55,7 +63,10 @@ def test_user_dataset_runs_end_to_end_with_its_report(
         assert section in page
     other = 'id="bias"' if kind == "group" else 'id="fairness"'
     assert other not in page
-    assert "90% bootstrap" in page or "90% Student-t" in page
+    summary = page[page.index('class="summary"') :]
+    summary = summary[: summary.index("</table>")]
+    described = set(re.findall(r'<td class="text">([^<]*)</td>', summary))
+    assert described == {interval}, described  # the interval policy of every row, not the caption
     results = load_results(output)
     assert set(results.runs["metric_kind"]) == {kind}
     assert set(results.runs["target_name"]) == {"square size"}

@@ -19,13 +19,27 @@ from ceco_fair.errors import CecoFairError, ProtocolError
 T = TypeVar("T")
 
 
-def closest(name: str, valid: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid name, or the list of valid names."""
+def closest(name: object, valid: Iterable[str], *, most: int = 1, fold_case: bool = False, listed: bool = True) -> str:
+    """The one closest-name hint of every error message: `` (did you mean 'x'?)``.
+
+    Args:
+        name: the value given (written with ``str``).
+        valid: the valid names.
+        most: how many close names to suggest at most (joined by ``or``).
+        fold_case: whether names equal to ``name`` up to case come first.
+        listed: without a close name, whether to list the valid names (`` (valid: a, b)``) or
+            return ``""`` (for a message that lists them itself).
+
+    Returns:
+        The hint, with its leading space, or ``""``.
+    """
     valid = sorted(valid)
-    match = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    if match:
-        return f" (did you mean {match[0]!r}?)"
-    return f" (valid: {', '.join(valid)})" if valid else ""
+    text = str(name)
+    folded = [choice for choice in valid if choice.lower() == text.lower()] if fold_case else []
+    matches = list(dict.fromkeys(folded + difflib.get_close_matches(text, valid, n=most, cutoff=0.5)))
+    if matches:
+        return f" (did you mean {' or '.join(repr(match) for match in matches)}?)"
+    return f" (valid: {', '.join(valid)})" if valid and listed else ""
 
 
 def check_keys(mapping: Mapping[str, Any], valid: Iterable[str], path: str) -> None:

@@ -6,8 +6,9 @@ Each dataset module is imported on first access, so ``import ceco_fair.data.augm
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ceco_fair.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ceco_fair.data.base import FairnessDataset
@@ -53,8 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a dataset class or helper on first access."""
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ceco_fair.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -14,12 +14,55 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any, ClassVar, Final, Protocol, runtime_checkable
+from typing import Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
 from torch import Tensor
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.results.layout import METRIC_KINDS, MetricKind
+from ceco_fair.metrics.specs import METRIC_KINDS, MetricKind
+
+Split = Literal["train", "valid", "test"]
+"""A dataset split: the one owner of the split names (every dataset, the runner and the checks import them)."""
+TRAIN_SPLIT: Final[Split] = "train"
+VALID_SPLIT: Final[Split] = "valid"
+TEST_SPLIT: Final[Split] = "test"
+SPLITS: Final[tuple[Split, ...]] = (TRAIN_SPLIT, VALID_SPLIT, TEST_SPLIT)
+"""Every split, in order; a split's position is its code (:func:`split_code`)."""
+UNKNOWN_SPLIT = "split must be one of {allowed}, got {value!r}"
+BAD_SEED = "seed must be a non-negative integer, got {value!r}"
+
+
+def check_split(split: object, allowed: Sequence[str] = SPLITS) -> None:
+    """Reject a split that is not one of ``allowed`` (default :data:`SPLITS`).
+
+    Raises:
+        CecoFairError: naming the allowed splits and the value given.
+    """
+    if not isinstance(split, str) or split not in allowed:
+        raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(allowed), value=split))
+
+
+def check_seed(seed: object) -> None:
+    """Reject a seed that is not a non-negative ``int`` (a ``bool`` is not a seed).
+
+    Raises:
+        CecoFairError: naming the value given.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise CecoFairError(BAD_SEED.format(value=seed))
+
+
+def check_split_and_seed(split: object, seed: object) -> None:
+    """:func:`check_split` then :func:`check_seed`: what every built-in dataset's constructor checks first."""
+    check_split(split)
+    check_seed(seed)
+
+
+def split_code(split: str) -> int:
+    """A split's code, its position in :data:`SPLITS` (train 0, valid 1, test 2): seeds a split's own random stream."""
+    check_split(split)
+    return [str(name) for name in SPLITS].index(split)
+
 
 CLASS_MEMBERS: Final = ("metric_kind", "takes_rho", "preflight")
 """Members a dataset class has before any instance exists (the protocol's preflight reads them)."""

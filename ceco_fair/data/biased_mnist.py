@@ -28,14 +28,13 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ceco_fair.data.base import floor_share
+from ceco_fair.data.base import Split, check_seed, check_split, floor_share, split_code
 from ceco_fair.data.mnist_sources import MnistSource, load_mnist, normalise_source, preflight_mnist_source
 from ceco_fair.errors import CecoFairError
-from ceco_fair.results.layout import MetricKind
+from ceco_fair.metrics.specs import MetricKind
 
 logger = logging.getLogger(__name__)
 
-Split = Literal["train", "valid", "test"]
 ConflictOrder = Literal["shuffled", "sequential"]
 
 PALETTE: Final[tuple[tuple[int, int, int], ...]] = (
@@ -64,12 +63,8 @@ COLOUR_NAMES: Final = (
 )
 BINARY_PALETTE: Final[tuple[tuple[int, int, int], ...]] = ((255, 0, 0), (0, 255, 0))
 DIGIT_COLOUR: Final = 255
-SPLITS: Final = ("train", "valid", "test")
-_SPLIT_CODES: Final = {"train": 0, "valid": 1, "test": 2}
 
-UNKNOWN_SPLIT = "split must be one of {allowed}, got {value!r}"
 BAD_RHO = "rho must be a number in [0, 1], got {value!r}"
-BAD_SEED = "seed must be a non-negative integer, got {value!r}"
 BAD_VAL_FRACTION = "val_fraction must be a number in [0, 1), got {value!r}"
 VALID_NEEDS_FRACTION = "split 'valid' needs val_fraction > 0 (a part carved from train), got 0"
 BAD_CONFLICT_ORDER = "conflict_order must be 'shuffled' or 'sequential', got {value!r}"
@@ -157,12 +152,10 @@ def colourise(digits: Tensor, colours: Tensor, palette: Tensor) -> Tensor:
 
 
 def _check_arguments(split: str, rho: float | None, seed: int, val_fraction: float) -> None:
-    if split not in SPLITS:
-        raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(SPLITS), value=split))
+    check_split(split)
     if rho is not None and (isinstance(rho, bool) or not isinstance(rho, int | float) or not 0.0 <= rho <= 1.0):
         raise CecoFairError(BAD_RHO.format(value=rho))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise CecoFairError(BAD_SEED.format(value=seed))
+    check_seed(seed)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0.0 <= val_fraction < 1.0:
         raise CecoFairError(BAD_VAL_FRACTION.format(value=val_fraction))
     if split == "valid" and val_fraction == 0:
@@ -207,7 +200,7 @@ def split_rng(seed: int, split: str) -> np.random.Generator:
         A generator seeded from ``(seed, split)``.
 
     """
-    return np.random.default_rng([seed, _SPLIT_CODES[split]])
+    return np.random.default_rng([seed, split_code(split)])
 
 
 _MNIST_SPLIT_OF: Final = {"train": "train", "valid": "train", "test": "test"}

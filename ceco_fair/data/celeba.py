@@ -16,25 +16,26 @@ listed order: ``["Male", "Young"]`` gives 0 = not Male & not Young, 1 = Male & n
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import pandas as pd
 
+from ceco_fair.common.config import closest
+from ceco_fair.data.base import Split, check_split_and_seed
 from ceco_fair.data.images import Crop, FileImageDataset, check_crop, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.results.layout import LIST_SEPARATOR, MetricKind
+from ceco_fair.metrics.specs import MetricKind
+from ceco_fair.results.layout import LIST_SEPARATOR
 
 logger = logging.getLogger(__name__)
 
-Split = Literal["train", "valid", "test"]
 
 CELEBA_FOLDER: Final = "celeba"
 IMAGE_FOLDER: Final = "img_align_celeba"
@@ -63,8 +64,6 @@ DUPLICATE_IDS = "{path} lists {name!r} more than once"
 UNKNOWN_ATTRIBUTE = "unknown CelebA attribute {value!r} for {argument}{hint}"
 BAD_SENSITIVE = "sensitive must be an attribute name or a non-empty list of distinct names, got {v!r}"
 TARGET_IN_SENSITIVE = "target {value!r} is also a sensitive attribute"
-UNKNOWN_SPLIT = "split must be one of {allowed}, got {value!r}"
-BAD_SEED = "seed must be a non-negative integer, got {value!r}"
 EMPTY_SPLIT = "CelebA split {split!r} has no image present in {images}"
 
 
@@ -275,10 +274,7 @@ def check_attribute(value: object, names: Sequence[str], argument: str) -> str:
     """
     if isinstance(value, str) and value in names:
         return value
-    close = difflib.get_close_matches(str(value), list(names), n=3, cutoff=0.5)
-    folded = [name for name in names if name.lower() == str(value).lower()]
-    suggestions = list(dict.fromkeys(folded + close))
-    hint = f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+    hint = closest(value, names, most=3, fold_case=True, listed=False)
     raise CecoFairError(UNKNOWN_ATTRIBUTE.format(value=value, argument=argument, hint=hint))
 
 
@@ -393,10 +389,7 @@ class CelebA(FileImageDataset):
         seed: int = 0,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if split not in PARTITIONS:
-            raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(PARTITIONS), value=split))
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise CecoFairError(BAD_SEED.format(value=seed))
+        check_split_and_seed(split, seed)
         check_image_size(image_size)
         crop_size = check_crop(crop)
         layout = locate(root)

@@ -17,7 +17,6 @@ A *source* is one of
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.resources
 import logging
@@ -35,6 +34,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from ceco_fair.common.config import closest
 from ceco_fair.data.idx import find_idx_file, inspect_idx, parse_idx
 from ceco_fair.errors import CecoFairError, DataError
 
@@ -139,11 +139,6 @@ class MnistArrays:
         return self.test_images, self.test_labels
 
 
-def _closest_hint(value: object, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _source_path(source: Mapping[str, object], key: str) -> str:
     value = source[key]
     if not isinstance(value, str | os.PathLike):
@@ -169,13 +164,13 @@ def normalise_source(source: MnistSource) -> SourceKey:
     if isinstance(source, str):
         if source == "embedded":
             return ("embedded", "", False)
-        raise CecoFairError(UNKNOWN_SOURCE.format(value=source, hint=_closest_hint(source, ["embedded"])))
+        raise CecoFairError(UNKNOWN_SOURCE.format(value=source, hint=closest(source, ["embedded"], listed=False)))
     if not isinstance(source, Mapping):
         raise CecoFairError(UNKNOWN_SOURCE.format(value=source, hint=""))
     kinds = [kind for kind in SOURCE_KEYS if kind in source]
     if len(kinds) != 1:
         keys = [str(k) for k in source]
-        hint = _closest_hint(keys[0], list(SOURCE_KEYS)) if len(keys) == 1 else ""
+        hint = closest(keys[0], SOURCE_KEYS, listed=False) if len(keys) == 1 else ""
         raise CecoFairError(UNKNOWN_SOURCE.format(value=dict(source), hint=hint))
     kind = kinds[0]
     allowed = SOURCE_KEYS[kind]
@@ -186,7 +181,7 @@ def normalise_source(source: MnistSource) -> SourceKey:
                     key=key,
                     kind=kind,
                     allowed=sorted(allowed),
-                    hint=_closest_hint(key, sorted(allowed)),
+                    hint=closest(key, allowed, listed=False),
                 )
             )
     download = source.get("download", False)

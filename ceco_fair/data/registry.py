@@ -9,13 +9,13 @@ constructed as ``ClassName(split=..., **options)`` (plus ``seed=`` when its sign
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import import_module
 from typing import Any, Final
 
+from ceco_fair.common.config import closest
 from ceco_fair.common.user_code import load_callable, user_code
 from ceco_fair.data.base import FairnessDataset, check_dataset, check_dataset_class
 from ceco_fair.errors import CecoFairError
@@ -57,11 +57,6 @@ UNKNOWN_OPTION = "unknown option {key!r} for dataset {name!r}: expected one of {
 MISSING_OPTION = "dataset {name!r} needs option {key!r}"
 
 
-def _hint(value: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def import_factory(name: str) -> type[FairnessDataset]:
     """Import a user's dataset class named ``"package.module:ClassName"`` and check its class members.
 
@@ -100,7 +95,7 @@ def dataset_class(name: str) -> type[FairnessDataset]:
         return import_factory(name)
     if name not in DATASETS:
         raise CecoFairError(
-            UNKNOWN_DATASET.format(value=name, allowed=list(DATASETS), hint=_hint(name, list(DATASETS)))
+            UNKNOWN_DATASET.format(value=name, allowed=list(DATASETS), hint=closest(name, DATASETS, listed=False))
         )
     return DATASETS[name]
 
@@ -173,7 +168,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     for key in options:
         if key not in known:
             raise CecoFairError(
-                UNKNOWN_OPTION.format(key=key, name=name, allowed=list(known), hint=_hint(key, list(known)))
+                UNKNOWN_OPTION.format(key=key, name=name, allowed=list(known), hint=closest(key, known, listed=False))
             )
     for key, default in known.items():
         if default is REQUIRED and key not in options:

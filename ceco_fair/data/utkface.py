@@ -38,21 +38,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ceco_fair.data.base import floor_share
+from ceco_fair.data.base import SPLITS, Split, check_split_and_seed, floor_share
 from ceco_fair.data.images import FileImageDataset, check_image_size
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.results.layout import MetricKind
+from ceco_fair.metrics.specs import MetricKind
 
 logger = logging.getLogger(__name__)
 
-Split = Literal["train", "valid", "test"]
 Attribute = Literal["gender", "race", "age"]
 AgeBins = Literal["biascon", "fscl"]
 
 IMAGE_FOLDER: Final = "UTKFace"
 ATTRIBUTES: Final = ("gender", "race", "age")
 AGE_BINS: Final = ("biascon", "fscl")
-SPLITS: Final = ("train", "valid", "test")
 SPLIT_FRACTIONS: Final = (0.8, 0.1, 0.1)
 GENDER_NAMES: Final = ("male", "female")
 RACE_NAMES: Final = ("White", "Black", "Asian", "Indian", "Others")
@@ -77,8 +75,6 @@ NO_IMAGES = "UTKFace folder {folder} holds no image with a parsable name; " + EX
 UNKNOWN_ATTRIBUTE = "{argument} must be one of {allowed}, got {value!r}"
 SAME_ATTRIBUTE = "target and sensitive must differ, both are {value!r}"
 UNKNOWN_AGE_BINS = "age_bins must be one of {allowed}, got {value!r}"
-UNKNOWN_SPLIT = "split must be one of {allowed}, got {value!r}"
-BAD_SEED = "seed must be a non-negative integer, got {value!r}"
 BAD_BIAS_RATE = "bias_rate must be None or a number in (0, 1], got {value!r}"
 BIAS_RATE_NEEDS_BINARY = (
     "bias_rate needs a binary target and sensitive attribute, got {n_classes} target classes "
@@ -320,10 +316,7 @@ def check_attribute_options(target: str, sensitive: str, age_bins: str) -> None:
 
 
 def _check_arguments(split: str, seed: int, bias_rate: float | None) -> None:
-    if split not in SPLITS:
-        raise CecoFairError(UNKNOWN_SPLIT.format(allowed=list(SPLITS), value=split))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise CecoFairError(BAD_SEED.format(value=seed))
+    check_split_and_seed(split, seed)
     if bias_rate is not None and (
         isinstance(bias_rate, bool) or not isinstance(bias_rate, int | float) or not 0.0 < bias_rate <= 1.0
     ):

@@ -27,7 +27,7 @@ from ceco_fair.evaluation.diagnostics import view_features
 from ceco_fair.evaluation.probe import Encoder, extract_features
 from ceco_fair.metrics import bias_metrics, group_metrics
 from ceco_fair.metrics.registry import REPRESENTATION_METRICS, RepresentationInputs, representation_scores
-from ceco_fair.metrics.specs import CURVE_METRICS, METRIC_SPECS
+from ceco_fair.metrics.specs import METRIC_SPECS, curve_metrics
 from ceco_fair.results.layout import MetricKind
 
 KNN_NEIGHBOURS = 20
@@ -155,11 +155,11 @@ class EpochTracker:
                 measured = bias_metrics(targets, predictions, sensitive)
             else:
                 measured = group_metrics(targets, predictions, sensitive, n_boot=0, rates=False)
-            for name in CURVE_METRICS:
+            for name in curve_metrics():
                 spec = METRIC_SPECS[name]
                 if spec.of is not None and spec.bank == bank_name and self.kind in spec.runs:
                     row[name] = float(measured[spec.of])
-        diagnostics = tuple(name for name in CURVE_METRICS if name in REPRESENTATION_METRICS)
+        diagnostics = tuple(name for name in curve_metrics() if name in REPRESENTATION_METRICS)
         views = view_features(
             encoder,
             self.test_set,

@@ -13,7 +13,9 @@
   parity, equalized odds, equal opportunity and FSCL's EO for any number of groups, with
   bootstrap intervals from a multinomial resampling of the counts (percentile for accuracy,
   simultaneous max-t bands for the spreads and the worst group: :mod:`.intervals`) and a
-  chi-square p-value per spread.
+  chi-square p-value per spread; each metric is a spec and a function of the per-group confusion
+  counts (:data:`~ceco_fair.metrics.group.GROUP_METRIC_FUNCTIONS`), and :func:`register_group_metric`
+  adds one at run time.
 - :func:`score_metrics` (:mod:`.score_intervals`): AUROC, ECE, score gaps and ABCC of class
   probabilities per group (:mod:`.scores`), with a group-stratified row bootstrap
   (:mod:`.score_bootstrap`), DeLong's interval, bands on the gaps and equality p-values;
@@ -27,17 +29,24 @@ modules import torch), which keeps ``import ceco_fair.metrics.specs`` torch-free
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ceco_fair.common.lazy import lazy_exports
 from ceco_fair.metrics.specs import METRIC_SPECS, MetricSpec
 
 if TYPE_CHECKING:
     from ceco_fair.metrics.bias import bias_accuracy_matrix, bias_metrics
     from ceco_fair.metrics.confusion import GroupConfusion, group_confusion
     from ceco_fair.metrics.count_variants import odds_metrics
-    from ceco_fair.metrics.group import METRIC_NAMES, RATE_METRIC_NAMES, group_metrics, group_table
-    from ceco_fair.metrics.intervals import SPREAD_NAMES
+    from ceco_fair.metrics.group import (
+        group_metrics,
+        group_table,
+        metric_names,
+        rate_metric_names,
+        register_group_metric,
+        unregister_group_metric,
+    )
+    from ceco_fair.metrics.intervals import spread_names
     from ceco_fair.metrics.representation import (
         alignment,
         bias_sensitivity,
@@ -49,16 +58,19 @@ if TYPE_CHECKING:
     from ceco_fair.metrics.score_intervals import ScoreResult, score_metrics
 
 _REPRESENTATION = "ceco_fair.metrics.representation"
+_GROUP = "ceco_fair.metrics.group"
 _LAZY = {
     "bias_accuracy_matrix": "ceco_fair.metrics.bias",
     "bias_metrics": "ceco_fair.metrics.bias",
     "GroupConfusion": "ceco_fair.metrics.confusion",
     "group_confusion": "ceco_fair.metrics.confusion",
-    "METRIC_NAMES": "ceco_fair.metrics.group",
-    "RATE_METRIC_NAMES": "ceco_fair.metrics.group",
-    "group_metrics": "ceco_fair.metrics.group",
-    "group_table": "ceco_fair.metrics.group",
-    "SPREAD_NAMES": "ceco_fair.metrics.intervals",
+    "group_metrics": _GROUP,
+    "group_table": _GROUP,
+    "metric_names": _GROUP,
+    "rate_metric_names": _GROUP,
+    "register_group_metric": _GROUP,
+    "unregister_group_metric": _GROUP,
+    "spread_names": "ceco_fair.metrics.intervals",
     "odds_metrics": "ceco_fair.metrics.count_variants",
     "ScoreResult": "ceco_fair.metrics.score_intervals",
     "score_metrics": "ceco_fair.metrics.score_intervals",
@@ -71,10 +83,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "METRIC_NAMES",
     "METRIC_SPECS",
-    "RATE_METRIC_NAMES",
-    "SPREAD_NAMES",
     "GroupConfusion",
     "MetricSpec",
     "ScoreResult",
@@ -87,15 +96,16 @@ __all__ = [
     "group_table",
     "instance_retrieval",
     "leakage",
+    "metric_names",
     "odds_metrics",
+    "rate_metric_names",
+    "register_group_metric",
     "score_metrics",
+    "spread_names",
     "uniformity",
+    "unregister_group_metric",
     "variance_ratio",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a metric function (and torch with it) on first access."""
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ceco_fair.metrics' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

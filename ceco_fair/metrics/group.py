@@ -37,8 +37,9 @@ minimum fail; each spread also gets a chi-square p-value for "no difference betw
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -60,21 +61,29 @@ from ceco_fair.metrics.intervals import (
     simultaneous_intervals,
 )
 from ceco_fair.metrics.specs import (
-    GROUP_METRICS,
     GROUP_RATES,
     METRIC_SPECS,
+    MetricSpec,
     ci_high_name,
     ci_low_name,
+    outcome_metrics,
     p_value_name,
+    register_spec,
+    unregister_spec,
 )
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES: tuple[str, ...] = GROUP_METRICS
-"""Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` / ``_p_value`` variants)."""
+GroupCompute = Callable[[IntArray], FloatArray]
+"""A group metric's function: per-group confusion counts ``[..., G, C, C] -> [...]`` (rows: true class)."""
 
-RATE_METRIC_NAMES: tuple[str, ...] = tuple(name for name in METRIC_NAMES if METRIC_SPECS[name].binary_only)
-"""Metrics that need a binary target; ``rates=False`` leaves them out."""
+GROUP_METRIC_KIND = "group"
+"""The :class:`~ceco_fair.metrics.specs.MetricSpec` kind of a metric computed from the counts."""
+BAD_KIND = "metric {name!r}: a group metric needs a spec of kind 'group', got {kind!r}"
+BAD_RUNS = "metric {name!r}: a group metric's spec must list 'group' in its runs, got {runs!r}"
+BAD_INTERVAL = "metric {name!r}: a registered group metric takes interval 'none' or 'percentile', got {interval!r}"
+REGISTERED_INTERVALS = ("none", "percentile")
+"""The intervals a run-time group metric may ask for (the bands need a family of rates, :mod:`.intervals`)."""
 
 GROUP_RATE_NAMES: tuple[str, ...] = GROUP_RATES
 """Per-group rates of :func:`group_table` that get bootstrap intervals."""
@@ -167,30 +176,124 @@ def _overall_accuracy(counts: IntArray) -> FloatArray:
     return _ratio(correct, counts.sum(axis=(-3, -2, -1)), np.nan)
 
 
+def _worst_group_accuracy(counts: IntArray) -> FloatArray:
+    """Min over the non-empty (y, s) cells of ``P(ŷ = y | y, s)``: ``[..., G, C, C] -> [...]``."""
+    cells = cell_accuracy(counts)
+    return np.asarray(np.fmin.reduce(cells.reshape(*cells.shape[:-2], -1), axis=-1))
+
+
+def _rate_spread(rate: str) -> GroupCompute:
+    """Max − min over groups of one rate of :func:`_binary_rates` (binary counts only)."""
+
+    def compute(counts: IntArray) -> FloatArray:
+        return _spread(_binary_rates(counts)[rate])
+
+    return compute
+
+
+def _equalized_odds(counts: IntArray) -> FloatArray:
+    """The larger of the TPR and FPR spreads (fairlearn's ``agg="worst_case"``)."""
+    tpr_spread, fpr_spread = odds_spreads(counts)
+    return np.asarray(np.fmax(tpr_spread, fpr_spread))
+
+
+def _eo_fscl(counts: IntArray) -> FloatArray:
+    """FSCL's equalized odds: the mean gap between groups of the per-class accuracies."""
+    return mean_pair_gap(cell_accuracy(counts))
+
+
+@dataclass(frozen=True)
+class GroupMetric:
+    """One group metric: its name (a key of :data:`~ceco_fair.metrics.specs.METRIC_SPECS`) and its function.
+
+    Attributes:
+        name: the metric's name; its spec (kind ``group``) says its label, direction, interval and roles.
+        compute: counts ``[..., G, C, C] -> [...]``, vectorised over the leading axes (the bootstrap
+            passes resampled tables ``[B, G, C, C]``); a ``binary`` spec gets ``C == 2``.
+    """
+
+    name: str
+    compute: GroupCompute
+
+
+GROUP_METRIC_FUNCTIONS: Final[dict[str, GroupMetric]] = {
+    metric.name: metric
+    for metric in (
+        GroupMetric("accuracy", _overall_accuracy),
+        GroupMetric("worst_group_accuracy", _worst_group_accuracy),
+        GroupMetric("demographic_parity_difference", _rate_spread("selection_rate")),
+        GroupMetric("equalized_odds_difference", _equalized_odds),
+        GroupMetric("equal_opportunity_difference", _rate_spread("tpr")),
+        GroupMetric("eo_fscl", _eo_fscl),
+    )
+}
+"""Every group metric's function of the confusion counts, by name (the order is the specs')."""
+_BUILT_IN: Final = frozenset(GROUP_METRIC_FUNCTIONS)
+
+
+def metric_names(*, rates: bool = True) -> tuple[str, ...]:
+    """Keys of :func:`group_metrics` (without the ``_ci_low`` / ``_ci_high`` / ``_p_value`` variants).
+
+    Read at call time from the specs of a group run that have a function here, in spec order.
+
+    Args:
+        rates: Whether the metrics that need a binary target are included.
+    """
+    return tuple(
+        name
+        for name in outcome_metrics("group")
+        if name in GROUP_METRIC_FUNCTIONS and (rates or not METRIC_SPECS[name].binary_only)
+    )
+
+
+def rate_metric_names() -> tuple[str, ...]:
+    """Metrics that need a binary target; ``rates=False`` leaves them out."""
+    return tuple(name for name in metric_names() if METRIC_SPECS[name].binary_only)
+
+
+def register_group_metric(spec: MetricSpec, compute: GroupCompute) -> None:
+    """Add a group metric at run time: its spec (:func:`~ceco_fair.metrics.specs.register_spec`) and function.
+
+    It then reaches :func:`group_metrics`, so ``metrics.json``, ``results.csv``, the summary tables and
+    the report's summary of every group run.
+
+    Args:
+        spec: the metric's spec: kind ``group``, ``group`` among its ``runs``, interval ``none`` or
+            ``percentile`` (a bootstrap percentile interval of ``compute`` on resampled counts); its name new.
+        compute: counts ``[..., G, C, C] -> [...]`` (:class:`GroupMetric`).
+
+    Raises:
+        ValueError: for another kind of spec, runs or interval, or a name already in use.
+    """
+    if spec.kind != GROUP_METRIC_KIND:
+        raise ValueError(BAD_KIND.format(name=spec.name, kind=spec.kind))
+    if GROUP_METRIC_KIND not in spec.runs:
+        raise ValueError(BAD_RUNS.format(name=spec.name, runs=spec.runs))
+    if spec.interval not in REGISTERED_INTERVALS:
+        raise ValueError(BAD_INTERVAL.format(name=spec.name, interval=spec.interval))
+    register_spec(spec)
+    GROUP_METRIC_FUNCTIONS[spec.name] = GroupMetric(spec.name, compute)
+
+
+def unregister_group_metric(name: str) -> None:
+    """Remove a metric added with :func:`register_group_metric` (the built-in ones stay)."""
+    if name in GROUP_METRIC_FUNCTIONS and name not in _BUILT_IN:
+        del GROUP_METRIC_FUNCTIONS[name]
+        unregister_spec(name)
+
+
 def metrics_from_counts(counts: IntArray, *, rates: bool) -> dict[str, FloatArray]:
-    """All :data:`METRIC_NAMES` from count tables, vectorised over leading axes.
+    """Every metric of :func:`metric_names` from count tables, vectorised over leading axes.
 
     Args:
         counts: Counts ``[..., G, C, C]`` (``C == 2`` when ``rates``), each table non-empty.
         rates: Whether to compute the binary rate-based spreads.
 
     Returns:
-        Metric name mapped to an array of shape ``[...]``, in :data:`METRIC_NAMES` order.
+        Metric name mapped to an array of shape ``[...]``, in :func:`metric_names` order.
 
     """
-    cells = cell_accuracy(counts)
-    result = {
-        "accuracy": _overall_accuracy(counts),
-        "worst_group_accuracy": np.fmin.reduce(cells.reshape(*cells.shape[:-2], -1), axis=-1),
-    }
-    if rates:
-        group_rates = _binary_rates(counts)
-        tpr_spread, fpr_spread = _odds_spreads(group_rates)
-        result["demographic_parity_difference"] = _spread(group_rates["selection_rate"])
-        result["equalized_odds_difference"] = np.fmax(tpr_spread, fpr_spread)
-        result["equal_opportunity_difference"] = tpr_spread
-    result["eo_fscl"] = mean_pair_gap(cells)
-    return result
+    return {name: GROUP_METRIC_FUNCTIONS[name].compute(counts) for name in metric_names(rates=rates)}
 
 
 def _names(groups: Iterable[Any], mask: npt.NDArray[np.bool_]) -> str:
@@ -226,22 +329,25 @@ def _intervals(
 ) -> dict[str, tuple[FloatArray, FloatArray]]:
     """Every metric's interval from one count bootstrap of the table ``[G, C, C]``.
 
-    ``accuracy``: percentile interval; the others: simultaneous-band intervals.
+    A ``percentile`` spec (``accuracy``): the percentiles of its function on the resampled tables;
+    the worst group and the spreads: simultaneous-band intervals.
     """
     groups, classes = counts.shape[:2]
+    percentile = [name for name in metric_names(rates=rates) if METRIC_SPECS[name].interval == "percentile"]
     samples = bootstrap_statistic(
         counts,
         lambda batch: {
-            "accuracy": _overall_accuracy(batch),
+            **{name: GROUP_METRIC_FUNCTIONS[name].compute(batch) for name in percentile},
             **max_t_statistics(counts, batch, rates=rates),
         },
         n_boot,
         np.random.default_rng(seed),
         values_per_resample=groups * classes * max(groups, classes) * 2,
     )
-    accuracy = samples.pop("accuracy")
+    replicates = {name: samples.pop(name) for name in percentile}
     intervals = simultaneous_intervals(counts, critical_values(samples, confidence), rates=rates)
-    intervals["accuracy"] = percentile_interval(accuracy, confidence)
+    for name, values in replicates.items():
+        intervals[name] = percentile_interval(values, confidence)
     return intervals
 
 
@@ -279,10 +385,9 @@ def group_metrics(
         seed: Seed of the numpy random generator used by the bootstrap.
 
     Returns:
-        Each name of :data:`METRIC_NAMES` (minus :data:`RATE_METRIC_NAMES` when ``rates`` is
-        false) mapped to its value; with ``n_boot > 0`` also ``<name>_ci_low`` and
-        ``<name>_ci_high`` right after it; for each spread then
-        ``<name>_p_value``.
+        Each name of :func:`metric_names` (``rates`` as given) mapped to its value; with
+        ``n_boot > 0`` also ``<name>_ci_low`` and ``<name>_ci_high`` right after it; for each
+        spread then ``<name>_p_value``.
 
     Raises:
         CecoFairError: On non-1-D, empty, non-integer or unequal-length inputs, a target

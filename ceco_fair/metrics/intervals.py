@@ -84,8 +84,11 @@ from ceco_fair.metrics.bootstrap import FloatArray
 from ceco_fair.metrics.confusion import IntArray
 from ceco_fair.metrics.specs import BAND_INTERVALS, METRIC_SPECS, band_metrics
 
-SPREAD_NAMES: tuple[str, ...] = tuple(spec.name for spec in METRIC_SPECS.values() if spec.interval in BAND_INTERVALS)
-"""Between-group spreads that get a simultaneous-band interval and a ``_p_value`` (from their specs)."""
+
+def spread_names() -> tuple[str, ...]:
+    """Between-group spreads that get a simultaneous-band interval and a ``_p_value`` (from their specs, read now)."""
+    return tuple(spec.name for spec in METRIC_SPECS.values() if spec.interval in BAND_INTERVALS)
+
 
 WORST = next(spec.name for spec in METRIC_SPECS.values() if spec.interval == "worst")
 """The metric whose interval takes one-sided bands on the cells (the worst group's accuracy)."""
@@ -119,7 +122,7 @@ def interval_names(*, rates: bool) -> tuple[str, ...]:
         rates: Whether the binary rate-based spreads are computed.
 
     Returns:
-        The worst group and the spreads of :data:`SPREAD_NAMES` that apply, in spec order.
+        The worst group and the spreads of :func:`spread_names` that apply, in spec order.
 
     """
     return band_metrics(rates=rates)

@@ -8,9 +8,13 @@ their interval methods, the metrics a bias or group run reports, the headline me
 ceco_fair.summary``. The names of a metric's interval bounds and p-value are derived by
 :func:`ci_low_name`, :func:`ci_high_name` and :func:`p_value_name`, never spelled elsewhere.
 
+The derived lists are functions of :data:`METRIC_SPECS` read at call time (:func:`outcome_metrics`,
+:func:`summary_metrics`, :func:`curve_metrics`, ...), so a spec added at run time reaches them.
+
 Adding a metric: one function (in :mod:`ceco_fair.metrics`), one :class:`MetricSpec` line in
 :data:`_SPECS` (or :func:`register_spec` at run time) and its test. A representation metric of
-the features also registers its function (:func:`ceco_fair.metrics.registry.register`).
+the features also registers its function (:func:`ceco_fair.metrics.registry.register`), a group
+metric its function of the per-group confusion counts (:func:`ceco_fair.metrics.group.register_group_metric`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 MetricFamily = Literal["bias", "group", "representation", "curve"]
-"""What a metric measures; a run's :data:`~ceco_fair.results.layout.MetricKind` selects its bias or group family."""
+"""What a metric measures; a run's :data:`MetricKind` selects its bias or group family."""
 Direction = Literal["higher", "lower"]
 TargetType = Literal["any", "binary"]
-RunKind = Literal["bias", "group"]
+MetricKind = Literal["bias", "group"]
+"""A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness.
+
+The one definition: datasets, the results layout and the report import it from here."""
 Unit = Literal["percent", "plain"]
 Bank = Literal["biased", "balanced"]
 IntervalKind = Literal[
@@ -31,7 +38,7 @@ IntervalKind = Literal[
 ]
 Role = Literal["overall", "worst_case", "aligned", "conflicting", "fairness_axis", "distortion_axis", "group_selection"]
 
-RUN_KINDS: Final[tuple[RunKind, ...]] = ("bias", "group")
+METRIC_KINDS: Final[tuple[MetricKind, ...]] = ("bias", "group")
 BAND_INTERVALS: Final[tuple[IntervalKind, ...]] = ("spread", "mean_gap")
 """Interval kinds of the between-group differences (simultaneous bands over pairs of groups, a p-value)."""
 
@@ -86,10 +93,10 @@ class MetricSpec:
     kind: MetricFamily
     direction: Direction
     targets: TargetType = "any"
-    runs: tuple[RunKind, ...] = RUN_KINDS
+    runs: tuple[MetricKind, ...] = METRIC_KINDS
     unit: Unit = "percent"
     decimals: int = 1
-    headline: tuple[RunKind, ...] = ()
+    headline: tuple[MetricKind, ...] = ()
     interval: IntervalKind = "none"
     rates: tuple[str, ...] = ()
     roles: tuple[Role, ...] = ()
@@ -114,9 +121,9 @@ class MetricSpec:
         return PERCENT_SCALE if self.unit == "percent" else 1.0
 
 
-_BIAS: Final[tuple[RunKind, ...]] = ("bias",)
-_GROUP: Final[tuple[RunKind, ...]] = ("group",)
-_NO_RUN: Final[tuple[RunKind, ...]] = ()
+_BIAS: Final[tuple[MetricKind, ...]] = ("bias",)
+_GROUP: Final[tuple[MetricKind, ...]] = ("group",)
+_NO_RUN: Final[tuple[MetricKind, ...]] = ()
 """Computed by :mod:`ceco_fair.metrics` but not yet recorded by any run (no ``results.csv`` column)."""
 _AUROC: Final = "AUROC: Mann-Whitney with midranks (ties ½); C > 2 classes: one-vs-rest macro mean"
 _ECE: Final = "ECE: top-label, 10 equal-width bins on [0, 1] (confidence 1 in the last)"
@@ -364,11 +371,11 @@ _SPECS: Final = (
 METRIC_SPECS: Final[dict[str, MetricSpec]] = {spec.name: spec for spec in _SPECS}
 """Metric name -> its :class:`MetricSpec`; ``accuracy`` is shared by both kinds of run."""
 
-OUTCOME_KINDS: Final[tuple[MetricFamily, ...]] = ("bias", "group")
-"""Kinds of metric measured on a read-out's predictions (the summary table's columns)."""
+OUTCOME_KINDS: Final[tuple[MetricFamily, ...]] = METRIC_KINDS
+"""Kinds of metric measured on a read-out's predictions (the summary table's columns): the metric kinds."""
 
 
-def names_of(*, kind: MetricFamily | None = None, runs: RunKind | None = None) -> tuple[str, ...]:
+def names_of(*, kind: MetricFamily | None = None, runs: MetricKind | None = None) -> tuple[str, ...]:
     """The metrics of a kind and/or recorded by a kind of run, in :data:`METRIC_SPECS` order."""
     return tuple(
         spec.name
@@ -377,19 +384,22 @@ def names_of(*, kind: MetricFamily | None = None, runs: RunKind | None = None) -
     )
 
 
-def outcome_metrics(runs: RunKind) -> tuple[str, ...]:
+def outcome_metrics(runs: MetricKind) -> tuple[str, ...]:
     """What a run of kind ``runs`` reports from its predictions, in :data:`METRIC_SPECS` order."""
     return tuple(spec.name for spec in METRIC_SPECS.values() if spec.kind in OUTCOME_KINDS and runs in spec.runs)
 
 
-BIAS_METRICS: Final = outcome_metrics("bias")
-"""What a bias run reports, in the summary table's order."""
-GROUP_METRICS: Final = outcome_metrics("group")
-"""What a group run reports, in the summary table's order."""
-SUMMARY_METRICS: Final = tuple(dict.fromkeys((*BIAS_METRICS, *GROUP_METRICS)))
-"""The report's summary columns: every metric measured on predictions."""
-CURVE_METRICS: Final = tuple(spec.name for spec in _SPECS if spec.curve)
-"""The per-epoch columns of ``curves.csv``, one panel each in the report, in this order."""
+def summary_metrics() -> tuple[str, ...]:
+    """The report's summary columns: every metric measured on predictions, bias run's first.
+
+    Read at call time, so a spec added by :func:`register_spec` is among them.
+    """
+    return tuple(dict.fromkeys(name for kind in METRIC_KINDS for name in outcome_metrics(kind)))
+
+
+def curve_metrics() -> tuple[str, ...]:
+    """The per-epoch columns of ``curves.csv``, one panel each in the report, in :data:`METRIC_SPECS` order."""
+    return tuple(spec.name for spec in METRIC_SPECS.values() if spec.curve)
 
 
 def headline_metrics(runs: str) -> tuple[str, ...]:

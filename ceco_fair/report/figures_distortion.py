@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ceco_fair.metrics.specs import CURVE_METRICS, METRIC_SPECS, label, spec_of, unit_suffix, with_role
+from ceco_fair.metrics.specs import METRIC_SPECS, curve_metrics, label, spec_of, unit_suffix, with_role
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -186,7 +186,7 @@ def tracked_curves(
     """
     if curves.empty:
         return None
-    panels = [c for c in CURVE_METRICS if c in curves.columns and curves[c].notna().any()]
+    panels = [c for c in curve_metrics() if c in curves.columns and curves[c].notna().any()]
     if not panels:
         return None
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[label(p) for p in panels])

@@ -25,13 +25,13 @@ from plotly.offline import get_plotlyjs
 
 from ceco_fair.common.io import atomic_write_text
 from ceco_fair.metrics.specs import (
-    SUMMARY_METRICS,
     MetricSpec,
     format_value,
     label,
     lower_is_better,
     shown_value,
     spec_of,
+    summary_metrics,
     unit_suffix,
 )
 from ceco_fair.report.figures import SECTIONS
@@ -256,11 +256,11 @@ def summary_table(results: Results, selection: str = FIXED) -> str | None:
         ``None`` when no key metric was recorded.
 
     """
-    table = results.metrics[results.metrics["metric"].isin(SUMMARY_METRICS)]
+    table = results.metrics[results.metrics["metric"].isin(summary_metrics())]
     if table.empty:
         return None
     present = set(table["metric"])
-    columns = [name for name in SUMMARY_METRICS if name in present]
+    columns = [name for name in summary_metrics() if name in present]
     summary = summarize(table, ["condition", "method", "metric"], confidence=results.confidence).set_index(
         ["condition", "method", "metric"]
     )

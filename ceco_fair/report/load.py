@@ -27,8 +27,8 @@ from ceco_fair.metrics.specs import (
     CI_HIGH_SUFFIX,
     CI_LOW_SUFFIX,
     GROUP_RATES,
+    METRIC_KINDS,
     METRIC_SPECS,
-    RUN_KINDS,
     ci_high_name,
     ci_low_name,
     split_derived,
@@ -462,7 +462,7 @@ def _run_kind(recorded: str, metric_names: set[str]) -> str:
     if recorded:
         return recorded
     kinds = {METRIC_SPECS[name].runs for name in metric_names if name in METRIC_SPECS}
-    return next((kind for kind in RUN_KINDS if (kind,) in kinds), "")
+    return next((kind for kind in METRIC_KINDS if (kind,) in kinds), "")
 
 
 def _read_optional(root: Path, name: str, reader: Callable[[Path], Any], missing: list[MissingItem]) -> Any:

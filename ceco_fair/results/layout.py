@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from ceco_fair.metrics.specs import CURVE_METRICS, GROUP_ACCURACY
+from ceco_fair.metrics.specs import GROUP_ACCURACY, curve_metrics
+from ceco_fair.metrics.specs import METRIC_KINDS as METRIC_KINDS  # re-exported: the one owner is metrics.specs
+from ceco_fair.metrics.specs import MetricKind as MetricKind
 
 PROTOCOL_FILE: Final = "protocol.yaml"
 MANIFEST_FILE: Final = "manifest.json"
@@ -93,8 +95,8 @@ SELECTION_FIXED: Final = "fixed"
 RESULTS_COLUMNS: Final = (*RUN_COLUMNS, SELECTION_COLUMN, READOUT_COLUMN, "metric", "value")
 HISTORY_COLUMNS: Final = ("epoch", "loss")
 """Required columns of ``history.csv`` (training adds whatever else it tracks)."""
-CURVES_COLUMNS: Final = ("epoch", *CURVE_METRICS)
-"""``curves.csv``: the epoch and the per-epoch values of the metrics whose spec has ``curve``."""
+CURVES_COLUMNS: Final = ("epoch",)
+"""Required columns of ``curves.csv``: the epoch (the per-epoch values of :func:`curves_columns` follow)."""
 FINALS_REPEAT: Final = "repeat"
 """``search.finals``: each repeated search's pick is one result (the selection's variance inside the intervals)."""
 FINALS_RESEED: Final = "reseed"
@@ -147,9 +149,6 @@ status or metrics)."""
 FINAL_STATUSES: Final = (STATUS_COMPLETE, STATUS_FAILED)
 """A run with one of these statuses is done: the result tables list it; only ``--resume`` retries a failed one."""
 
-MetricKind = Literal["bias", "group"]
-"""A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness."""
-METRIC_KINDS: Final = ("bias", "group")
 LIST_SEPARATOR: Final = "+"
 """Joins a list of sensitive attributes into one cell (``gender+race``)."""
 
@@ -207,6 +206,11 @@ FILES: Final = (
 def run_dir(folder: Path, run_id: str) -> Path:
     """The folder of one run: ``folder/runs/<run_id>``."""
     return folder / RUNS_DIR / run_id
+
+
+def curves_columns() -> tuple[str, ...]:
+    """Every column ``curves.csv`` may hold: the epoch, then each metric whose spec has ``curve`` (read now)."""
+    return (*CURVES_COLUMNS, *curve_metrics())
 
 
 def run_table_file(kind: str) -> str | None:

@@ -1,5 +1,8 @@
 """What a run was made with: package versions, git revision, device, host and times.
 
+Torch-free at import, as all of :mod:`ceco_fair.results`: the functions that describe a torch device
+import torch when called (only a process that trains or audits calls them).
+
 A folder that several processes (``--shard``) write into holds one ``manifest.json``: the facts of
 the process that wrote it last, the earliest start, ``finished`` once every run of the grid is done,
 and under ``shards`` one entry per shard (host, device, processes, start, end, resumed).
@@ -15,12 +18,13 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ceco_fair.common.io import atomic_write_json, locked
 from ceco_fair.results.layout import LOCK_FILE, MANIFEST_FILE, RUN_ORIGIN_COLUMNS
+
+if TYPE_CHECKING:  # the device is a torch one, but this module (as all of results/) imports no torch
+    import torch
 
 SHARD_FACTS = ("hostname", "device", "world_size", "resumed", "started", "finished")
 """The facts of one process kept under the manifest's ``shards``."""
@@ -89,14 +93,18 @@ def processor_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def device_description(device: torch.device) -> str:
-    """``cpu (N threads, model)`` or the CUDA device's name."""
+    """``cpu (N threads, model)`` or the CUDA device's name (torch is imported here, by the process that has it)."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} threads, {processor_model()})"
 
 
 def build_manifest(device: torch.device, **extra: Any) -> dict[str, Any]:
-    """A manifest for a run or an audit started now."""
+    """A manifest for a run or an audit started now (torch is imported here, by the process that has it)."""
+    import torch
+
     return {
         "ceco_fair": package_versions()["ceco_fair"],
         "python": platform.python_version(),

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ceco_fair.common.io import atomic_write_json, atomic_write_text
 from ceco_fair.errors import CecoFairError, DataError
-from ceco_fair.metrics.specs import BIAS_METRICS, GROUP_METRICS, METRIC_SPECS, headline_metrics, with_role
+from ceco_fair.metrics.specs import METRIC_SPECS, headline_metrics, outcome_metrics, with_role
 from ceco_fair.results.layout import (
     FINALS_REPEAT,
     FINALS_RESEED,
@@ -107,7 +107,7 @@ def val_worst_group(targets: Labels, predictions: Labels, sensitive: Labels, *, 
 
 def oracle_metric(kind: str) -> str:
     """The test metric the oracle selects on: the one the report leads with for the dataset kind."""
-    return BIAS_METRICS[0] if kind == "bias" else GROUP_METRICS[0]
+    return outcome_metrics("bias" if kind == "bias" else "group")[0]
 
 
 @dataclass(frozen=True)

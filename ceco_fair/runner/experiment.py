@@ -12,6 +12,9 @@ import pandas as pd
 import torch
 
 from ceco_fair.common.io import atomic_write_text
+from ceco_fair.data.base import TEST_SPLIT as TEST_SPLIT  # re-exported: data.base owns the split names
+from ceco_fair.data.base import TRAIN_SPLIT as TRAIN_SPLIT
+from ceco_fair.data.base import VALID_SPLIT as VALID_SPLIT
 from ceco_fair.data.base import FairnessDataset, validation_labels
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
 from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
@@ -24,11 +27,11 @@ from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
 from ceco_fair.results.layout import (
     CHECKPOINT_FILE,
-    CURVES_COLUMNS,
     CURVES_FILE,
     ENCODER_FILE,
     HISTORY_FILE,
     STATUS_RUNNING,
+    curves_columns,
 )
 from ceco_fair.results.record import RunRecord
 from ceco_fair.runner.protocol import Protocol, RunSpec
@@ -38,8 +41,6 @@ from ceco_fair.training.loop import MethodModel, pretrain, unwrap
 from ceco_fair.training.tensorboard import epoch_log
 
 logger = logging.getLogger(__name__)
-
-TRAIN_SPLIT, VALID_SPLIT, TEST_SPLIT = "train", "valid", "test"
 
 
 def run_record(protocol: Protocol, run: RunSpec, origin: Mapping[str, str] | None = None) -> RunRecord:
@@ -85,7 +86,7 @@ def data_key(run: RunSpec) -> tuple[Any, ...]:
 def write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     """``history.csv`` (training statistics per epoch) and, for tracked runs, ``curves.csv``."""
     frame = pd.DataFrame(history) if history else pd.DataFrame(columns=list(TRAINING_COLUMNS))
-    tracked = [column for column in CURVES_COLUMNS[1:] if column in frame.columns]
+    tracked = [column for column in curves_columns()[1:] if column in frame.columns]
     atomic_write_text(run_dir / HISTORY_FILE, frame.drop(columns=tracked).to_csv(index=False))
     if tracked:
         curves = frame.dropna(subset=tracked, how="all")[["epoch", *tracked]]

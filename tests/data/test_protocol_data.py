@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from ceco_fair.metrics import METRIC_NAMES
+from ceco_fair.metrics import metric_names
 from ceco_fair.run import main
 
-GROUP_METRICS = set(METRIC_NAMES)
+GROUP_METRICS = set(metric_names())
 
 
 def protocol_file(tmp_path: Path, data: dict[str, Any], **extra: Any) -> Path:

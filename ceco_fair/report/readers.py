@@ -21,8 +21,8 @@ from ceco_fair.results.layout import (
     FINALS_RESEED,
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
-    LINEAR_READOUT,
     PAIRED_TRIALS_COLUMNS,
+    PRIMARY_READOUT,
     PROJECTION_COLUMNS,
     READOUT_COLUMN,
     SELECTION_COLUMN,
@@ -120,8 +120,8 @@ def numeric_column(column: pd.Series, path: Path, name: str) -> pd.Series:
 def with_readout(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with a ``readout`` column (``linear`` where it has none, or an empty cell)."""
     if READOUT_COLUMN not in table.columns:
-        return table.assign(**{READOUT_COLUMN: LINEAR_READOUT})
-    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(LINEAR_READOUT)})
+        return table.assign(**{READOUT_COLUMN: PRIMARY_READOUT})
+    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(PRIMARY_READOUT)})
 
 
 def read_history(path: Path) -> pd.DataFrame:

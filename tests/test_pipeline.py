@@ -16,7 +16,7 @@ import torch
 
 import ceco_fair.evaluation.auditing as auditing
 import ceco_fair.evaluation.readouts as readouts_module
-from ceco_fair import audit, load_encoder
+from ceco_fair import audit, audit_features, load_encoder
 from ceco_fair.evaluation.auditing import AuditOptions, evaluate_encoder
 from ceco_fair.evaluation.probe import Features, ProbeConfig, train_linear_probe
 from ceco_fair.evaluation.readouts import (
@@ -28,6 +28,8 @@ from ceco_fair.evaluation.readouts import (
     unregister_readout,
 )
 from ceco_fair.report import build_report
+from ceco_fair.report.load import load_results
+from ceco_fair.report.readers import read_scores
 from ceco_fair.results.layout import PRIMARY_READOUT, SCORES_FILE
 from ceco_fair.results.selection import validation_scores
 from ceco_fair.run import main
@@ -189,3 +191,32 @@ def test_each_readout_is_fitted_once_and_validation_scores_the_same_probe(
     assert result.info["validation"] == expected
     test_features = reader.features(encoder, test, "test")
     assert (refit.predict(test_features.features).numpy() == result.predictions["prediction"].to_numpy()).all()
+
+
+def test_a_folder_written_before_scores_csv_still_loads_and_reports(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    targets, sensitive = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    features = rng.normal(size=(300, 4)) + 2.0 * targets[:, None] + sensitive[:, None]
+    result = audit_features(
+        features[:200],
+        targets[:200],
+        features[200:],
+        targets[200:],
+        sensitive[200:],
+        train_sensitive=sensitive[:200],
+        n_boot=0,
+        device="cpu",
+        probe_config=ProbeConfig(epochs=2),
+    )
+    folder = result.save(tmp_path / "saved", report=False)
+    run_dir = next((folder / "runs").iterdir())
+    scores = read_scores(run_dir)
+    assert scores is not None and list(dict.fromkeys(scores["readout"])) == ["linear", "balanced"]
+    linear = scores[scores["readout"] == "linear"]
+    expected = result.predictors["linear"].scores(torch.as_tensor(features[200:]).float()).numpy()
+    assert np.allclose(linear[["score_0", "score_1"]].to_numpy(), expected, atol=1e-6)
+    (run_dir / SCORES_FILE).unlink()  # as written before scores.csv existed
+    assert read_scores(run_dir) is None
+    assert load_results(folder).readouts["readout"].tolist().count("balanced") > 0
+    build_report(folder)
+    assert (folder / "report.html").is_file()

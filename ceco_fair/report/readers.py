@@ -25,6 +25,9 @@ from ceco_fair.results.layout import (
     PRIMARY_READOUT,
     PROJECTION_COLUMNS,
     READOUT_COLUMN,
+    SCORE_PREFIX,
+    SCORES_COLUMNS,
+    SCORES_FILE,
     SELECTION_COLUMN,
     SELECTION_FIXED,
 )
@@ -198,6 +201,24 @@ def read_projection(path: Path) -> pd.DataFrame:
         }
     )
     return points
+
+
+def read_scores(run_dir: Path) -> pd.DataFrame | None:
+    """A run folder's ``scores.csv`` (every read-out's class probabilities), or None for a folder written before it.
+
+    Returns:
+        The table (:data:`~ceco_fair.results.layout.SCORES_COLUMNS`, then ``score_<class>`` as floats).
+
+    Raises:
+        DataError: the file exists but lacks a column or holds a value that is not a number.
+    """
+    path = run_dir / SCORES_FILE
+    if not path.is_file():
+        return None
+    table = read_csv(path, SCORES_COLUMNS, ())
+    for name in [column for column in table.columns if str(column).startswith(SCORE_PREFIX)]:
+        table[name] = numeric_column(table[name], path, name)
+    return table
 
 
 def label_text(value: object) -> str:

@@ -18,6 +18,7 @@ from ceco_fair.errors import CecoFairError, DataError, ProtocolError
 
 if TYPE_CHECKING:
     from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, audit, audit_features
+    from ceco_fair.evaluation.readouts import Readout, ReadoutInputs, register_readout
     from ceco_fair.models.files import load_encoder
     from ceco_fair.results.selection import select
 
@@ -32,6 +33,9 @@ _LAZY = {
     "audit": "ceco_fair.evaluation.auditing",
     "audit_features": "ceco_fair.evaluation.auditing",
     "load_encoder": "ceco_fair.models.files",
+    "Readout": "ceco_fair.evaluation.readouts",
+    "ReadoutInputs": "ceco_fair.evaluation.readouts",
+    "register_readout": "ceco_fair.evaluation.readouts",
     "select": "ceco_fair.results.selection",
 }
 
@@ -41,10 +45,13 @@ __all__ = [
     "CecoFairError",
     "DataError",
     "ProtocolError",
+    "Readout",
+    "ReadoutInputs",
     "__version__",
     "audit",
     "audit_features",
     "load_encoder",
+    "register_readout",
     "select",
 ]
 

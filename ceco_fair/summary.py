@@ -26,14 +26,15 @@ from ceco_fair.errors import CecoFairError
 from ceco_fair.metrics.specs import MetricSpec, format_value, label, spec_of, unit_suffix
 from ceco_fair.report.stats import summarize
 from ceco_fair.results.layout import (
-    LINEAR_READOUT,
     PHASE_SEARCH,
+    PRIMARY_READOUT,
     PROTOCOL_FILE,
     READOUT_COLUMN,
     READOUTS,
     RESULTS_CSV,
     SELECTION_COLUMN,
     SELECTION_FIXED,
+    ordered_readouts,
 )
 from ceco_fair.results.record import condition_label
 from ceco_fair.results.seeds import DEFAULT_CONFIDENCE
@@ -102,10 +103,10 @@ def select_readout(results: pd.DataFrame, readout: str) -> pd.DataFrame:
     A table without a ``readout`` column (written before read-outs) holds the ``linear`` read-out.
     """
     if READOUT_COLUMN not in results.columns:
-        results = results.assign(**{READOUT_COLUMN: LINEAR_READOUT})
+        results = results.assign(**{READOUT_COLUMN: PRIMARY_READOUT})
     if readout != ALL_READOUTS:
         return results[results[READOUT_COLUMN] == readout]
-    order = {name: position for position, name in enumerate(READOUTS)}
+    order = {name: position for position, name in enumerate(ordered_readouts(results[READOUT_COLUMN]))}
     labelled = results.assign(method=results["method"].astype(str) + " · " + results[READOUT_COLUMN].astype(str))
     methods = list(dict.fromkeys(results["method"]))
     rank = [
@@ -119,7 +120,7 @@ def summary_markdown(
     folder: Path,
     metrics: Sequence[str] | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
-    readout: str = LINEAR_READOUT,
+    readout: str = PRIMARY_READOUT,
 ) -> str:
     """Every requested metric's table for the results folder ``folder`` (default: every metric with a spec).
 
@@ -163,9 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level (default 0.95)")
     parser.add_argument(
         "--readout",
-        choices=(*READOUTS, ALL_READOUTS),
-        default=LINEAR_READOUT,
-        help="the read-out whose metrics are shown (default linear; all: a row per method and read-out)",
+        default=PRIMARY_READOUT,
+        help=f"the read-out whose metrics are shown ({', '.join(READOUTS)} or a registered one; default "
+        f"{PRIMARY_READOUT}; {ALL_READOUTS}: a row per method and read-out)",
     )
     args = parser.parse_args(argv)
     if not 0 < args.confidence < 1:

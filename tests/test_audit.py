@@ -183,7 +183,7 @@ def test_an_unknown_option_is_named_with_the_closest_one() -> None:
     features, targets, sensitive = separable(40)
     with pytest.raises(CecoFairError, match=r"n_bot: not an audit option \(did you mean 'n_boot'\?\)"):
         audit_features(features, targets, features, targets, sensitive, n_bot=10)
-    with pytest.raises(CecoFairError, match="probe: expected 'linear'"):
+    with pytest.raises(CecoFairError, match=r"readouts: unknown read-out 'nonlinear' \(did you mean 'linear'\?\)"):
         AuditOptions().with_keywords(probe="nonlinear")
     with pytest.raises(CecoFairError, match=r"eval\.confidence"):
         AuditOptions().with_keywords(confidence=1.5)

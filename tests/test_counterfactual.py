@@ -14,6 +14,7 @@ from ceco_fair.data.biased_mnist import BiasedMNIST, ColoredMNIST
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.counterfactual import counterfactual_features
 from ceco_fair.evaluation.diagnostics import dataset_counterfactuals
+from ceco_fair.evaluation.features import FeatureReader
 from ceco_fair.evaluation.probe import extract_features
 from ceco_fair.metrics import bias_sensitivity
 
@@ -114,8 +115,8 @@ def test_recolourable_is_one_protocol_for_both_paths(biased: BiasedMNIST) -> Non
     assert isinstance(biased, Recolourable) and not isinstance(half, Recolourable)
     assert not isinstance(Subset(biased, range(4)), Recolourable)
     cpu = torch.device("cpu")
-    assert dataset_counterfactuals(corner_colour, half, device=cpu, batch_size=4, normalization=None) is None
+    assert dataset_counterfactuals(corner_colour, half, FeatureReader(cpu, batch_size=4)) is None
     with pytest.raises(CecoFairError, match="RenderOnly has no background colours"):
         counterfactual_features(corner_colour, half)
-    found = dataset_counterfactuals(corner_colour, biased, device=cpu, batch_size=500, normalization=None)
+    found = dataset_counterfactuals(corner_colour, biased, FeatureReader(cpu, batch_size=500))
     assert found is not None and found.shape == (len(biased), biased.n_colours, 3)

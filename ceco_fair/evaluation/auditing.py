@@ -1,11 +1,15 @@
-"""Audit any encoder: frozen features, a linear probe, and bias / group-fairness metrics.
+"""Audit any encoder: frozen features, the read-outs, and bias / group-fairness metrics.
 
 The public API: :func:`audit` is the evaluation half of every protocol run, open to encoders trained
 anywhere (a torchvision ResNet-18, a checkpoint from another toolkit, or any callable that maps an image
 batch to features); :func:`audit_features` starts from features computed elsewhere. Both take their
-settings as one :class:`AuditOptions`, which reuses a protocol's ``probe`` and ``eval`` sections. The
-measuring steps live in :mod:`ceco_fair.evaluation.measure`, the files in
-:mod:`ceco_fair.results.run_files`.
+settings as one :class:`AuditOptions`, which reuses a protocol's ``probe`` and ``eval`` sections.
+
+One pipeline: :func:`evaluate_encoder` reads a frozen encoder (a
+:class:`~ceco_fair.evaluation.features.FeatureReader`), and :func:`measure` fits every read-out of
+:data:`~ceco_fair.evaluation.readouts.READOUTS` once and measures it; :func:`audit`, a protocol run
+(:func:`ceco_fair.runner.experiment.execute_run`) and validation scoring all go through them. The
+measuring steps live in :mod:`ceco_fair.evaluation.measure`, the files in :mod:`ceco_fair.results.run_files`.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -28,7 +31,6 @@ from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.data.base import FairnessDataset, ImageDataset, Recolourable
 from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.diagnostics import (
-    Views,
     colour_strip,
     counterfactual_diagnostics,
     dataset_counterfactuals,
@@ -36,21 +38,16 @@ from ceco_fair.evaluation.diagnostics import (
     view_features,
 )
 from ceco_fair.evaluation.eval_config import EvalConfig
-from ceco_fair.evaluation.measure import (
-    AuditKind,
-    choose_kind,
-    dataset_info,
-    evaluate_predictions,
-    project,
-    split_features,
-)
-from ceco_fair.evaluation.probe import Encoder, Features, ProbeConfig, train_linear_probe
-from ceco_fair.evaluation.readouts import Head, head_predictions, train_balanced_probe
-from ceco_fair.results.layout import BALANCED_READOUT, HEAD_READOUT, LINEAR_READOUT, READOUT_COLUMN, MetricKind
+from ceco_fair.evaluation.features import FeatureReader
+from ceco_fair.evaluation.inputs import ArrayLike, AuditInputs
+from ceco_fair.evaluation.measure import AuditKind, dataset_info, evaluate_predictions, project
+from ceco_fair.evaluation.probe import Encoder, Features, ProbeConfig
+from ceco_fair.evaluation.readouts import Head, Predictor, ReadoutInputs, check_readouts, chosen_readouts
+from ceco_fair.evaluation.validation import validation_scores_of
+from ceco_fair.results.layout import PRIMARY_READOUT, READOUT_COLUMN, MetricKind
 from ceco_fair.results.manifest import build_manifest, now
-from ceco_fair.results.record import RunRecord
+from ceco_fair.results.record import RunRecord, split_readouts
 from ceco_fair.results.run_files import write_run_files, write_single_run_folder
-from ceco_fair.training.batches import as_long
 from ceco_fair.training.device import choose_device
 
 logger = logging.getLogger(__name__)
@@ -58,7 +55,7 @@ logger = logging.getLogger(__name__)
 AUDIT_VIEW_AUGMENT = AugmentConfig(crop_scale=(0.6, 1.0), rotation=10.0)
 """The default augmentation of an audit's two views: a random resized crop (60–100% of the area, aspect
 3/4–4/3) and a rotation of up to ±10°, no colour change (the quickstart's training augmentation)."""
-ArrayLike = np.ndarray | torch.Tensor | Sequence[int] | Sequence[float]
+VALID_SPLIT: Final = "valid"
 
 EVAL_KEYWORDS = ("n_boot", "confidence", "projection_points", "batch_size")
 """Keywords of :func:`audit` / :func:`audit_features` that set a field of :attr:`AuditOptions.eval`."""
@@ -76,8 +73,8 @@ class AuditOptions:
         metrics: ``bias``, ``group`` or ``auto`` (the dataset's ``metric_kind`` when it implements
             :class:`~ceco_fair.data.base.FairnessDataset`, else
             :func:`~ceco_fair.evaluation.measure.choose_kind`).
-        readout: the read-out fitted on the frozen features; ``linear`` (standardised features,
-            softmax regression).
+        readouts: the read-outs measured, by name in :data:`~ceco_fair.evaluation.readouts.READOUTS`
+            (None: every registered one the inputs allow); the primary read-out is always measured.
         seed: seeds the probe, the bootstrap, the projection's subsample and the two views.
         device: where to run the encoder and the probe (``auto`` / None: CUDA if available).
         normalization: mean and std applied to images in [0, 1] before the encoder (default 0.5 / 0.5).
@@ -91,7 +88,7 @@ class AuditOptions:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     metrics: AuditKind = "auto"
-    readout: Literal["linear"] = "linear"
+    readouts: tuple[str, ...] | None = None
     seed: int = 0
     device: torch.device | str | None = None
     normalization: AugmentConfig | None = None
@@ -103,8 +100,7 @@ class AuditOptions:
     def __post_init__(self) -> None:
         if self.metrics not in ("auto", "bias", "group"):
             raise CecoFairError(f"metrics: expected 'auto', 'bias' or 'group', got {self.metrics!r}")
-        if self.readout != "linear":
-            raise CecoFairError(f"probe: expected 'linear', got {self.readout!r}")
+        check_readouts(self.readouts)
         if self.num_workers < 0:
             raise CecoFairError(f"num_workers: expected >= 0, got {self.num_workers}")
 
@@ -113,7 +109,7 @@ class AuditOptions:
 
         A field name replaces that field; ``n_boot``, ``confidence``, ``projection_points`` and
         ``batch_size`` replace fields of :attr:`eval`; ``probe_config`` is :attr:`probe`, and ``probe``
-        given as a string (``"linear"``) is :attr:`readout`.
+        given as a read-out's name is :attr:`readouts` (that read-out).
 
         Raises:
             CecoFairError: a keyword that names no option (with the closest valid one), or an invalid value.
@@ -127,7 +123,7 @@ class AuditOptions:
             elif key == "probe_config":
                 top["probe"] = value if value is not None else ProbeConfig()
             elif key == "probe" and isinstance(value, str):
-                top["readout"] = value
+                top["readouts"] = (value,)
             elif key in names:
                 top[key] = value
             else:
@@ -140,6 +136,12 @@ class AuditOptions:
     def resolved_device(self) -> torch.device:
         """The device named by :attr:`device` (``auto`` / None: CUDA when available, else the CPU)."""
         return choose_device(self.device)
+
+    def reader(self, label: str = "") -> FeatureReader:
+        """The feature reader these options describe (device, ``eval.batch_size``, workers, normalisation, progress)."""
+        return FeatureReader(
+            self.resolved_device(), self.eval.batch_size, self.num_workers, self.normalization, self.progress, label
+        )
 
     def views_augment(self) -> AugmentConfig:
         """The two views' augmentation: :attr:`view_augment`, else :data:`AUDIT_VIEW_AUGMENT` normalised alike."""
@@ -169,8 +171,11 @@ class AuditResult:
             (recolourable datasets only); written as ``counterfactual.csv``, one row per (image, colour).
         strip: a few test digits rendered on every colour, for the report (recolourable datasets only).
         options: the settings the audit ran with (recorded in the saved folder's ``protocol.yaml``).
-        readouts: the bias / fairness metrics of the other read-outs, ``{"balanced": {...}, "head": {...}}``
-            (:mod:`ceco_fair.evaluation.readouts`); ``metrics`` are the ``linear`` read-out's.
+        readouts: the bias / fairness metrics of the other read-outs (read-out -> metric -> value, see
+            :mod:`ceco_fair.evaluation.readouts`); ``metrics`` are the primary read-out's.
+        predictors: every fitted read-out by name (``predict`` classes, ``scores`` probabilities).
+        scores: every read-out's class probabilities of the test samples ``[n_test, C]``.
+        readout_predictions: every read-out's classes of the test samples ``[n_test]``.
     """
 
     metrics: dict[str, float]
@@ -184,10 +189,13 @@ class AuditResult:
     strip: dict[str, Any] | None = None
     options: AuditOptions | None = None
     readouts: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictors: dict[str, Predictor] = field(default_factory=dict, repr=False)
+    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    readout_predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a tidy table: one row per read-out × metric, columns ``readout``, ``metric``, ``value``."""
-        every = {LINEAR_READOUT: self.metrics, **self.readouts}
+        every = split_readouts(self.metrics, self.readouts)
         return pd.DataFrame(
             [
                 {READOUT_COLUMN: readout, "metric": metric, "value": float(value)}
@@ -236,37 +244,84 @@ class AuditResult:
         return folder
 
 
-def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
-    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    if array.ndim != 1:
-        raise CecoFairError(f"{name}: expected a 1-D array, got shape {tuple(array.shape)}")
-    return array
+@dataclass(frozen=True)
+class _Measured:
+    """One read-out, fitted and measured on the test features."""
+
+    predictor: Predictor
+    predictions: np.ndarray
+    scores: np.ndarray
+    metrics: dict[str, float]
+    table: pd.DataFrame | None
+    matrix: np.ndarray | None
 
 
-def _features(values: ArrayLike, name: str) -> torch.Tensor:
-    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
-    if tensor.ndim != 2:
-        raise CecoFairError(f"{name}: expected features of shape [n, D], got {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
-        raise CecoFairError(f"{name}: features contain NaN or inf")
-    return tensor.float()
+def measure(inputs: AuditInputs, options: AuditOptions, info: dict[str, Any] | None = None) -> AuditResult:
+    """Fit every read-out once on ``inputs``, measure each on the test features, and the diagnostics.
 
+    The read-outs are those of :data:`~ceco_fair.evaluation.readouts.READOUTS` that ``options.readouts``
+    names and the inputs allow, fitted in registry order. The primary read-out's metrics are the result's
+    ``metrics`` (with the diagnostics), its classes the ``prediction`` column and the counterfactual flips'.
 
-def _counterfactual(values: ArrayLike, test_shape: torch.Size) -> torch.Tensor:
-    tensor = torch.as_tensor(values.detach().cpu() if isinstance(values, torch.Tensor) else np.asarray(values))
-    if tensor.ndim != 3 or tensor.shape[0] != test_shape[0] or tensor.shape[2] != test_shape[1]:
-        raise CecoFairError(
-            f"counterfactual: expected features [{test_shape[0]}, K, {test_shape[1]}], got {tuple(tensor.shape)}"
-        )
-    return tensor.float()
-
-
-def _views(views: tuple[ArrayLike, ArrayLike], test_shape: torch.Size) -> Views:
-    pair = Views(_features(views[0], "views[0]"), _features(views[1], "views[1]"))
-    for name, tensor in (("views[0]", pair.first), ("views[1]", pair.second)):
-        if tensor.shape != test_shape:
-            raise CecoFairError(f"{name}: expected {tuple(test_shape)} like test_features, got {tuple(tensor.shape)}")
-    return pair
+    Args:
+        inputs: the checked features (see :meth:`AuditInputs.from_arrays`).
+        options: the probe, evaluation and run settings.
+        info: names recorded with the result (``group_names`` names the group table's rows).
+    """
+    seed, evaluation = options.seed, options.eval
+    info = dict(info or {})
+    evaluate = functools.partial(
+        evaluate_predictions,
+        kind=inputs.kind,
+        n_boot=evaluation.n_boot,
+        confidence=evaluation.confidence,
+        seed=seed,
+        group_names=info.get("group_names"),
+    )
+    fit_inputs = ReadoutInputs(
+        inputs.train,
+        inputs.n_classes,
+        options.probe,
+        seed,
+        options.resolved_device(),
+        train_groups=inputs.train_groups,
+        valid=inputs.valid,
+        n_groups=inputs.n_groups,
+        head=inputs.head,
+    )
+    test_x, test_y, test_s = inputs.test.features, inputs.test.targets.numpy(), inputs.test.sensitive.numpy()
+    measured: dict[str, _Measured] = {}
+    for readout in chosen_readouts(options.readouts):
+        predictor = readout.fit(fit_inputs)
+        if predictor is not None:
+            predicted = predictor.predict(test_x).numpy()
+            scores = predictor.scores(test_x).numpy()
+            measured[readout.name] = _Measured(predictor, predicted, scores, *evaluate(test_y, predicted, test_s))
+    primary = measured[PRIMARY_READOUT]
+    metrics = dict(primary.metrics)
+    recoloured: np.ndarray | None = None
+    if options.diagnostics:
+        metrics.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=inputs.views))
+        if inputs.counterfactual is not None:
+            found, recoloured = counterfactual_diagnostics(
+                inputs.counterfactual, primary.predictions, primary.predictor.predict
+            )
+            metrics.update(found)
+    return AuditResult(
+        metrics,
+        inputs.kind,
+        pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": primary.predictions}),
+        project(test_x, test_y, test_s, evaluation.projection_points, seed),
+        primary.table,
+        primary.matrix,
+        info,
+        recoloured,
+        options=options,
+        readouts={name: found.metrics for name, found in measured.items() if name != PRIMARY_READOUT},
+        predictors={name: found.predictor for name, found in measured.items()},
+        scores={name: found.scores for name, found in measured.items()},
+        readout_predictions={name: found.predictions for name, found in measured.items()},
+    )
 
 
 def audit_features(
@@ -287,11 +342,11 @@ def audit_features(
     n_groups: int | None = None,
     **keywords: Any,
 ) -> AuditResult:
-    """Audit precomputed features: fit a linear probe on train, measure it on test.
+    """Audit precomputed features: fit the read-outs on train, measure them on test (see :func:`measure`).
 
     The bias / fairness metrics are measured through each read-out (:mod:`ceco_fair.evaluation.readouts`):
     ``linear`` always (``metrics``), ``balanced`` when the training sensitive values (or ``balanced_on``)
-    are given, ``head`` when ``head`` is (``readouts``).
+    are given, ``head`` when ``head`` is, and any registered read-out the inputs allow (``readouts``).
 
     With ``options.diagnostics`` the representation diagnostics of :mod:`ceco_fair.evaluation.diagnostics`
     are added to the metrics: those that the test features allow (variance ratio, uniformity, leakage),
@@ -310,7 +365,7 @@ def audit_features(
         counterfactual: features ``[n_test, K, D]`` of every test image on each of K background colours.
         train_sensitive: ``[n_train]`` sensitive values of the training features (the balanced read-out's cells).
         balanced_on: features, targets and sensitive values to fit the balanced read-out on instead of
-            the training features (a validation split).
+            the training features (a validation split; recorded as ``probe.balanced_on: valid``).
         head: a trained classifier mapping features ``[n, D]`` to logits ``[n, C]`` (the method's own).
         n_groups: number of sensitive groups (default: the largest value + 1).
         **keywords: single options by name, replacing those of ``options`` (see
@@ -321,89 +376,25 @@ def audit_features(
             metrics need one, features that are not ``[n, D]`` or not finite, an unknown option.
     """
     options = _options(options, keywords)
-    train_x, test_x = _features(train_features, "train_features"), _features(test_features, "test_features")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise CecoFairError(
-            f"test_features: expected {train_x.shape[1]} features like train_features, got {test_x.shape[1]}"
-        )
-    train_y = _to_numpy(train_targets, "train_targets").astype(np.int64)
-    test_y = _to_numpy(test_targets, "test_targets").astype(np.int64)
-    test_s = _to_numpy(test_sensitive, "test_sensitive").astype(np.int64)
-    for name, features, values in (
-        ("train_targets", train_x, train_y),
-        ("test_targets", test_x, test_y),
-        ("test_sensitive", test_x, test_s),
-    ):
-        if len(values) != len(features):
-            raise CecoFairError(f"{name}: {len(values)} values for {len(features)} feature rows")
-    if len(np.unique(test_s)) < 2:
-        raise CecoFairError(
-            f"test_sensitive: only one group ({int(test_s[0]) if len(test_s) else 'none'}) in the "
-            "test set; fairness needs at least two"
-        )
-    kind = choose_kind(options.metrics, test_y, test_s)
-    if kind == "group" and options.metrics == "group" and not set(np.unique(test_y).tolist()) <= {0, 1}:
-        raise CecoFairError(
-            f"test_targets: the group metrics need a binary target (0/1), got classes "
-            f"{sorted(np.unique(test_y).tolist())[:10]}"
-        )
-    view_pair = _views(views, test_x.shape) if options.diagnostics and views is not None else None
-    counterfactual_x = (
-        _counterfactual(counterfactual, test_x.shape) if options.diagnostics and counterfactual is not None else None
+    if balanced_on is not None and options.probe.balanced_on != VALID_SPLIT:
+        options = dataclasses.replace(options, probe=dataclasses.replace(options.probe, balanced_on=VALID_SPLIT))
+    inputs = AuditInputs.from_arrays(
+        train_features,
+        train_targets,
+        test_features,
+        test_targets,
+        test_sensitive,
+        metrics=options.metrics,
+        diagnostics=options.diagnostics,
+        n_classes=n_classes,
+        train_sensitive=train_sensitive,
+        valid=balanced_on,
+        views=views,
+        counterfactual=counterfactual,
+        n_groups=n_groups,
+        head=head,
     )
-    n_classes = n_classes or int(max(train_y.max(initial=0), test_y.max(initial=0)) + 1)
-    seed, evaluation = options.seed, options.eval
-    fitted = train_linear_probe(
-        Features(train_x, torch.from_numpy(train_y), torch.zeros(len(train_y))),
-        n_classes,
-        options.probe,
-        seed=seed,
-        device=options.resolved_device(),
-    )
-    predictions = fitted.predict(test_x).numpy()
-    info = dict(info or {})
-    evaluate = functools.partial(
-        evaluate_predictions,
-        kind=kind,
-        n_boot=evaluation.n_boot,
-        confidence=evaluation.confidence,
-        seed=seed,
-        group_names=info.get("group_names"),
-    )
-    scores, table, matrix = evaluate(test_y, predictions, test_s)
-    readouts: dict[str, dict[str, float]] = {}
-    balanced_train = balanced_on
-    if balanced_train is None and train_sensitive is not None:
-        train_s = torch.from_numpy(_to_numpy(train_sensitive, "train_sensitive").astype(np.int64))
-        if len(train_s) != len(train_x):
-            raise CecoFairError(f"train_sensitive: {len(train_s)} values for {len(train_x)} feature rows")
-        balanced_train = Features(train_x, torch.from_numpy(train_y), train_s)
-    device = options.resolved_device()
-    if balanced_train is not None:
-        balanced = train_balanced_probe(
-            balanced_train, n_classes, options.probe, seed=seed, device=device, n_groups=n_groups
-        )
-        readouts[BALANCED_READOUT] = evaluate(test_y, balanced.predict(test_x).numpy(), test_s)[0]
-    if head is not None:
-        readouts[HEAD_READOUT] = evaluate(test_y, head_predictions(head, test_x, device).numpy(), test_s)[0]
-    recoloured: np.ndarray | None = None
-    if options.diagnostics:
-        scores.update(feature_diagnostics(test_x, test_y, test_s, seed=seed, views=view_pair))
-        if counterfactual_x is not None:
-            found, recoloured = counterfactual_diagnostics(counterfactual_x, predictions, fitted.predict)
-            scores.update(found)
-    return AuditResult(
-        scores,
-        kind,
-        pd.DataFrame({"target": test_y, "sensitive": test_s, "prediction": predictions}),
-        project(test_x, test_y, test_s, evaluation.projection_points, seed),
-        table,
-        matrix,
-        info,
-        recoloured,
-        options=options,
-        readouts=readouts,
-    )
+    return measure(inputs, options, info)
 
 
 SPLIT_FACTS: tuple[tuple[str, str], ...] = (
@@ -433,6 +424,75 @@ def check_matching_splits(train: object, test: object) -> None:
             )
 
 
+def evaluate_encoder(
+    encoder: Encoder,
+    train: ImageDataset,
+    test: ImageDataset,
+    options: AuditOptions,
+    *,
+    valid: ImageDataset | None = None,
+    validation_groups: bool | None = None,
+    head: Head | None = None,
+    info: dict[str, Any] | None = None,
+    label: str = "",
+) -> AuditResult:
+    """The one frozen-encoder pipeline of an audit and a run: read the encoder, fit the read-outs, measure.
+
+    Every extraction goes through ``options.reader()``; the read-outs are fitted once (:func:`measure`),
+    and the validation rules score the primary read-out's predictions on ``valid`` (no second fit).
+
+    Args:
+        encoder: maps normalised images ``[B, 3, H, W]`` to features ``[B, D]`` (on the options' device).
+        train: the split the read-outs are fitted on.
+        test: the split they are measured on (also the diagnostics' views and counterfactuals).
+        options: the probe, evaluation and run settings; ``metrics: auto`` takes a
+            :class:`~ceco_fair.data.base.FairnessDataset`'s kind.
+        valid: the validation split: read when ``probe.balanced_on`` is ``valid`` or with ``validation_groups``.
+        validation_groups: score ``valid`` under the validation rules (None: do not), True when the rules may
+            read its sensitive values (``val_worst_group``); the scores go into ``info["validation"]``.
+        head: the classifier the method trained with the encoder (the ``head`` read-out).
+        info: names recorded with the result.
+        label: the progress bars' prefix (a run's name).
+
+    Returns:
+        The result, the colour strip attached for recolourable test sets.
+    """
+    if options.metrics == "auto" and isinstance(test, FairnessDataset):
+        options = dataclasses.replace(options, metrics=test.metric_kind)
+    reader = options.reader(label)
+    train_features, test_features = reader.features(encoder, train, "train"), reader.features(encoder, test, "test")
+    views, counterfactual = None, None
+    if options.diagnostics:
+        views = view_features(encoder, test, options.views_augment(), seed=options.seed, reader=reader)
+        counterfactual = dataset_counterfactuals(encoder, test, reader)
+    wants_valid = validation_groups is not None or options.probe.balanced_on == VALID_SPLIT
+    valid_features = reader.features(encoder, valid, VALID_SPLIT) if valid is not None and wants_valid else None
+    facts = train if isinstance(train, FairnessDataset) else None
+    inputs = AuditInputs.from_arrays(
+        train_features.features,
+        train_features.targets,
+        test_features.features,
+        test_features.targets,
+        test_features.sensitive,
+        metrics=options.metrics,
+        diagnostics=options.diagnostics,
+        n_classes=facts.n_classes if facts is not None else None,
+        train_sensitive=train_features.sensitive,
+        valid=valid_features,
+        views=(views.first, views.second) if views is not None else None,
+        counterfactual=counterfactual,
+        n_groups=facts.n_groups if facts is not None else None,
+        head=head,
+    )
+    result = measure(inputs, dataclasses.replace(options, device=reader.device), info)
+    if validation_groups is not None and valid_features is not None:
+        result.info["validation"] = validation_scores_of(
+            result.predictors[PRIMARY_READOUT], valid_features, kind=inputs.kind, groups=validation_groups
+        )
+    attach_strip(result, test)
+    return result
+
+
 def audit(
     encoder: Encoder,
     train: ImageDataset,
@@ -442,13 +502,15 @@ def audit(
     target: str | None = None,
     sensitive: str | None = None,
     name: str | None = None,
+    valid: ImageDataset | None = None,
     **keywords: Any,
 ) -> AuditResult:
-    """Audit an encoder: features of ``train`` and ``test``, a linear probe, and fairness metrics.
+    """Audit an encoder: features of ``train`` and ``test``, the read-outs, and fairness metrics.
 
-    The metrics are measured through the ``linear`` probe (``result.metrics``) and through the
-    ``balanced`` one, fitted with every (target, sensitive) cell of ``train`` weighted equally
-    (``result.readouts["balanced"]``).
+    The metrics are measured through the ``linear`` probe (``result.metrics``), through the ``balanced``
+    one, fitted with every (target, sensitive) cell of ``train`` weighted equally
+    (``result.readouts["balanced"]``), and through every registered read-out (:func:`evaluate_encoder`,
+    the pipeline of a protocol run).
 
     With ``options.diagnostics``, the representation diagnostics are measured on ``test`` too: two views
     of every test image made with :meth:`AuditOptions.views_augment` (seeded by ``options.seed``) and,
@@ -456,12 +518,13 @@ def audit(
 
     Args:
         encoder: a ``torch.nn.Module`` or callable mapping images ``[B, 3, H, W]`` to features ``[B, D]``.
-        train: a dataset yielding ``(image, target, sensitive)``; the probe is fitted on it.
+        train: a dataset yielding ``(image, target, sensitive)``; the read-outs are fitted on it.
         test: a dataset yielding ``(image, target, sensitive)``; the metrics are measured on it.
         options: the probe, evaluation and run settings (default :class:`AuditOptions`).
         target: the target's name for the report (default: the dataset's ``target_name``).
         sensitive: the sensitive attribute's name (default: the dataset's ``sensitive_name``).
         name: the encoder's name in the results (default: its class name).
+        valid: a validation split, for the balanced read-out with ``probe.balanced_on: valid``.
         **keywords: single options by name, replacing those of ``options`` (see
             :meth:`AuditOptions.with_keywords`: ``n_boot=0``, ``device="cpu"``, ``progress=False``, ...).
 
@@ -480,18 +543,7 @@ def audit(
     device = options.resolved_device()
     if isinstance(encoder, nn.Module):
         encoder = encoder.to(device)
-    batch_size = options.eval.batch_size
     started = now()
-    train_features, test_features = split_features(
-        encoder,
-        train,
-        test,
-        device=device,
-        batch_size=batch_size,
-        num_workers=options.num_workers,
-        normalization=options.normalization,
-        progress=options.progress,
-    )
     name = name or type(encoder).__name__
     described = dataset_info(test)
     info = {
@@ -500,40 +552,9 @@ def audit(
         "dataset": type(test).__name__,
         "target": target or described.get("target_name"),
         "sensitive": sensitive or described.get("sensitive_name"),
-        "manifest": {**build_manifest(device), "started": started, "finished": now()},
     }
-    if options.metrics == "auto" and "metric_kind" in described:
-        options = dataclasses.replace(options, metrics=described["metric_kind"])
-    views, counterfactual = None, None
-    if options.diagnostics:
-        views = view_features(
-            encoder,
-            test,
-            options.views_augment(),
-            seed=options.seed,
-            device=device,
-            batch_size=batch_size,
-            num_workers=options.num_workers,
-            progress=options.progress,
-        )
-        counterfactual = dataset_counterfactuals(
-            encoder, test, device=device, batch_size=batch_size, normalization=options.normalization
-        )
-    result = audit_features(
-        train_features.features,
-        as_long(train_features.targets),
-        test_features.features,
-        as_long(test_features.targets),
-        as_long(test_features.sensitive),
-        dataclasses.replace(options, device=device),
-        train_sensitive=as_long(train_features.sensitive),
-        n_classes=test.n_classes if isinstance(test, FairnessDataset) else None,
-        n_groups=test.n_groups if isinstance(test, FairnessDataset) else None,
-        info=info,
-        views=(views.first, views.second) if views is not None else None,
-        counterfactual=counterfactual,
-    )
-    attach_strip(result, test)
+    result = evaluate_encoder(encoder, train, test, dataclasses.replace(options, device=device), valid=valid, info=info)
+    result.info["manifest"] = {**build_manifest(device), "started": started, "finished": now()}
     return result
 
 

@@ -30,7 +30,8 @@ import torch
 from ceco_fair.data.augment import AugmentConfig, BatchAugment
 from ceco_fair.data.base import ImageDataset, Recolourable
 from ceco_fair.evaluation.counterfactual import counterfactual_features
-from ceco_fair.evaluation.probe import Encoder, extract_features
+from ceco_fair.evaluation.features import FeatureReader
+from ceco_fair.evaluation.probe import Encoder
 from ceco_fair.metrics.registry import RepresentationInputs, representation_scores
 
 logger = logging.getLogger(__name__)
@@ -57,11 +58,7 @@ def view_features(
     augment: AugmentConfig,
     *,
     seed: int,
-    device: torch.device,
-    batch_size: int = 512,
-    num_workers: int = 0,
-    progress: bool = False,
-    description: str = "views",
+    reader: FeatureReader,
     indices: torch.Tensor | None = None,
 ) -> Views:
     """Features of two augmentations of every image of ``dataset``, reproducible for a given ``seed``.
@@ -71,11 +68,7 @@ def view_features(
         dataset: yields ``(image uint8 [3, H, W], target, sensitive)``.
         augment: the augmentation (a protocol's ``train.augment``; audits use a documented default).
         seed: seeds both views' augmentation (view ``v`` from ``seed · 7919 + v``).
-        device: where the encoder runs.
-        batch_size: images per forward pass.
-        num_workers: loader workers for datasets that decode from disk.
-        progress: show progress bars.
-        description: the progress bars' label.
+        reader: the device, batch size, workers and progress (the augmentation normalises).
         indices: only these rows ``[m]`` of ``dataset`` (default: all).
 
     Returns:
@@ -84,23 +77,12 @@ def view_features(
     augmenter = BatchAugment(augment)
 
     def one_view(view: int) -> torch.Tensor:
-        generator = torch.Generator(device=device).manual_seed(seed * VIEW_SEED_OFFSET + view)
+        generator = torch.Generator(device=reader.device).manual_seed(seed * VIEW_SEED_OFFSET + view)
 
         def transform(images: torch.Tensor) -> torch.Tensor:
             return augmenter(images, generator)
 
-        return extract_features(
-            encoder,
-            dataset,
-            device=device,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            normalization=augment,
-            progress=progress,
-            description=f"{description} view {view + 1}",
-            transform=transform,
-            indices=indices,
-        ).features
+        return reader.features(encoder, dataset, f"test view {view + 1}", transform=transform, indices=indices).features
 
     return Views(one_view(0), one_view(1))
 
@@ -172,18 +154,13 @@ def counterfactual_diagnostics(
     return representation_scores(inputs, ("counterfactual",)), recoloured
 
 
-def dataset_counterfactuals(
-    encoder: Encoder,
-    dataset: ImageDataset,
-    *,
-    device: torch.device,
-    batch_size: int,
-    normalization: AugmentConfig | None,
-) -> torch.Tensor | None:
+def dataset_counterfactuals(encoder: Encoder, dataset: ImageDataset, reader: FeatureReader) -> torch.Tensor | None:
     """``[n, K, D]`` counterfactual features for a :class:`~ceco_fair.data.base.Recolourable` dataset, else None."""
     if not isinstance(dataset, Recolourable):
         return None
-    return counterfactual_features(encoder, dataset, batch_size=batch_size, device=device, normalization=normalization)
+    return counterfactual_features(
+        encoder, dataset, batch_size=reader.batch_size, device=reader.device, normalization=reader.normalization
+    )
 
 
 def colour_strip(dataset: Recolourable, under_colour: np.ndarray, index: int = 0) -> dict[str, Any]:

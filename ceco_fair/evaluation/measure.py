@@ -14,9 +14,7 @@ import pandas as pd
 import torch
 from sklearn.decomposition import PCA
 
-from ceco_fair.data.augment import AugmentConfig
-from ceco_fair.data.base import FairnessDataset, ImageDataset
-from ceco_fair.evaluation.probe import Encoder, Features, extract_features
+from ceco_fair.data.base import FairnessDataset
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
 from ceco_fair.results.layout import MetricKind
 
@@ -94,35 +92,6 @@ def evaluate_predictions(
             [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]],
         )
     return metrics, table, None
-
-
-def split_features(
-    encoder: Encoder,
-    train: ImageDataset,
-    test: ImageDataset,
-    *,
-    device: torch.device,
-    batch_size: int,
-    num_workers: int,
-    normalization: AugmentConfig | None,
-    progress: bool,
-    label: str = "",
-) -> tuple[Features, Features]:
-    """Frozen features of the training and test datasets, each ``[n, D]`` with targets and sensitive values."""
-
-    def features_of(dataset: ImageDataset, split: str) -> Features:
-        return extract_features(
-            encoder,
-            dataset,
-            device=device,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            normalization=normalization,
-            progress=progress,
-            description=f"{label} {split} features".strip(),
-        )
-
-    return features_of(train, "train"), features_of(test, "test")
 
 
 def dataset_info(dataset: object) -> dict[str, Any]:

@@ -153,6 +153,13 @@ class LinearProbe(nn.Module):
         parts = [self(chunk.to(device)).argmax(dim=1).cpu() for chunk in torch.split(features, batch_size)]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
+    @torch.no_grad()
+    def scores(self, features: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+        """Class probabilities ``[n, C]`` (the softmax of the logits; float32, CPU)."""
+        device = self.feature_mean.device
+        parts = [self(chunk.to(device)).softmax(dim=1).float().cpu() for chunk in torch.split(features, batch_size)]
+        return torch.cat(parts) if parts else torch.zeros(0, self.linear.out_features)
+
 
 def probe_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of logits ``[B, C]``, or ``(1/B) Σ_i w_i · CE_i`` with weights ``[B]``."""

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from ceco_fair.data.augment import AugmentConfig
 from ceco_fair.data.base import FairnessDataset, ImageDataset
 from ceco_fair.evaluation.diagnostics import view_features
-from ceco_fair.evaluation.probe import Encoder, extract_features
+from ceco_fair.evaluation.features import FeatureReader
+from ceco_fair.evaluation.probe import Encoder
 from ceco_fair.metrics import bias_metrics, group_metrics
 from ceco_fair.metrics.registry import REPRESENTATION_METRICS, RepresentationInputs, representation_scores
 from ceco_fair.metrics.specs import METRIC_SPECS, curve_metrics
@@ -121,8 +122,7 @@ class EpochTracker:
         self.kind = kind
         self.augment = augment
         self.seed = seed
-        self.device = device
-        self.batch_size = batch_size
+        self.reader = FeatureReader(device, batch_size, normalization=augment, progress=False)
 
     @staticmethod
     def _subsample(n: int, points: int, generator: torch.Generator) -> torch.Tensor:
@@ -131,15 +131,7 @@ class EpochTracker:
         return torch.randperm(n, generator=generator)[:points].sort().values
 
     def _features(self, encoder: Encoder, dataset: ImageDataset, rows: torch.Tensor) -> Any:
-        return extract_features(
-            encoder,
-            dataset,
-            device=self.device,
-            batch_size=self.batch_size,
-            normalization=self.augment,
-            progress=False,
-            indices=rows,
-        )
+        return self.reader.features(encoder, dataset, "tracked", indices=rows)
 
     def __call__(self, encoder: Encoder) -> dict[str, float]:
         """The curve values of ``encoder`` now."""
@@ -161,13 +153,7 @@ class EpochTracker:
                     row[name] = float(measured[spec.of])
         diagnostics = tuple(name for name in curve_metrics() if name in REPRESENTATION_METRICS)
         views = view_features(
-            encoder,
-            self.test_set,
-            self.augment,
-            seed=self.seed,
-            device=self.device,
-            batch_size=self.batch_size,
-            indices=self.query_rows,
+            encoder, self.test_set, self.augment, seed=self.seed, reader=self.reader, indices=self.query_rows
         )
         inputs = RepresentationInputs(
             queries.features,

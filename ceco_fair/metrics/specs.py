@@ -453,12 +453,6 @@ GROUP_RATE_LABELS: Final = {
 GROUP_RATES: Final = tuple(GROUP_RATE_LABELS)
 """Per-group rates of a group table (``group_table.csv``), each with an interval."""
 
-READOUT_LABELS: Final = {
-    "linear": "linear probe",
-    "balanced": "group-balanced probe",
-    "head": "the method's own head",
-}
-"""How tables and figures name each read-out of an encoder (the ``readout`` column of ``results.csv``)."""
 READOUT_GUIDE: Final = (
     "A large gain from the linear to the balanced probe means the information was in the representation "
     "and the classifier chose the bias; no gain means the representation lost it."

@@ -37,7 +37,7 @@ from ceco_fair.report.style import (
     significant,
     text,
 )
-from ceco_fair.results.layout import LINEAR_READOUT, READOUT_COLUMN, SELECTION_COLUMN
+from ceco_fair.results.layout import PRIMARY_READOUT, READOUT_COLUMN, SELECTION_COLUMN
 from ceco_fair.results.selection import describe
 
 PANEL_COLUMNS = 3
@@ -293,7 +293,7 @@ def paired_differences(comparisons: pd.DataFrame, methods: Sequence[str], confid
         One panel per metric (rows: methods; one marker per condition; a dotted line at zero), or ``None``.
     """
     if READOUT_COLUMN in comparisons.columns:
-        comparisons = comparisons[comparisons[READOUT_COLUMN] == LINEAR_READOUT]
+        comparisons = comparisons[comparisons[READOUT_COLUMN] == PRIMARY_READOUT]
     if comparisons.empty:
         return None
     metrics = list(dict.fromkeys(comparisons["metric"]))

@@ -1,11 +1,11 @@
-"""The read-outs side by side: each bias metric of each method through the linear, balanced and head read-outs."""
+"""The read-outs side by side: each bias metric of each method through every read-out the runs measured."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ceco_fair.metrics.specs import READOUT_GUIDE, READOUT_LABELS, READOUT_METRICS, label
+from ceco_fair.metrics.specs import READOUT_GUIDE, READOUT_METRICS, label
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -19,7 +19,7 @@ from ceco_fair.report.style import (
     percent,
     text,
 )
-from ceco_fair.results.layout import READOUT_COLUMN, READOUTS
+from ceco_fair.results.layout import PRIMARY_READOUT, READOUT_COLUMN, ordered_readouts, readout_label
 
 
 def readouts_by_method(results: Results) -> go.Figure | None:
@@ -30,22 +30,23 @@ def readouts_by_method(results: Results) -> go.Figure | None:
 
     Returns:
         Bars (in %) with the seed interval as error bars, one menu entry per condition; ``None`` when
-        the folder holds no read-out other than ``linear``.
+        the folder holds no read-out other than the primary one.
     """
     table = results.readouts
-    if table.empty or set(table[READOUT_COLUMN]) <= {READOUTS[0]}:
+    if table.empty or set(table[READOUT_COLUMN]) <= {PRIMARY_READOUT}:
         return None
+    readouts = ordered_readouts(table[READOUT_COLUMN])
     kind = "bias" if table["metric"].isin(READOUT_METRICS["bias"]).any() else "group"
     metrics = [m for m in READOUT_METRICS[kind] if m in set(table["metric"])]
     table = table[table["metric"].isin(metrics)]
     summary = summarize(table, ["condition", "method", READOUT_COLUMN, "metric"], confidence=results.confidence)
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[f"{text(label(m))} (%)" for m in metrics])
-    shades = dict(zip(READOUTS, method_colours(list(READOUTS)).values(), strict=True))
+    shades = dict(zip(readouts, method_colours(readouts).values(), strict=True))
     options: list[Option] = []
     conditions = [c for c in results.conditions if c in set(summary["condition"])]
     for condition in conditions:
         first = len(fig.data)
-        for readout in READOUTS:
+        for readout in readouts:
             for col, metric in enumerate(metrics, start=1):
                 rows = summary[
                     (summary["condition"] == condition)
@@ -60,7 +61,7 @@ def readouts_by_method(results: Results) -> go.Figure | None:
                         x=[text(m) for m in rows.index],
                         y=percent(rows["mean"]),
                         error_y=error_bars(rows.reset_index()),
-                        name=text(READOUT_LABELS[readout]),
+                        name=text(readout_label(readout)),
                         legendgroup=readout,
                         showlegend=col == 1,
                         marker_color=shades[readout],
@@ -72,7 +73,7 @@ def readouts_by_method(results: Results) -> go.Figure | None:
         options.append(Option(text(condition), range(first, len(fig.data)), {}))
     if not fig.data:
         return None
-    apply_layout(fig, title="Each metric through the three read-outs", height=HEIGHT, barmode="group")
+    apply_layout(fig, title="Each metric through every read-out", height=HEIGHT, barmode="group")
     add_selector(fig, options)
     return fig
 

@@ -56,7 +56,6 @@ from ceco_fair.results.layout import (
     GROUP_TABLE_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
-    LINEAR_READOUT,
     MANIFEST_FILE,
     METRICS_FILE,
     PAIRED_TRIALS_FILE,
@@ -246,7 +245,7 @@ def load_results(output_dir: Path) -> Results:
     _check_expected_files(runs, raw_metrics, folders, protocol or {}, missing)
     raw_readouts = pd.concat(
         [
-            _empty_metric_rows().assign(**{READOUT_COLUMN: LINEAR_READOUT}),
+            _empty_metric_rows().assign(**{READOUT_COLUMN: pd.Series(dtype=object)}),
             *(
                 _metric_rows(run_id, values).assign(**{READOUT_COLUMN: readout})
                 for run_id, record in records.items()

@@ -21,10 +21,13 @@ from ceco_fair.results.layout import (
     FINALS_RESEED,
     GROUP_TABLE_COLUMNS,
     HISTORY_COLUMNS,
-    LINEAR_READOUT,
     PAIRED_TRIALS_COLUMNS,
+    PRIMARY_READOUT,
     PROJECTION_COLUMNS,
     READOUT_COLUMN,
+    SCORE_PREFIX,
+    SCORES_COLUMNS,
+    SCORES_FILE,
     SELECTION_COLUMN,
     SELECTION_FIXED,
 )
@@ -120,8 +123,8 @@ def numeric_column(column: pd.Series, path: Path, name: str) -> pd.Series:
 def with_readout(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with a ``readout`` column (``linear`` where it has none, or an empty cell)."""
     if READOUT_COLUMN not in table.columns:
-        return table.assign(**{READOUT_COLUMN: LINEAR_READOUT})
-    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(LINEAR_READOUT)})
+        return table.assign(**{READOUT_COLUMN: PRIMARY_READOUT})
+    return table.assign(**{READOUT_COLUMN: table[READOUT_COLUMN].fillna(PRIMARY_READOUT)})
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -198,6 +201,24 @@ def read_projection(path: Path) -> pd.DataFrame:
         }
     )
     return points
+
+
+def read_scores(run_dir: Path) -> pd.DataFrame | None:
+    """A run folder's ``scores.csv`` (every read-out's class probabilities), or None for a folder written before it.
+
+    Returns:
+        The table (:data:`~ceco_fair.results.layout.SCORES_COLUMNS`, then ``score_<class>`` as floats).
+
+    Raises:
+        DataError: the file exists but lacks a column or holds a value that is not a number.
+    """
+    path = run_dir / SCORES_FILE
+    if not path.is_file():
+        return None
+    table = read_csv(path, SCORES_COLUMNS, ())
+    for name in [column for column in table.columns if str(column).startswith(SCORE_PREFIX)]:
+        table[name] = numeric_column(table[name], path, name)
+    return table
 
 
 def label_text(value: object) -> str:

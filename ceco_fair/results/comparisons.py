@@ -30,12 +30,11 @@ from ceco_fair.metrics.specs import headline_metrics
 from ceco_fair.results.layout import (
     COMPARISONS_COLUMNS,
     COMPARISONS_FILE,
-    LINEAR_READOUT,
     PHASE_SEARCH,
-    READOUTS,
     SELECTION_FIXED,
+    ordered_readouts,
 )
-from ceco_fair.results.record import METRICS_KEY, READOUTS_KEY, condition_label, selections_of
+from ceco_fair.results.record import condition_label, entry_readouts, selections_of
 from ceco_fair.results.seeds import paired_interval
 
 DEFAULT_BASELINE_LOSS = "supcon"
@@ -83,18 +82,19 @@ def paired_comparisons(
         method = str(run["method"])
         if method not in order:
             order.append(method)
-        for readout, metrics in _by_readout(run).items():
+        for readout, metrics in entry_readouts(run).items():
             for metric in headline:
                 value = metrics.get(metric)
                 if value is not None and math.isfinite(float(value)):
                     values.setdefault((method, _condition(run), readout, metric), {})[run["seed"]] = float(value)
     conditions = list(dict.fromkeys(_condition(run) for run in complete))
+    readouts = ordered_readouts(key[2] for key in values)
     rows = []
     for method in order:
         if method == baseline:
             continue
         for condition in conditions:
-            for readout in READOUTS:
+            for readout in readouts:
                 for metric in headline:
                     mine = values.get((method, condition, readout, metric), {})
                     theirs = values.get((str(baseline), condition, readout, metric), {})
@@ -106,11 +106,6 @@ def paired_comparisons(
                         [selection, finals, method, baseline, condition, readout, metric, len(seeds), mean, low, high]
                     )
     return pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
-
-
-def _by_readout(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """A ``results.json`` entry's metrics per read-out: ``linear`` (``metrics``), then its ``readouts``."""
-    return {LINEAR_READOUT: run.get(METRICS_KEY) or {}, **(run.get(READOUTS_KEY) or {})}
 
 
 def _condition(run: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ included, in grid order), ``results.csv`` (one tidy row per run × read-out × m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -38,8 +39,17 @@ HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.csv"
 METRICS_FILE: Final = "metrics.json"
 READOUTS_FILE: Final = "readouts.json"
-"""``{readout: {metric: value}}``: the metrics of the read-outs other than ``linear`` (whose are ``metrics.json``)."""
+"""``{readout: {metric: value}}``: the metrics of the read-outs other than the primary one (whose are
+``metrics.json``)."""
 PREDICTIONS_FILE: Final = "predictions.csv"
+"""One row per test sample: ``target``, ``sensitive`` and the primary read-out's ``prediction``."""
+SCORES_FILE: Final = "scores.csv"
+"""Every read-out's class probabilities, one row per (read-out, test sample): ``readout``, ``index`` (the row of
+``predictions.csv``), ``target``, ``sensitive``, ``prediction`` (the read-out's class), then ``score_0`` …
+``score_{C-1}`` (its probabilities, summing to 1). Rows come read-out by read-out in measuring order, samples in
+test order. Run folders written before it have none; readers treat it as optional."""
+SCORE_PREFIX: Final = "score_"
+"""The prefix of ``scores.csv``'s probability columns: ``score_<class>``."""
 PROJECTION_FILE: Final = "projection.csv"
 GROUP_TABLE_FILE: Final = "group_table.csv"
 BIAS_MATRIX_FILE: Final = "bias_matrix.csv"
@@ -74,13 +84,24 @@ RUN_ORIGIN_COLUMNS: Final = ("shard", "host", "device")
 """Where a run was trained: ``--shard`` (``K/N``), host name and device, in ``run.json`` and ``results.json``."""
 READOUT_COLUMN: Final = "readout"
 LINEAR_READOUT: Final = "linear"
-"""The ERM linear probe on the training features: the default read-out, the one ``metrics.json`` holds."""
+"""The ERM linear probe on the training features."""
 BALANCED_READOUT: Final = "balanced"
 """The same probe with every (target, sensitive) cell weighted equally (DFR's last-layer retraining)."""
 HEAD_READOUT: Final = "head"
 """The classifier the method trained with the encoder (``ce``, the subgroup baselines, a CE term)."""
 READOUTS: Final = (LINEAR_READOUT, BALANCED_READOUT, HEAD_READOUT)
-"""Every read-out of an encoder, in the order tables show them."""
+"""The built-in read-outs of an encoder, in the order tables show them (a registered read-out follows them);
+their classes are :data:`ceco_fair.evaluation.readouts.READOUTS`."""
+PRIMARY_READOUT: Final = LINEAR_READOUT
+"""The read-out a run's ``metrics.json`` holds (with the encoder's diagnostics), whose classes are
+``predictions.csv``'s ``prediction``, the counterfactual flips' and the validation rules'. Its rows of
+``results.csv`` are those of a table written before read-outs existed."""
+READOUT_LABELS: Final = {
+    LINEAR_READOUT: "linear probe",
+    BALANCED_READOUT: "group-balanced probe",
+    HEAD_READOUT: "the method's own head",
+}
+"""How tables and figures name each built-in read-out (a registered one is named by its name)."""
 PHASE_SEARCH: Final = "search"
 """The ``phase`` of a search's trial runs (:class:`~ceco_fair.results.record.RunRecord`), also their ``selection``."""
 PHASE_FINAL: Final = "final"
@@ -131,6 +152,8 @@ PAIRED_TRIALS_COLUMNS: Final = (
 )
 """``paired_trials.csv``: per method, condition and metric, its per-trial differences from the baseline."""
 PREDICTIONS_COLUMNS: Final = ("target", "sensitive", "prediction")
+SCORES_COLUMNS: Final = (READOUT_COLUMN, "index", "target", "sensitive", "prediction")
+"""The leading columns of ``scores.csv``; the probabilities ``score_<class>`` follow."""
 COUNTERFACTUAL_COLUMNS: Final = ("index", "target", "sensitive", "colour", "prediction")
 """One row per (test image, background colour): the probe's prediction on the recoloured image."""
 PROJECTION_COLUMNS: Final = ("x", "y", "target", "sensitive")
@@ -194,6 +217,7 @@ FILES: Final = (
     ResultFile(METRICS_FILE, "run", "ceco_fair.results.record"),
     ResultFile(READOUTS_FILE, "run", "ceco_fair.results.record"),
     ResultFile(PREDICTIONS_FILE, "run", "ceco_fair.results.run_files", PREDICTIONS_COLUMNS),
+    ResultFile(SCORES_FILE, "run", "ceco_fair.results.run_files", SCORES_COLUMNS),
     ResultFile(PROJECTION_FILE, "run", "ceco_fair.results.run_files", PROJECTION_COLUMNS),
     ResultFile(GROUP_TABLE_FILE, "run", "ceco_fair.results.run_files", GROUP_TABLE_COLUMNS, "group"),
     ResultFile(BIAS_MATRIX_FILE, "run", "ceco_fair.results.run_files", (), "bias"),
@@ -211,6 +235,17 @@ def run_dir(folder: Path, run_id: str) -> Path:
 def curves_columns() -> tuple[str, ...]:
     """Every column ``curves.csv`` may hold: the epoch, then each metric whose spec has ``curve`` (read now)."""
     return (*CURVES_COLUMNS, *curve_metrics())
+
+
+def readout_label(readout: str) -> str:
+    """How tables and figures name a read-out: its :data:`READOUT_LABELS` entry, else its name."""
+    return READOUT_LABELS.get(readout, readout)
+
+
+def ordered_readouts(found: Iterable[str]) -> list[str]:
+    """The read-outs ``found`` (each once): the built-in ones in :data:`READOUTS` order, then the others as found."""
+    names = list(dict.fromkeys(found))
+    return [name for name in READOUTS if name in names] + [name for name in names if name not in READOUTS]
 
 
 def run_table_file(kind: str) -> str | None:

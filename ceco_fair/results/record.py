@@ -1,8 +1,9 @@
 """A run's record: what the run is, where it ran, how it ended and what it measured.
 
 On disk a record is its run folder's ``run.json`` (every field but the metrics) and, once the run
-is complete, ``metrics.json`` (metric name -> value, measured through the ``linear`` read-out) and
-``readouts.json`` (the other read-outs' metrics, when measured): :meth:`RunRecord.write` writes them, the
+is complete, ``metrics.json`` (metric name -> value, measured through the primary read-out,
+:data:`~ceco_fair.results.layout.PRIMARY_READOUT`) and ``readouts.json`` (the other read-outs' metrics,
+when measured): :meth:`RunRecord.write` writes them, the
 metrics first, so that a ``run.json`` that says ``complete`` always has its metrics beside it, and
 :meth:`RunRecord.read` reads both. ``results.json`` lists the finished runs' records with their
 metrics (:meth:`RunRecord.to_json`). Every record is parsed by :meth:`RunRecord.from_json`, strictly:
@@ -31,9 +32,9 @@ from ceco_fair.common.io import atomic_write_json
 from ceco_fair.errors import DataError
 from ceco_fair.results.layout import (
     FINAL_STATUSES,
-    LINEAR_READOUT,
     LIST_SEPARATOR,
     METRICS_FILE,
+    PRIMARY_READOUT,
     READOUT_COLUMN,
     READOUTS_FILE,
     RUN_COLUMNS,
@@ -51,7 +52,7 @@ from ceco_fair.results.layout import (
 METRICS_KEY: Final = "metrics"
 """The key of a record's metrics in a ``results.json`` entry (``run.json`` has none: they are in ``metrics.json``)."""
 READOUTS_KEY: Final = "readouts"
-"""The key of a record's other read-outs (``{"balanced": {...}, "head": {...}}``) in a ``results.json`` entry."""
+"""The key of a record's other read-outs (read-out -> its metrics) in a ``results.json`` entry."""
 FACTS_KEY: Final = "facts"
 
 WRONG_TYPE: Final = "{path}: {key} is {value!r}, expected {expected}"
@@ -98,8 +99,8 @@ class RunRecord:
         selection: The rules that picked the run's trial (``search`` for a trial run), set when a folder's
             tables are built (``results.json``, not ``run.json``); ``None`` reads as ``fixed``.
         metrics: Metric name -> value (fractions; ``None`` or NaN where undefined), complete runs only,
-            measured through the ``linear`` read-out (the ERM probe).
-        readouts: Read-out (``balanced``, ``head``) -> its metrics, for the read-outs the run measured.
+            measured through the primary read-out (:data:`~ceco_fair.results.layout.PRIMARY_READOUT`).
+        readouts: Every other read-out the run measured -> its metrics.
         facts: Every other key of ``run.json`` (what the dataset says about itself, the encoder's name).
     """
 
@@ -150,13 +151,13 @@ class RunRecord:
         metrics: Mapping[str, float | None],
         readouts: Mapping[str, Mapping[str, float | None]] | None = None,
     ) -> RunRecord:
-        """This record, complete, with its ``metrics`` (the linear read-out's) and the other ``readouts``' metrics."""
+        """This record, complete, with its ``metrics`` (the primary read-out's) and the other ``readouts``' metrics."""
         others = {str(name): dict(values) for name, values in (readouts or {}).items()}
         return dataclasses.replace(self, status=STATUS_COMPLETE, error=None, metrics=dict(metrics), readouts=others)
 
     def readout_metrics(self) -> dict[str, dict[str, float | None]]:
-        """Read-out -> its metrics: ``linear`` (:attr:`metrics`) first, then :attr:`readouts`."""
-        return {LINEAR_READOUT: dict(self.metrics), **{name: dict(values) for name, values in self.readouts.items()}}
+        """Read-out -> its metrics: the primary read-out (:attr:`metrics`) first, then :attr:`readouts`."""
+        return split_readouts(self.metrics, self.readouts)
 
     def fail(self, error: str) -> RunRecord:
         """This record, failed, with the reason."""
@@ -280,6 +281,19 @@ def read_readouts(path: Path) -> dict[str, dict[str, float | None]]:
         RecordError: The file is missing, not JSON, not an object, or a value is not a number.
     """
     return check_readouts(_read_json(path), path)
+
+
+def split_readouts(
+    metrics: Mapping[str, Any] | None, readouts: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Read-out -> its metrics, from the on-disk split: ``metrics`` (the primary read-out's), then ``readouts``."""
+    others = {str(name): dict(values) for name, values in (readouts or {}).items()}
+    return {PRIMARY_READOUT: dict(metrics or {}), **others}
+
+
+def entry_readouts(entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``results.json`` entry's metrics per read-out (see :func:`split_readouts`)."""
+    return split_readouts(entry.get(METRICS_KEY), entry.get(READOUTS_KEY))
 
 
 def read_results(path: Path) -> list[RunRecord]:

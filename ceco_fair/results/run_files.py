@@ -27,6 +27,10 @@ from ceco_fair.results.layout import (
     PREDICTIONS_FILE,
     PROJECTION_FILE,
     PROTOCOL_FILE,
+    READOUT_COLUMN,
+    SCORE_PREFIX,
+    SCORES_COLUMNS,
+    SCORES_FILE,
     run_dir,
 )
 from ceco_fair.results.record import RunRecord
@@ -42,6 +46,14 @@ class RunOutputs(Protocol):
     @property
     def predictions(self) -> pd.DataFrame:
         """One row per test sample: ``target``, ``sensitive``, ``prediction``."""
+
+    @property
+    def scores(self) -> Mapping[str, np.ndarray]:
+        """Read-out -> class probabilities of the test samples ``[n_test, C]``."""
+
+    @property
+    def readout_predictions(self) -> Mapping[str, np.ndarray]:
+        """Read-out -> classes of the test samples ``[n_test]``."""
 
     @property
     def projection(self) -> pd.DataFrame:
@@ -78,6 +90,34 @@ def counterfactual_table(targets: np.ndarray, sensitive: np.ndarray, under_colou
     )
 
 
+def scores_table(
+    predictions: pd.DataFrame, readout_predictions: Mapping[str, np.ndarray], scores: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """``scores.csv``: one row per (read-out, test sample), see :data:`~ceco_fair.results.layout.SCORES_FILE`.
+
+    Args:
+        predictions: ``predictions.csv``'s rows (``target``, ``sensitive``), in test order.
+        readout_predictions: read-out -> classes ``[n]``, in measuring order.
+        scores: read-out -> class probabilities ``[n, C]`` (the same read-outs).
+    """
+    n = len(predictions)
+    parts = []
+    for readout, probabilities in scores.items():
+        leading = dict.fromkeys(SCORES_COLUMNS)
+        leading.update(
+            {
+                READOUT_COLUMN: [readout] * n,
+                "index": np.arange(n),
+                "target": predictions["target"].to_numpy(),
+                "sensitive": predictions["sensitive"].to_numpy(),
+                "prediction": readout_predictions[readout],
+            }
+        )
+        columns = {f"{SCORE_PREFIX}{c}": probabilities[:, c] for c in range(probabilities.shape[1])}
+        parts.append(pd.DataFrame({**leading, **columns}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(SCORES_COLUMNS))
+
+
 def write_run_files(folder: Path, outputs: RunOutputs) -> None:
     """Write the per-run files (tables, predictions, projection) into ``folder``, atomically.
 
@@ -85,6 +125,9 @@ def write_run_files(folder: Path, outputs: RunOutputs) -> None:
     """
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / PREDICTIONS_FILE, outputs.predictions.to_csv(index=False))
+    if outputs.scores:
+        table = scores_table(outputs.predictions, outputs.readout_predictions, outputs.scores)
+        atomic_write_text(folder / SCORES_FILE, table.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(folder / PROJECTION_FILE, outputs.projection.to_csv(index=False, float_format="%.5g"))
     if outputs.group_table is not None:
         atomic_write_text(folder / GROUP_TABLE_FILE, outputs.group_table.to_csv(index=False))

@@ -17,12 +17,9 @@ from ceco_fair.data.base import TRAIN_SPLIT as TRAIN_SPLIT
 from ceco_fair.data.base import VALID_SPLIT as VALID_SPLIT
 from ceco_fair.data.base import FairnessDataset, validation_labels
 from ceco_fair.data.registry import build_dataset, dataset_class, takes_seed
-from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, attach_strip, audit_features
-from ceco_fair.evaluation.diagnostics import dataset_counterfactuals, view_features
-from ceco_fair.evaluation.measure import dataset_info, split_features
-from ceco_fair.evaluation.probe import extract_features
+from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, evaluate_encoder
+from ceco_fair.evaluation.measure import dataset_info
 from ceco_fair.evaluation.tracking import EpochTracker
-from ceco_fair.evaluation.validation import validation_run_scores
 from ceco_fair.models.encoders import infer_feature_dim
 from ceco_fair.models.files import build_protocol_encoder, save_encoder
 from ceco_fair.results.layout import (
@@ -136,6 +133,7 @@ def execute_run(
     """
     session = session or DistributedSession()
     context = session.context
+    scored = valid_set is not None
     record = run_record(protocol, run, origin)
     torch.manual_seed(run.seed)
     encoder_config = protocol.encoder
@@ -186,35 +184,6 @@ def execute_run(
     encoder_module = unwrap(model).encoder
     assert isinstance(encoder_module, torch.nn.Module)
     save_encoder(encoder_module, run_dir / ENCODER_FILE)
-    train_features, test_features = split_features(
-        encoder_module,
-        train_set,
-        test_set,
-        device=device,
-        batch_size=protocol.eval.batch_size,
-        num_workers=protocol.train.num_workers,
-        normalization=protocol.train.augment,
-        progress=progress,
-        label=run.run_id,
-    )
-    views = view_features(
-        encoder_module,
-        test_set,
-        protocol.train.augment,
-        seed=run.seed,
-        device=device,
-        batch_size=protocol.eval.batch_size,
-        num_workers=protocol.train.num_workers,
-        progress=progress,
-        description=f"{run.run_id} test",
-    )
-    counterfactual = dataset_counterfactuals(
-        encoder_module,
-        test_set,
-        device=device,
-        batch_size=protocol.eval.batch_size,
-        normalization=protocol.train.augment,
-    )
     fields = {key: value for key, value in record.to_json(metrics=False).items() if key != "status"}
     info = {**dataset_info(test_set), **fields, "encoder": protocol.encoder.arch}
     options = AuditOptions(
@@ -223,53 +192,24 @@ def execute_run(
         metrics=test_set.metric_kind,
         seed=run.seed,
         device=device,
+        normalization=protocol.train.augment,
+        view_augment=protocol.train.augment,
+        num_workers=protocol.train.num_workers,
+        progress=progress,
     )
-    balanced_on = None
-    if protocol.probe.balanced_on == VALID_SPLIT:
-        balanced_on = extract_features(
-            encoder_module,
-            build_split(protocol, run, VALID_SPLIT),
-            device=device,
-            batch_size=protocol.eval.batch_size,
-            num_workers=protocol.train.num_workers,
-            normalization=protocol.train.augment,
-            progress=progress,
-            description=f"{run.run_id} valid features",
-        )
-    result = audit_features(
-        train_features.features,
-        train_features.targets,
-        test_features.features,
-        test_features.targets,
-        test_features.sensitive,
+    if valid_set is None and protocol.probe.balanced_on == VALID_SPLIT:
+        valid_set = build_split(protocol, run, VALID_SPLIT)
+    result = evaluate_encoder(
+        encoder_module,
+        train_set,
+        test_set,
         options,
-        n_classes=n_classes,
-        info=info,
-        views=(views.first, views.second),
-        counterfactual=counterfactual,
-        train_sensitive=train_features.sensitive,
-        balanced_on=balanced_on,
+        valid=valid_set,
+        validation_groups=validation_labels(type(valid_set)) == "groups" if scored else None,
         head=method_head(model),
-        n_groups=train_set.n_groups,
+        info=info,
+        label=run.run_id,
     )
-    attach_strip(result, test_set)
-    if valid_set is not None:
-        info["validation"] = validation_run_scores(
-            encoder_module,
-            train_features,
-            valid_set,
-            n_classes=n_classes,
-            kind=train_set.metric_kind,
-            groups=validation_labels(type(valid_set)) == "groups",
-            probe_config=protocol.probe,
-            seed=run.seed,
-            device=device,
-            batch_size=protocol.eval.batch_size,
-            num_workers=protocol.train.num_workers,
-            normalization=protocol.train.augment,
-            progress=progress,
-            label=run.run_id,
-        )
     result.write_run_files(run_dir)
-    record.with_facts(info).finish(result.metrics, result.readouts).write(run_dir)
+    record.with_facts(result.info).finish(result.metrics, result.readouts).write(run_dir)
     return result

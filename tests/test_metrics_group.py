@@ -66,6 +66,12 @@ def fairlearn_metrics(y_true: np.ndarray, y_pred: np.ndarray, sensitive: Any) ->
         "equal_opportunity_difference": float(
             equal_opportunity_difference(y_true, y_pred, sensitive_features=sensitive)
         ),
+        "average_odds_difference": float(
+            equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive, agg="mean")
+        ),
+        "equalized_odds_sum": 2
+        * float(equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive, agg="mean")),
+        "adjusted_accuracy": float(np.mean(list(slow_cell_accuracy(y_true, y_pred, np.asarray(sensitive)).values()))),
     }
 
 

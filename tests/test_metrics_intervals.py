@@ -288,6 +288,7 @@ def test_multiclass_group_metrics_report_band_intervals_and_p_value() -> None:
         "accuracy", "accuracy_ci_low", "accuracy_ci_high",
         "worst_group_accuracy", "worst_group_accuracy_ci_low", "worst_group_accuracy_ci_high",
         "eo_fscl", "eo_fscl_ci_low", "eo_fscl_ci_high", "eo_fscl_p_value",
+        "adjusted_accuracy", "adjusted_accuracy_ci_low", "adjusted_accuracy_ci_high",
     ]  # fmt: skip
     for name in ("worst_group_accuracy", "eo_fscl"):
         assert result[f"{name}_ci_low"] < result[name] < result[f"{name}_ci_high"], name

@@ -57,15 +57,37 @@ GROUP_NAMES = (
     "equalized_odds_difference",
     "equal_opportunity_difference",
     "eo_fscl",
+    "equalized_odds_sum",
+    "average_odds_difference",
+    "adjusted_accuracy",
 )
-"""What a group run reports, written out here (not derived) so that a spec that loses its place fails."""
-RATE_NAMES = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference")
+"""What a group run computes from its confusion counts, written out here (not derived) so that a spec that
+loses its place fails."""
+SCORE_NAMES = (
+    "auroc",
+    "worst_group_auroc",
+    "auroc_gap",
+    "ece",
+    "ece_gap",
+    "score_gap",
+    "score_gap_eo",
+    "abcc",
+)
+"""What a group run computes from a read-out's class probabilities."""
+RATE_NAMES = (
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "equalized_odds_sum",
+    "average_odds_difference",
+)
 
 
 def test_every_group_metric_has_a_spec_of_its_kind_and_a_function() -> None:
-    assert metric_names() == outcome_metrics("group") == GROUP_NAMES
+    assert metric_names() == GROUP_NAMES
+    assert set(outcome_metrics("group")) == {*GROUP_NAMES, *SCORE_NAMES}
     assert rate_metric_names() == RATE_NAMES
-    assert metric_names(rates=False) == ("accuracy", "worst_group_accuracy", "eo_fscl")
+    assert metric_names(rates=False) == ("accuracy", "worst_group_accuracy", "eo_fscl", "adjusted_accuracy")
     for name in GROUP_NAMES:
         assert METRIC_SPECS[name].kind == "group" and name in GROUP_METRIC_FUNCTIONS
     measured = group_metrics([1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 1, 1], ["a", "a", "a", "b", "b", "b"])
@@ -147,6 +169,10 @@ def test_lists_of_metrics_are_derived_from_the_specs() -> None:
         "equalized_odds_difference",
         "equal_opportunity_difference",
         "eo_fscl",
+        *SCORE_NAMES,
+        "equalized_odds_sum",
+        "average_odds_difference",
+        "adjusted_accuracy",
     )
     assert headline_metrics("bias") == (
         "unbiased_accuracy",

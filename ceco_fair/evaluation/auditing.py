@@ -40,7 +40,7 @@ from ceco_fair.evaluation.diagnostics import (
 from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.features import FeatureReader
 from ceco_fair.evaluation.inputs import ArrayLike, AuditInputs
-from ceco_fair.evaluation.measure import AuditKind, dataset_info, evaluate_predictions, project
+from ceco_fair.evaluation.measure import AuditKind, dataset_info, evaluate_predictions, evaluate_scores, project
 from ceco_fair.evaluation.probe import Encoder, Features, ProbeConfig
 from ceco_fair.evaluation.readouts import Head, Predictor, ReadoutInputs, check_readouts, chosen_readouts
 from ceco_fair.evaluation.validation import validation_scores_of
@@ -278,6 +278,7 @@ def measure(inputs: AuditInputs, options: AuditOptions, info: dict[str, Any] | N
         seed=seed,
         group_names=info.get("group_names"),
     )
+    score = functools.partial(evaluate_scores, n_boot=evaluation.n_boot, confidence=evaluation.confidence, seed=seed)
     fit_inputs = ReadoutInputs(
         inputs.train,
         inputs.n_classes,
@@ -291,12 +292,22 @@ def measure(inputs: AuditInputs, options: AuditOptions, info: dict[str, Any] | N
     )
     test_x, test_y, test_s = inputs.test.features, inputs.test.targets.numpy(), inputs.test.sensitive.numpy()
     measured: dict[str, _Measured] = {}
+    undefined: dict[str, list[str]] = {}
     for readout in chosen_readouts(options.readouts):
         predictor = readout.fit(fit_inputs)
         if predictor is not None:
             predicted = predictor.predict(test_x).numpy()
             scores = predictor.scores(test_x).numpy()
             measured[readout.name] = _Measured(predictor, predicted, scores, *evaluate(test_y, predicted, test_s))
+            if inputs.kind == "group":
+                values, reasons = score(test_y, scores.astype(np.float64), test_s)
+                measured[readout.name].metrics.update(values)
+                for reason in reasons:
+                    logger.info("%s read-out: %s", readout.name, reason)
+                if reasons:
+                    undefined[readout.name] = reasons
+    if undefined:
+        info["score_notes"] = undefined
     primary = measured[PRIMARY_READOUT]
     metrics = dict(primary.metrics)
     recoloured: np.ndarray | None = None

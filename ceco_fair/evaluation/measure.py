@@ -15,7 +15,8 @@ import torch
 from sklearn.decomposition import PCA
 
 from ceco_fair.data.base import FairnessDataset
-from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table
+from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table, score_metrics
+from ceco_fair.metrics.specs import spec_of
 from ceco_fair.results.layout import MetricKind
 
 AuditKind = MetricKind | Literal["auto"]
@@ -92,6 +93,38 @@ def evaluate_predictions(
             [names[int(g)] if 0 <= int(g) < len(names) else str(g) for g in table["group"]],
         )
     return metrics, table, None
+
+
+ONE_CLASS_SCORES = "the read-out scores {classes} class: no score metric is defined"
+
+
+def evaluate_scores(
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    sensitive: np.ndarray,
+    *,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> tuple[dict[str, float], list[str]]:
+    """A group run's score metrics (AUROC, ECE, score gaps, ABCC) for one read-out.
+
+    Args:
+        targets: ``[n]`` test classes.
+        probabilities: ``[n, C]`` the read-out's class probabilities of the test samples.
+        sensitive: ``[n]`` test groups.
+        n_boot: bootstrap replicates of the intervals (rows resampled within each group; 0: none).
+        confidence: the intervals' level.
+        seed: the bootstrap's seed.
+
+    Returns:
+        Metric name -> value (with ``_ci_low`` / ``_ci_high`` / ``_p_value`` where the metric has them),
+        every key a metric with a spec; and why values are NaN (one line each).
+    """
+    if probabilities.shape[1] < 2:
+        return {}, [ONE_CLASS_SCORES.format(classes=probabilities.shape[1])]
+    result = score_metrics(targets, probabilities, sensitive, n_boot=n_boot, confidence=confidence, seed=seed)
+    return {key: value for key, value in result.values.items() if spec_of(key) is not None}, list(result.reasons)
 
 
 def dataset_info(dataset: object) -> dict[str, Any]:

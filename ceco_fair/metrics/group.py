@@ -197,6 +197,26 @@ def _equalized_odds(counts: IntArray) -> FloatArray:
     return np.asarray(np.fmax(tpr_spread, fpr_spread))
 
 
+def _equalized_odds_sum(counts: IntArray) -> FloatArray:
+    """TPR spread + FPR spread (FFB's equalized odds)."""
+    tpr_spread, fpr_spread = odds_spreads(counts)
+    return np.asarray(tpr_spread + fpr_spread)
+
+
+def _average_odds(counts: IntArray) -> FloatArray:
+    """The mean of the TPR and FPR spreads (fairlearn's ``agg="mean"``, AAOD)."""
+    tpr_spread, fpr_spread = odds_spreads(counts)
+    return np.asarray((tpr_spread + fpr_spread) / 2)
+
+
+def _adjusted_accuracy(counts: IntArray) -> FloatArray:
+    """The unweighted mean of the (y, s) cells' accuracies over the cells holding rows (SubpopBench's)."""
+    cells = cell_accuracy(counts)
+    flat = np.sort(cells.reshape(*cells.shape[:-2], -1), axis=-1)  # sorted: the sum is the same in any group order
+    present = np.isfinite(flat)
+    return _ratio(np.where(present, flat, 0.0).sum(axis=-1), present.sum(axis=-1), np.nan)
+
+
 def _eo_fscl(counts: IntArray) -> FloatArray:
     """FSCL's equalized odds: the mean gap between groups of the per-class accuracies."""
     return mean_pair_gap(cell_accuracy(counts))
@@ -225,6 +245,9 @@ GROUP_METRIC_FUNCTIONS: Final[dict[str, GroupMetric]] = {
         GroupMetric("equalized_odds_difference", _equalized_odds),
         GroupMetric("equal_opportunity_difference", _rate_spread("tpr")),
         GroupMetric("eo_fscl", _eo_fscl),
+        GroupMetric("equalized_odds_sum", _equalized_odds_sum),
+        GroupMetric("average_odds_difference", _average_odds),
+        GroupMetric("adjusted_accuracy", _adjusted_accuracy),
     )
 }
 """Every group metric's function of the confusion counts, by name (the order is the specs')."""

@@ -123,8 +123,6 @@ class MetricSpec:
 
 _BIAS: Final[tuple[MetricKind, ...]] = ("bias",)
 _GROUP: Final[tuple[MetricKind, ...]] = ("group",)
-_NO_RUN: Final[tuple[MetricKind, ...]] = ()
-"""Computed by :mod:`ceco_fair.metrics` but not yet recorded by any run (no ``results.csv`` column)."""
 _AUROC: Final = "AUROC: Mann-Whitney with midranks (ties ½); C > 2 classes: one-vs-rest macro mean"
 _ECE: Final = "ECE: top-label, 10 equal-width bins on [0, 1] (confidence 1 in the last)"
 _DPE: Final = "max − min over groups of the mean positive-class score (FFB's DPE)"
@@ -201,14 +199,14 @@ _SPECS: Final = (
     ),
     MetricSpec("eo_fscl", "EO (FSCL definition)", "group", "lower", runs=_GROUP, interval="mean_gap"),
     MetricSpec(
-        "auroc", "AUROC", "group", "higher", runs=_NO_RUN, unit="plain", decimals=3, interval="delong", variant=_AUROC
+        "auroc", "AUROC", "group", "higher", runs=_GROUP, unit="plain", decimals=3, interval="delong", variant=_AUROC
     ),
     MetricSpec(
         "worst_group_auroc",
         "worst-group AUROC",
         "group",
         "higher",
-        runs=_NO_RUN,
+        runs=_GROUP,
         unit="plain",
         decimals=3,
         interval="score_worst",
@@ -219,16 +217,16 @@ _SPECS: Final = (
         "AUROC gap",
         "group",
         "lower",
-        runs=_NO_RUN,
+        runs=_GROUP,
         unit="plain",
         decimals=3,
         interval="score_spread",
         variant=_AUROC,
     ),
-    MetricSpec("ece", "ECE", "group", "lower", runs=_NO_RUN, interval="percentile", variant=_ECE),
-    MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_NO_RUN, interval="score_spread", variant=_ECE),
+    MetricSpec("ece", "ECE", "group", "lower", runs=_GROUP, interval="percentile", variant=_ECE),
+    MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_GROUP, interval="score_spread", variant=_ECE),
     MetricSpec(
-        "score_gap", "score gap", "group", "lower", "binary", runs=_NO_RUN, interval="score_spread", variant=_DPE
+        "score_gap", "score gap", "group", "lower", "binary", runs=_GROUP, interval="score_spread", variant=_DPE
     ),
     MetricSpec(
         "score_gap_eo",
@@ -236,7 +234,7 @@ _SPECS: Final = (
         "group",
         "lower",
         "binary",
-        runs=_NO_RUN,
+        runs=_GROUP,
         interval="score_spread",
         variant=_DPE_EO,
     ),
@@ -246,23 +244,47 @@ _SPECS: Final = (
         "group",
         "lower",
         "binary",
-        runs=_NO_RUN,
+        runs=_GROUP,
         unit="plain",
         decimals=3,
         interval="cdf_band",
         variant=_ABCC,
     ),
-    MetricSpec("equalized_odds_sum", "equalized-odds sum", "group", "lower", "binary", runs=_NO_RUN, variant=_EO_SUM),
     MetricSpec(
-        "average_odds_difference", "average-odds difference", "group", "lower", "binary", runs=_NO_RUN, variant=_AOD
+        "equalized_odds_sum",
+        "equalized-odds sum",
+        "group",
+        "lower",
+        "binary",
+        runs=_GROUP,
+        interval="percentile",
+        variant=_EO_SUM,
     ),
-    MetricSpec("adjusted_accuracy", "adjusted accuracy", "group", "higher", runs=_NO_RUN, variant=_ADJUSTED),
     MetricSpec(
+        "average_odds_difference",
+        "average-odds difference",
+        "group",
+        "lower",
+        "binary",
+        runs=_GROUP,
+        interval="percentile",
+        variant=_AOD,
+    ),
+    MetricSpec(
+        "adjusted_accuracy",
+        "adjusted accuracy",
+        "group",
+        "higher",
+        runs=_GROUP,
+        interval="percentile",
+        variant=_ADJUSTED,
+    ),
+    MetricSpec(  # needs the training split's cell shares: metrics.count_variants, not recorded by runs yet
         "train_weighted_accuracy",
         "train-weighted accuracy",
         "group",
         "higher",
-        runs=_NO_RUN,
+        runs=(),
         variant=_TRAIN_WEIGHTED,
     ),
     MetricSpec("knn_accuracy", "kNN accuracy", "curve", "higher", curve=True, of="accuracy"),

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import Subset
 
@@ -18,7 +19,7 @@ from ceco_fair.errors import CecoFairError
 from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
 from ceco_fair.metrics import metric_names
-from ceco_fair.metrics.specs import spec_of
+from ceco_fair.metrics.specs import outcome_metrics, spec_of
 from ceco_fair.models.encoders import build_encoder
 from ceco_fair.report.load import load_results
 
@@ -45,6 +46,9 @@ def test_audit_end_to_end_on_colored_mnist(colored: tuple[ColoredMNIST, ColoredM
     )
     assert isinstance(result, AuditResult) and result.kind == "group"
     assert GROUP_METRICS <= set(result.metrics)
+    assert set(outcome_metrics("group")) <= set(result.metrics)  # the score metrics of the class probabilities too
+    scores = result.scores["linear"][:, 1]
+    assert result.metrics["auroc"] == pytest.approx(roc_auc_score(result.predictions["target"], scores), abs=1e-12)
     assert all(spec_of(name) is not None for name in result.metrics)
     assert result.info["target"] == "digit ≥ 5" and result.info["sensitive"] == "background colour"
     assert result.info["group_colours"] == ["rgb(255,0,0)", "rgb(0,255,0)"]

@@ -14,6 +14,7 @@ import ceco_fair.report.figures_distortion as figures_distortion
 import ceco_fair.report.figures_group as figures_group
 import ceco_fair.report.figures_readouts as figures_readouts
 import ceco_fair.report.figures_run as figures_run
+import ceco_fair.report.figures_scores as figures_scores
 from ceco_fair.report.figures_bias import bias_accuracy_by_rho, bias_heatmaps, mean_matrix
 from ceco_fair.report.figures_group import fairness_accuracy_scatter, fairness_gaps, group_rates
 from ceco_fair.report.figures_run import projections, training_curves
@@ -22,6 +23,7 @@ from ceco_fair.report.style import HEIGHT, SectionSpec
 SECTIONS: tuple[SectionSpec, ...] = (
     figures_bias.SECTION,
     figures_group.SECTION,
+    figures_scores.SECTION,
     figures_readouts.SECTION,
     *figures_distortion.SECTIONS,
     *figures_run.SECTIONS,

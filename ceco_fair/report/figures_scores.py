@@ -15,14 +15,18 @@ groups' names. Captions name the variant drawn:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import plotly.graph_objects as go
 
-from ceco_fair.report.style import apply_layout, text
+from ceco_fair.report.load import Results
+from ceco_fair.report.readers import read_scores
+from ceco_fair.report.style import Option, SectionSpec, add_selector, apply_layout, option_label, text
+from ceco_fair.results.layout import PRIMARY_READOUT, READOUT_COLUMN, RUNS_DIR, SCORE_PREFIX
 
 BINS: Final = 10
 """Equal-width confidence bins of the reliability diagram (and of the ECE)."""
@@ -175,3 +179,100 @@ def score_cdf_figure(scores: Array, sensitive: Labels, names: Sequence[str]) -> 
     fig.update_yaxes(title_text="share of the group at or below", range=[0, 1])
     apply_layout(fig, title=text(caption))
     return fig
+
+
+def _score_runs(results: Results) -> list[tuple[str, pd.DataFrame]]:
+    """``(option label, the primary read-out's rows of scores.csv)`` of each group run with binary scores.
+
+    The first seed of every method and condition, in the report's order; runs written before
+    ``scores.csv`` existed, and runs with more than two classes, are left out.
+    """
+    runs = results.runs
+    if runs.empty or "metric_kind" not in runs.columns:
+        return []
+    chosen = []
+    group_runs = runs[runs["metric_kind"] == "group"]
+    for _, rows in group_runs.groupby(["condition", "method"], sort=False):
+        run_id = str(rows.sort_values("seed")["run_id"].iloc[0])
+        table = read_scores(results.root / RUNS_DIR / run_id)
+        if table is None:
+            continue
+        primary = table[table[READOUT_COLUMN] == PRIMARY_READOUT]
+        classes = [column for column in primary.columns if str(column).startswith(SCORE_PREFIX)]
+        if len(classes) != 2 or primary.empty:
+            continue
+        several = group_runs["condition"].nunique() > 1
+        chosen.append((option_label(str(rows["method"].iloc[0]), str(rows["condition"].iloc[0]), several), primary))
+    return chosen
+
+
+def _combined(results: Results, draw: Callable[[pd.DataFrame], go.Figure]) -> go.Figure | None:
+    """One figure with a menu over the runs of :func:`_score_runs`, each option drawn by ``draw``."""
+    runs = _score_runs(results)
+    if not runs:
+        return None
+    combined: go.Figure | None = None
+    options = []
+    for label, table in runs:
+        figure = draw(table)
+        if combined is None:
+            combined = go.Figure(layout=figure.layout)
+        start = len(combined.data)
+        for trace in figure.data:
+            combined.add_trace(trace)
+        options.append(Option(label, range(start, len(combined.data)), {"title.text": figure.layout.title.text}))
+    assert combined is not None
+    add_selector(combined, options)
+    return combined
+
+
+def _arrays(table: pd.DataFrame) -> tuple[Labels, Array, Labels, list[str]]:
+    targets = table["target"].to_numpy(dtype=np.int64)
+    sensitive = table["sensitive"].to_numpy(dtype=np.int64)
+    probabilities = table[[f"{SCORE_PREFIX}0", f"{SCORE_PREFIX}1"]].to_numpy(dtype=np.float64)
+    names = [str(value) for value in range(int(sensitive.max()) + 1)] if len(sensitive) else []
+    return targets, probabilities, sensitive, names
+
+
+def roc_by_group(results: Results) -> go.Figure | None:
+    """ROC curves per group of the linear read-out, a menu over methods (binary group runs with scores.csv)."""
+
+    def draw(table: pd.DataFrame) -> go.Figure:
+        targets, probabilities, sensitive, names = _arrays(table)
+        return group_roc_figure(targets, probabilities[:, 1], sensitive, names)
+
+    return _combined(results, draw)
+
+
+def reliability_by_group(results: Results) -> go.Figure | None:
+    """Reliability per group of the linear read-out (ECE's 10 equal-width bins), a menu over methods."""
+
+    def draw(table: pd.DataFrame) -> go.Figure:
+        targets, probabilities, sensitive, names = _arrays(table)
+        return reliability_figure(targets, probabilities, sensitive, names)
+
+    return _combined(results, draw)
+
+
+def score_cdfs_by_group(results: Results) -> go.Figure | None:
+    """Score ECDFs per group of the linear read-out, the widest pair shaded (ABCC), a menu over methods."""
+
+    def draw(table: pd.DataFrame) -> go.Figure:
+        _, probabilities, sensitive, names = _arrays(table)
+        return score_cdf_figure(probabilities[:, 1], sensitive, names)
+
+    return _combined(results, draw)
+
+
+SECTION = SectionSpec(
+    "scores",
+    "Scores per group: ROC, calibration, score distributions",
+    "Threshold-free fairness of the linear read-out's class probabilities (the first seed of each method; "
+    "the menu switches method). <em>ROC</em>: one curve per sensitive group, its AUROC in the legend "
+    "(binary, Mann-Whitney; undefined for a group holding one class); curves apart mean the read-out ranks "
+    "one group's positives better (auroc_gap). <em>Reliability</em>: accuracy against top-label confidence "
+    "in 10 equal-width bins, per group (the ECE's binning; ece_gap compares the groups' ECE). <em>Score "
+    "distributions</em>: each group's empirical CDF of the positive-class score; the shaded area between "
+    "the two groups farthest apart is ABCC (the 1-D Wasserstein distance), FFB's threshold-free gap.",
+    (roc_by_group, reliability_by_group, score_cdfs_by_group),
+)

@@ -1,0 +1,66 @@
+"""Score metrics end to end: UTKFace and CelebA protocols on fixtures in the real layout write them everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from ceco_fair.metrics.specs import METRIC_SPECS, outcome_metrics
+from ceco_fair.results.layout import REPORT_FILE, RESULTS_CSV, SCORES_FILE
+from ceco_fair.run import main
+from ceco_fair.summary import summary_markdown
+
+SCORE_METRICS = ("auroc", "worst_group_auroc", "auroc_gap", "ece", "ece_gap", "score_gap", "score_gap_eo", "abcc")
+
+
+def run_protocol(tmp_path: Path, data: dict[str, Any]) -> Path:
+    protocol = {
+        "name": "faces",
+        "device": "cpu",
+        "data": data,
+        "encoder": {"arch": "small_conv", "feature_dim": 8, "projection_dim": 8},
+        "methods": [{"name": "ce"}],
+        "train": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2},
+        "probe": {"epochs": 2},
+        "eval": {"n_boot": 40, "projection_points": 50},
+        "report": True,
+    }
+    path = tmp_path / "faces.yaml"
+    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    output = tmp_path / "out"
+    assert main([str(path), "--output", str(output), "--quiet"]) == 0
+    return output
+
+
+@pytest.mark.parametrize("dataset", ["utkface", "celeba"])
+def test_a_face_protocol_writes_every_score_metric_into_results_summary_and_report(
+    dataset: str, make_utkface: Callable[..., Path], make_celeba: Callable[..., Path], tmp_path: Path
+) -> None:
+    if dataset == "utkface":
+        root = str(make_utkface(240))
+        data: dict[str, Any] = {"dataset": "utkface", "root": root, "image_size": 24, "preflight": True}
+    else:
+        data = {"dataset": "celeba", "root": str(make_celeba(200)), "image_size": 24}
+    output = run_protocol(tmp_path, data)
+    table = pd.read_csv(output / RESULTS_CSV)
+    recorded = set(outcome_metrics("group"))
+    assert set(SCORE_METRICS) <= recorded
+    for readout in ("linear", "balanced", "head"):
+        assert recorded <= set(table.loc[table["readout"] == readout, "metric"]), readout
+    (run,) = (output / "runs").iterdir()
+    scores = pd.read_csv(run / SCORES_FILE)
+    linear = scores[scores["readout"] == "linear"]
+    auroc = table[(table["readout"] == "linear") & (table["metric"] == "auroc")]["value"].item()
+    assert auroc == pytest.approx(roc_auc_score(linear["target"], linear["score_1"]), abs=1e-4)  # %.6g scores
+    summary = summary_markdown(output, list(SCORE_METRICS))
+    for name in SCORE_METRICS:
+        assert f"| {METRIC_SPECS[name].label}" in summary, name
+    page = (output / REPORT_FILE).read_text(encoding="utf-8")
+    assert 'id="scores"' in page and "ROC curve per group" in page and "ABCC" in page
+    assert "10 equal-width bins" in page

@@ -273,3 +273,14 @@ def test_one_format_for_every_value(name: str, value: float, text: str) -> None:
     shown = shown_value(value, spec)
     assert (math.isnan(shown) and text == "") or shown == float(text)
     assert unit_suffix(spec) == (" (%)" if spec is not None and spec.unit == "percent" else "")
+
+
+def test_the_readme_metric_reference_is_generated_from_the_specs() -> None:
+    from ceco_fair.metrics.reference import END, START, reference_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split(START)[1].split(END)[0].strip()
+    assert quoted == reference_markdown()
+    rows = quoted.splitlines()[2:]
+    assert len(rows) == len(METRIC_SPECS) and all(METRIC_SPECS[name].variant for name in METRIC_SPECS)
+    assert "| `ece` | ECE | ECE: top-label, 10 equal-width bins" in quoted

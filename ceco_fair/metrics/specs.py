@@ -85,7 +85,8 @@ class MetricSpec:
         of: for a ``curve`` value of the kNN classifier, the metric its predictions are measured by.
         bank: for a kNN ``curve`` value, the bank that votes: ``biased`` (a random subsample of the
             training set) or ``balanced`` (equal draws from every (target, sensitive) cell).
-        variant: which of the field's definitions of the metric this is, when there are several.
+        variant: its definition as computed here, naming whose variant it is where the field has several
+            (the README's metric reference is generated from it: :mod:`ceco_fair.metrics.reference`).
     """
 
     name: str
@@ -142,6 +143,7 @@ _SPECS: Final = (
         runs=_BIAS,
         headline=_BIAS,
         roles=("group_selection",),
+        variant="mean over the (class, bias value) cells present of the cell accuracy (LfF's, BiasCon's)",
     ),
     MetricSpec(
         "bias_conflicting_accuracy",
@@ -151,9 +153,27 @@ _SPECS: Final = (
         runs=_BIAS,
         headline=_BIAS,
         roles=("worst_case", "conflicting"),
+        variant="accuracy on test samples whose bias value is not their class's aligned value",
     ),
-    MetricSpec("bias_aligned_accuracy", "bias-aligned accuracy", "bias", "higher", runs=_BIAS, roles=("aligned",)),
-    MetricSpec("accuracy", "accuracy", "group", "higher", headline=_GROUP, interval="percentile", roles=("overall",)),
+    MetricSpec(
+        "bias_aligned_accuracy",
+        "bias-aligned accuracy",
+        "bias",
+        "higher",
+        runs=_BIAS,
+        roles=("aligned",),
+        variant="accuracy on test samples whose bias value is their class's aligned value",
+    ),
+    MetricSpec(
+        "accuracy",
+        "accuracy",
+        "group",
+        "higher",
+        headline=_GROUP,
+        interval="percentile",
+        roles=("overall",),
+        variant="share of test samples predicted correctly",
+    ),
     MetricSpec(
         "worst_group_accuracy",
         "worst-group accuracy",
@@ -163,6 +183,7 @@ _SPECS: Final = (
         headline=_GROUP,
         interval="worst",
         roles=("worst_case", "group_selection"),
+        variant="min over the (target, sensitive) cells present of the cell accuracy (group DRO's worst group)",
     ),
     MetricSpec(
         "demographic_parity_difference",
@@ -174,6 +195,7 @@ _SPECS: Final = (
         headline=_GROUP,
         interval="spread",
         rates=("selection_rate",),
+        variant="max − min over groups of the selection rate P(ŷ = 1 | s) (fairlearn's)",
     ),
     MetricSpec(
         "equalized_odds_difference",
@@ -186,6 +208,7 @@ _SPECS: Final = (
         interval="spread",
         rates=("tpr", "fpr"),
         roles=("fairness_axis",),
+        variant="max of the TPR spread and the FPR spread over groups (fairlearn's agg='worst_case')",
     ),
     MetricSpec(
         "equal_opportunity_difference",
@@ -196,8 +219,17 @@ _SPECS: Final = (
         runs=_GROUP,
         interval="spread",
         rates=("tpr",),
+        variant="max − min over groups of the TPR (fairlearn's)",
     ),
-    MetricSpec("eo_fscl", "EO (FSCL definition)", "group", "lower", runs=_GROUP, interval="mean_gap"),
+    MetricSpec(
+        "eo_fscl",
+        "EO (FSCL definition)",
+        "group",
+        "lower",
+        runs=_GROUP,
+        interval="mean_gap",
+        variant="mean over target classes of the mean absolute accuracy gap over group pairs (FSCL's EO)",
+    ),
     MetricSpec(
         "auroc", "AUROC", "group", "higher", runs=_GROUP, unit="plain", decimals=3, interval="delong", variant=_AUROC
     ),
@@ -287,7 +319,15 @@ _SPECS: Final = (
         runs=(),
         variant=_TRAIN_WEIGHTED,
     ),
-    MetricSpec("knn_accuracy", "kNN accuracy", "curve", "higher", curve=True, of="accuracy"),
+    MetricSpec(
+        "knn_accuracy",
+        "kNN accuracy",
+        "curve",
+        "higher",
+        curve=True,
+        of="accuracy",
+        variant="per epoch: accuracy of a kNN classifier on a random training bank",
+    ),
     MetricSpec(
         "knn_bias_conflicting_accuracy",
         "kNN bias-conflicting accuracy",
@@ -296,6 +336,7 @@ _SPECS: Final = (
         runs=_BIAS,
         curve=True,
         of="bias_conflicting_accuracy",
+        variant="per epoch: bias-conflicting accuracy of the kNN classifier, random bank",
     ),
     MetricSpec(
         "knn_worst_group_accuracy",
@@ -305,6 +346,7 @@ _SPECS: Final = (
         runs=_GROUP,
         curve=True,
         of="worst_group_accuracy",
+        variant="per epoch: worst-group accuracy of the kNN classifier, random bank",
     ),
     MetricSpec(
         "balanced_knn_accuracy",
@@ -314,6 +356,7 @@ _SPECS: Final = (
         curve=True,
         of="accuracy",
         bank="balanced",
+        variant="per epoch: kNN accuracy with a bank balanced over (target, sensitive) cells",
     ),
     MetricSpec(
         "balanced_knn_bias_conflicting_accuracy",
@@ -324,6 +367,7 @@ _SPECS: Final = (
         curve=True,
         of="bias_conflicting_accuracy",
         bank="balanced",
+        variant="per epoch: bias-conflicting kNN accuracy, balanced bank",
     ),
     MetricSpec(
         "balanced_knn_worst_group_accuracy",
@@ -334,9 +378,16 @@ _SPECS: Final = (
         curve=True,
         of="worst_group_accuracy",
         bank="balanced",
+        variant="per epoch: worst-group kNN accuracy, balanced bank",
     ),
     MetricSpec(
-        "instance_retrieval", "instance retrieval", "representation", "higher", unit="plain", decimals=PLAIN_DECIMALS
+        "instance_retrieval",
+        "instance retrieval",
+        "representation",
+        "higher",
+        unit="plain",
+        decimals=PLAIN_DECIMALS,
+        variant="share of test images whose other augmented view is the nearest neighbour among all views",
     ),
     MetricSpec(
         "instance_retrieval_within_cell",
@@ -348,9 +399,26 @@ _SPECS: Final = (
         curve=True,
         unit="plain",
         decimals=PLAIN_DECIMALS,
+        variant="instance retrieval among the views of the same (target, sensitive) cell only",
     ),
-    MetricSpec("alignment", "alignment", "representation", "lower", unit="plain", decimals=PLAIN_DECIMALS),
-    MetricSpec("uniformity", "uniformity", "representation", "lower", unit="plain", decimals=PLAIN_DECIMALS),
+    MetricSpec(
+        "alignment",
+        "alignment",
+        "representation",
+        "lower",
+        unit="plain",
+        decimals=PLAIN_DECIMALS,
+        variant="mean squared distance between the L2-normalised views of each sample (Wang & Isola)",
+    ),
+    MetricSpec(
+        "uniformity",
+        "uniformity",
+        "representation",
+        "lower",
+        unit="plain",
+        decimals=PLAIN_DECIMALS,
+        variant="log of the mean of exp(−t‖z_i − z_j‖²) over pairs, t = 2 (Wang & Isola; lower is more uniform)",
+    ),
     MetricSpec(
         "variance_ratio",
         "variance ratio",
@@ -359,8 +427,17 @@ _SPECS: Final = (
         curve=True,
         unit="plain",
         decimals=PLAIN_DECIMALS,
+        variant="within-class share of the total variance of the L2-normalised features (0: every class collapsed)",
     ),
-    MetricSpec("leakage", "sensitive leakage", "representation", "lower", unit="plain", decimals=PLAIN_DECIMALS),
+    MetricSpec(
+        "leakage",
+        "sensitive leakage",
+        "representation",
+        "lower",
+        unit="plain",
+        decimals=PLAIN_DECIMALS,
+        variant="balanced accuracy of a cross-validated linear probe predicting the sensitive value",
+    ),
     MetricSpec(
         "leakage_within_class",
         "sensitive leakage within class",
@@ -369,6 +446,7 @@ _SPECS: Final = (
         headline=_GROUP,
         unit="plain",
         decimals=PLAIN_DECIMALS,
+        variant="leakage of the sensitive value within each target class, averaged over classes",
     ),
     MetricSpec(
         "bias_sensitivity",
@@ -378,6 +456,7 @@ _SPECS: Final = (
         headline=_BIAS,
         unit="plain",
         decimals=PLAIN_DECIMALS,
+        variant="share of the variance of features of each digit re-rendered on every colour that the colour explains",
     ),
     MetricSpec(
         "counterfactual_flip_rate",
@@ -386,6 +465,7 @@ _SPECS: Final = (
         "lower",
         unit="plain",
         decimals=PLAIN_DECIMALS,
+        variant="share of test digits whose prediction changes when only the background colour changes",
     ),
 )
 """Every metric, in display order (the summary table's columns, the figures' panels)."""

@@ -186,6 +186,9 @@ def test_lists_of_metrics_are_derived_from_the_specs() -> None:
         "equalized_odds_difference",
         "demographic_parity_difference",
         "leakage_within_class",
+        "worst_group_auroc",
+        "auroc_gap",
+        "abcc",
     }
     assert with_role("group_selection") == ("unbiased_accuracy", "worst_group_accuracy")
     assert layout.curves_columns() == ("epoch", *curve_metrics())

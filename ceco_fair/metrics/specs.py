@@ -243,6 +243,7 @@ _SPECS: Final = (
         decimals=3,
         interval="score_worst",
         variant=_AUROC,
+        headline=_GROUP,
     ),
     MetricSpec(
         "auroc_gap",
@@ -254,6 +255,7 @@ _SPECS: Final = (
         decimals=3,
         interval="score_spread",
         variant=_AUROC,
+        headline=_GROUP,
     ),
     MetricSpec("ece", "ECE", "group", "lower", runs=_GROUP, interval="percentile", variant=_ECE),
     MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_GROUP, interval="score_spread", variant=_ECE),
@@ -281,6 +283,7 @@ _SPECS: Final = (
         decimals=3,
         interval="cdf_band",
         variant=_ABCC,
+        headline=_GROUP,
     ),
     MetricSpec(
         "equalized_odds_sum",

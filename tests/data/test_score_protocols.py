@@ -25,7 +25,7 @@ def run_protocol(tmp_path: Path, data: dict[str, Any]) -> Path:
         "device": "cpu",
         "data": data,
         "encoder": {"arch": "small_conv", "feature_dim": 8, "projection_dim": 8},
-        "methods": [{"name": "ce"}],
+        "methods": [{"name": "ce"}, {"name": "supcon"}],
         "train": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2},
         "probe": {"epochs": 2},
         "eval": {"n_boot": 40, "projection_points": 50},
@@ -53,14 +53,44 @@ def test_a_face_protocol_writes_every_score_metric_into_results_summary_and_repo
     assert set(SCORE_METRICS) <= recorded
     for readout in ("linear", "balanced", "head"):
         assert recorded <= set(table.loc[table["readout"] == readout, "metric"]), readout
-    (run,) = (output / "runs").iterdir()
+    run = output / "runs" / sorted(path.name for path in (output / "runs").iterdir())[0]
     scores = pd.read_csv(run / SCORES_FILE)
     linear = scores[scores["readout"] == "linear"]
-    auroc = table[(table["readout"] == "linear") & (table["metric"] == "auroc")]["value"].item()
+    rows = table[(table["run_id"] == run.name) & (table["readout"] == "linear") & (table["metric"] == "auroc")]
+    auroc = rows["value"].item()
     assert auroc == pytest.approx(roc_auc_score(linear["target"], linear["score_1"]), abs=1e-4)  # %.6g scores
+    comparisons = pd.read_csv(output / "comparisons.csv")
+    assert {"worst_group_auroc", "auroc_gap", "abcc"} <= set(comparisons["metric"])
     summary = summary_markdown(output, list(SCORE_METRICS))
     for name in SCORE_METRICS:
         assert f"| {METRIC_SPECS[name].label}" in summary, name
     page = (output / REPORT_FILE).read_text(encoding="utf-8")
     assert 'id="scores"' in page and "ROC curve per group" in page and "ABCC" in page
     assert "10 equal-width bins" in page
+
+
+def test_a_group_holding_one_class_gets_nan_auroc_a_reason_in_the_record_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    import numpy as np
+
+    from ceco_fair.evaluation.auditing import audit_features
+
+    rng = np.random.default_rng(0)
+    train_y = rng.integers(0, 2, 300)
+    train_x = rng.normal(size=(300, 4)) + train_y[:, None]
+    test_y, test_s = rng.integers(0, 2, 200), rng.integers(0, 3, 200)
+    test_y[test_s == 2] = 1  # group 2 holds positives only: its AUROC is undefined
+    test_x = rng.normal(size=(200, 4)) + test_y[:, None]
+    with caplog.at_level(logging.INFO, logger="ceco_fair.evaluation.auditing"):
+        result = audit_features(train_x, train_y, test_x, test_y, test_s, metrics="group", n_boot=30, progress=False)
+    scores = result.scores["linear"][:, 1]
+    assert result.metrics["auroc"] == pytest.approx(roc_auc_score(test_y, scores), abs=1e-12)  # pooled: defined
+    defined = [roc_auc_score(test_y[test_s == g], scores[test_s == g]) for g in (0, 1)]
+    assert result.metrics["worst_group_auroc"] == pytest.approx(min(defined), abs=1e-12)  # group 2 left out
+    notes = result.info["score_notes"]["linear"]
+    assert any("2" in note and "class" in note for note in notes), notes
+    lines = [record.message for record in caplog.records if "linear read-out:" in record.message]
+    assert len(lines) == len(notes) and len(set(lines)) == len(lines)

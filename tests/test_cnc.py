@@ -24,9 +24,9 @@ from ceco_fair.results.layout import RESULTS_CSV
 from ceco_fair.run import main
 from ceco_fair.runner.protocol import parse_protocol
 from ceco_fair.training.epoch import Progress
-from ceco_fair.training.groups import CorrectNContrast
 from ceco_fair.training.hooks import Checkpointer
 from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.training.staged import CorrectNContrast
 
 CPU = torch.device("cpu")
 

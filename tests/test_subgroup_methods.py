@@ -15,7 +15,6 @@ from ceco_fair.errors import CecoFairError
 from ceco_fair.models.encoders import build_encoder
 from ceco_fair.training.epoch import Progress
 from ceco_fair.training.groups import (
-    JTT,
     GroupDRO,
     LfF,
     Resample,
@@ -26,6 +25,7 @@ from ceco_fair.training.groups import (
 from ceco_fair.training.hooks import Checkpointer
 from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
 from ceco_fair.training.methods import METHODS
+from ceco_fair.training.staged import JTT
 
 CPU = torch.device("cpu")
 N_CLASSES, N_GROUPS = 3, 2

@@ -2,7 +2,8 @@
 
 :data:`METHODS` maps a protocol's method name to its :class:`~ceco_fair.training.method.Method` class:
 cross-entropy, ``frozen`` (trains nothing), one class per named contrastive loss of
-:data:`ceco_fair.losses.LOSSES`, and the subgroup baselines of :mod:`ceco_fair.training.groups`. A
+:data:`ceco_fair.losses.LOSSES`, and the subgroup baselines (:mod:`ceco_fair.training.groups`,
+:mod:`ceco_fair.training.staged`). A
 name of the form ``"package.module:Name"`` is user code: a :class:`Method` subclass is used as it is,
 anything else is a user loss (:mod:`ceco_fair.training.user_loss`). :func:`register_method` adds a class
 at run time, e.g. from a test module or a script before :func:`ceco_fair.run.main`.
@@ -26,8 +27,9 @@ from ceco_fair.errors import CecoFairError, ProtocolError
 from ceco_fair.losses import LOSSES, ContrastiveLoss, build_loss, loss_arguments
 from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.distributed import ContrastiveLossFn, DistributedContext, global_contrastive_loss
-from ceco_fair.training.groups import SUBGROUP_METHODS
+from ceco_fair.training.groups import GroupDRO, LfF, Resample, Reweight
 from ceco_fair.training.method import Method, ModelParts
+from ceco_fair.training.staged import JTT, CorrectNContrast
 from ceco_fair.training.user_loss import build_user_loss, check_user_loss
 
 CE_WEIGHT_KEY = "ce_weight"
@@ -223,7 +225,12 @@ BUILTIN_METHODS: tuple[type[Method], ...] = (
     CrossEntropy,
     Frozen,
     *(contrastive_method(name, LOSSES[name]) for name in sorted(LOSSES)),
-    *SUBGROUP_METHODS,
+    GroupDRO,
+    Reweight,
+    Resample,
+    JTT,
+    LfF,
+    CorrectNContrast,
 )
 """The methods of ceco_fair, registered in this order."""
 for _builtin in BUILTIN_METHODS:

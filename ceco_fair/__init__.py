@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ceco_fair.evaluation.auditing import AuditOptions, AuditResult, audit, audit_features
     from ceco_fair.models.files import load_encoder
     from ceco_fair.results.selection import select
+    from ceco_fair.training.method import Method, ModelParts, OptionError
+    from ceco_fair.training.methods import register_method
 
 try:
     __version__ = metadata.version("ceco_fair")
@@ -32,6 +34,10 @@ _LAZY = {
     "audit_features": "ceco_fair.evaluation.auditing",
     "load_encoder": "ceco_fair.models.files",
     "select": "ceco_fair.results.selection",
+    "Method": "ceco_fair.training.method",
+    "ModelParts": "ceco_fair.training.method",
+    "OptionError": "ceco_fair.training.method",
+    "register_method": "ceco_fair.training.methods",
 }
 
 __all__ = [
@@ -39,11 +45,15 @@ __all__ = [
     "AuditResult",
     "CecoFairError",
     "DataError",
+    "Method",
+    "ModelParts",
+    "OptionError",
     "ProtocolError",
     "__version__",
     "audit",
     "audit_features",
     "load_encoder",
+    "register_method",
     "select",
 ]
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ceco_fair import Method, ModelParts, OptionError
 from ceco_fair.models.encoders import ProjectionHead
 from ceco_fair.training.distributed import DistributedContext
-from ceco_fair.training.method import Method, ModelParts, OptionError
 
 
 class GroupWeightedSupCon(Method):

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ceco_fair.evaluation.readouts import Readout, ReadoutInputs, register_readout
     from ceco_fair.models.files import load_encoder
     from ceco_fair.results.selection import select
+    from ceco_fair.training.method import Method, ModelParts, OptionError
+    from ceco_fair.training.methods import register_method
 
 try:
     __version__ = metadata.version("ceco_fair")
@@ -37,6 +39,10 @@ _LAZY = {
     "ReadoutInputs": "ceco_fair.evaluation.readouts",
     "register_readout": "ceco_fair.evaluation.readouts",
     "select": "ceco_fair.results.selection",
+    "Method": "ceco_fair.training.method",
+    "ModelParts": "ceco_fair.training.method",
+    "OptionError": "ceco_fair.training.method",
+    "register_method": "ceco_fair.training.methods",
 }
 
 __all__ = [
@@ -44,6 +50,9 @@ __all__ = [
     "AuditResult",
     "CecoFairError",
     "DataError",
+    "Method",
+    "ModelParts",
+    "OptionError",
     "ProtocolError",
     "Readout",
     "ReadoutInputs",
@@ -51,6 +60,7 @@ __all__ = [
     "audit",
     "audit_features",
     "load_encoder",
+    "register_method",
     "register_readout",
     "select",
 ]

@@ -17,6 +17,8 @@ import pytest
 PACKAGE = "ceco_fair"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_TOP_LEVEL_MODULES = 6
+MAX_MODULE_LINES = 600
+"""A module fits in one's head: the project holds each to this many lines."""
 
 LAYERS: Mapping[str, int] = {
     "errors": 0,
@@ -142,6 +144,14 @@ def test_no_import_from_a_lower_layer_into_a_higher_one() -> None:
 def test_the_top_level_holds_at_most_six_modules() -> None:
     top = sorted(path.name for path in ROOT.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_no_module_is_over_600_lines() -> None:
+    sizes = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in ROOT.rglob("*.py")
+    }
+    assert {name: size for name, size in sizes.items() if size > MAX_MODULE_LINES} == {}
 
 
 @pytest.fixture

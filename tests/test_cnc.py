@@ -16,15 +16,17 @@ from test_distributed import free_port
 from test_train import TinyImages
 from tiny_protocol import tiny_protocol_dict
 
-import ceco_fair.training.loop as loop_module
+import ceco_fair.training.state as state_module
 from ceco_fair.errors import CecoFairError
 from ceco_fair.losses import CnCLoss
 from ceco_fair.models.encoders import build_encoder
 from ceco_fair.results.layout import RESULTS_CSV
 from ceco_fair.run import main
 from ceco_fair.runner.protocol import parse_protocol
-from ceco_fair.training.groups import CorrectNContrast, check_epochs, method_options
+from ceco_fair.training.epoch import Progress
+from ceco_fair.training.hooks import Checkpointer
 from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.training.staged import CorrectNContrast
 
 CPU = torch.device("cpu")
 
@@ -137,8 +139,8 @@ def objective(n: int = 24, **options: Any) -> tuple[CorrectNContrast, torch.nn.M
     targets = torch.arange(n) % 3
     model = torch.nn.Linear(2, 2)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    full = method_options("cnc", {"stage_one_epochs": 2, **options}, "m")
-    made = CorrectNContrast(targets, torch.zeros(n, dtype=torch.long), 3, 1, full, CPU, initial=model.state_dict())
+    full = CorrectNContrast.check_options({"stage_one_epochs": 2, **options}, "m")
+    made = CorrectNContrast(**full).bind(targets, torch.zeros(n, dtype=torch.long), 3, 1, CPU, model)
     return made, model, initial
 
 
@@ -184,12 +186,12 @@ def test_stage_losses_are_cross_entropy_then_the_weighted_sum(lambda_ce: float) 
     logits = torch.randn(10, 3, generator=generator, dtype=torch.float64)
     targets = made.targets[index]
     cross_entropy = torch.nn.functional.cross_entropy(logits, targets)
-    stage_one = made.loss((projected.float(), logits.float()), targets, index)
+    stage_one = made.batch_loss((projected.float(), logits.float()), targets, index)
     assert stage_one.item() == pytest.approx(cross_entropy.item(), rel=1e-6)
     predictions = (made.targets + (torch.arange(24) % 4 == 0).long()) % 3
     made.end_epoch(model, 1, lambda m: predictions)
     expected = lambda_ce * cross_entropy + (1 - lambda_ce) * cnc_reference(projected, targets, predictions[index], 0.1)
-    stage_two = made.loss((projected.float(), logits.float()), targets, index)
+    stage_two = made.batch_loss((projected.float(), logits.float()), targets, index)
     assert stage_two.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -201,12 +203,19 @@ class Interrupt(Exception):
 
 
 def train(path: Path, *, resume: bool = False) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
-    method = MethodConfig("cnc", method_options("cnc", {"stage_one_epochs": 1, "temperature": 0.1}, "m"))
+    method = MethodConfig("cnc", CorrectNContrast.check_options({"stage_one_epochs": 1, "temperature": 0.1}, "m"))
     torch.manual_seed(0)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
     config = TrainConfig(epochs=3, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), max_batches_per_epoch=2)
     history = pretrain(
-        model, method, TinyImages(), config, seed=0, device=CPU, checkpoint_path=path, resume=resume, progress=False
+        model,
+        method,
+        TinyImages(),
+        config,
+        seed=0,
+        device=CPU,
+        hooks=[Checkpointer(path, resume=resume)],
+        progress=Progress(show=False),
     )
     return history, model.state_dict()
 
@@ -216,17 +225,17 @@ def test_resume_after_a_kill_ends_bit_for_bit_like_an_uninterrupted_run(
     killed_after: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole_history, whole = train(tmp_path / "whole.pt")
-    real_save = loop_module.save_checkpoint
+    real_save = state_module.save_checkpoint
 
     def save_then_die(path: Path, state: dict[str, Any]) -> None:
         real_save(path, state)
         if state["epoch"] == killed_after:
             raise Interrupt
 
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(state_module, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupt):
         train(tmp_path / "cut.pt")
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(state_module, "save_checkpoint", real_save)
     saved = torch.load(tmp_path / "cut.pt", weights_only=True)["objective"]
     assert saved["stage"] == 2 and saved["predictions"].shape == (64,) and saved["initial"] is None
     resumed_history, resumed = train(tmp_path / "cut.pt", resume=True)
@@ -256,14 +265,13 @@ def distributed_data() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], 
 def stage_two_steps(rows: slice) -> list[dict[str, torch.Tensor]]:
     """Two stage-two steps of a CnC objective on the ``rows`` of each global batch: loss, gradients, counts."""
     targets, predictions, indices, projected, logits = distributed_data()
-    options = method_options("cnc", {"temperature": 0.2, "lambda_ce": 0.3}, "m")
-    made = CorrectNContrast(targets, torch.zeros_like(targets), 3, 1, options, CPU, initial={})
+    made = CorrectNContrast(temperature=0.2, lambda_ce=0.3).bind(targets, torch.zeros_like(targets), 3, 1, CPU)
     made.load_state_dict({"stage": 2, "predictions": predictions, "initial": None})
     results = []
     for index, step_projected, step_logits in zip(indices, projected, logits, strict=True):
         mine_projected = step_projected[rows].clone().requires_grad_(True)
         mine_logits = step_logits[rows].clone().requires_grad_(True)
-        value = made.loss((mine_projected, mine_logits), targets[index[rows]], index[rows])
+        value = made.batch_loss((mine_projected, mine_logits), targets[index[rows]], index[rows])
         value.backward()
         assert mine_projected.grad is not None and mine_logits.grad is not None
         results.append(
@@ -310,9 +318,11 @@ def test_the_protocol_accepts_cnc_with_its_options() -> None:
     )
     protocol = parse_protocol(raw, check_data=False)
     config = protocol.methods[0].config
-    assert dict(config.loss_kwargs) == {"lambda_ce": 0.5, "temperature": 0.05, "stage_one_epochs": 2}
-    assert config.subgroup and config.projects and not config.contrastive
-    assert method_options("cnc", {}, "m") == {"lambda_ce": 0.5, "temperature": 0.05, "stage_one_epochs": 1}
+    assert dict(config.options) == {"lambda_ce": 0.5, "temperature": 0.05, "stage_one_epochs": 2}
+    assert config.method_class is CorrectNContrast and config.method_class.n_views == 1
+    parts = config.build().model_parts(torch.nn.Identity(), 4, 3, 2)
+    assert parts.head is not None and parts.classifier is not None and parts.extra is None
+    assert CorrectNContrast.check_options({}, "m") == {"lambda_ce": 0.5, "temperature": 0.05, "stage_one_epochs": 1}
 
 
 @pytest.mark.parametrize(
@@ -349,8 +359,8 @@ def test_bad_options_are_one_error_line_with_exit_status_2(
 
 def test_first_stage_must_leave_a_second() -> None:
     with pytest.raises(CecoFairError, match=r"m\.stage_one_epochs: expected fewer than train\.epochs \(3\)"):
-        check_epochs("cnc", {"stage_one_epochs": 3}, 3, "m")
-    check_epochs("cnc", {"stage_one_epochs": 2}, 3, "m")
+        CorrectNContrast.check_epochs({"stage_one_epochs": 3}, 3, "m")
+    CorrectNContrast.check_epochs({"stage_one_epochs": 2}, 3, "m")
 
 
 def test_a_cnc_run_writes_three_readouts(write_protocol: Callable[..., Path], tmp_path: Path) -> None:

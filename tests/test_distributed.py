@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from ceco_fair.losses import LOSSES, build_loss
 from ceco_fair.training.distributed import DistributedContext
-from ceco_fair.training.loop import MethodConfig, build_method_loss
+from ceco_fair.training.methods import Contrastive, MethodConfig
 
 WORLD = 2
 N_PER_RANK, VIEWS, DIM = 6, 2, 5
@@ -52,9 +52,9 @@ def _worker(rank: int, port: int, folder: str) -> None:
     for name in NAMES:
         for sizes_name, sizes in SIZES.items():
             local = features[rows].clone().requires_grad_(True)
-            method = MethodConfig(name, OPTIONS.get(name, {}))
-            compute = build_method_loss(method, context=DistributedContext(rank, WORLD), **sizes)
-            assert compute is not None
+            method = MethodConfig(name, OPTIONS.get(name, {})).build()
+            assert isinstance(method, Contrastive)
+            compute = method.contrastive_loss(context=DistributedContext(rank, WORLD), **sizes)
             value = compute(local, labels[rows], sensitive[rows])
             value.backward()
             torch.save({"value": value.detach(), "grad": local.grad}, Path(folder) / f"{name}-{sizes_name}-{rank}.pt")

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-import ceco_fair.training.loop as train_module
+import ceco_fair.training.state as state_module
 from ceco_fair.data import PALETTE
 from ceco_fair.metrics.specs import METRIC_SPECS
 from ceco_fair.results.layout import RESULTS_COLUMNS
 from ceco_fair.run import main
+from ceco_fair.training.methods import Contrastive
 
 BIAS_METRICS = {
     "accuracy",
@@ -77,7 +78,7 @@ def test_resume_ends_with_exactly_the_uninterrupted_metrics(
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert main([str(protocol), "--output", str(whole), "--quiet"]) == 0
 
-    real_save = train_module.save_checkpoint
+    real_save = state_module.save_checkpoint
     saves: list[int] = []
 
     def save_then_die(path: Path, state: dict[str, Any]) -> None:
@@ -86,10 +87,10 @@ def test_resume_ends_with_exactly_the_uninterrupted_metrics(
         if state["epoch"] == 1:
             raise Interrupt
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(state_module, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupt):
         main([str(protocol), "--output", str(resumed), "--quiet"])
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(state_module, "save_checkpoint", real_save)
     assert not (resumed / "runs" / "supcon-rho0.99-seed0" / "metrics.json").exists()
     assert main([str(protocol), "--output", str(resumed), "--quiet", "--resume"]) == 0
 
@@ -115,15 +116,15 @@ def test_resume_refuses_a_changed_protocol(
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_loss = train_module.training_loss
+    real_loss = Contrastive.loss
     calls = {"n": 0}
 
-    def loss_that_explodes(*args: Any, **kwargs: Any) -> torch.Tensor:
+    def loss_that_explodes(self: Contrastive, *args: Any, **kwargs: Any) -> torch.Tensor:
         calls["n"] += 1
-        value = real_loss(*args, **kwargs)
+        value = real_loss(self, *args, **kwargs)
         return value * float("nan") if calls["n"] > 3 else value
 
-    monkeypatch.setattr(train_module, "training_loss", loss_that_explodes)
+    monkeypatch.setattr(Contrastive, "loss", loss_that_explodes)
     output = tmp_path / "out"
     status = main([str(write_protocol(methods=[{"name": "supcon"}])), "--output", str(output), "--quiet"])
     assert status == 1

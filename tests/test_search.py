@@ -104,7 +104,7 @@ def test_stratified_draws_are_shared_by_trial_and_every_choice_is_tried() -> Non
         for key in ("train.optimizer.lr", "temperature"):  # shared: one draw per trial, every method that takes it
             assert supcon.values[key] == contex.values[key] == simclr.values[key]
         assert "contex.label_weight" not in supcon.values and 0.25 <= contex.values["contex.label_weight"] <= 0.75
-        assert contex.method.config.loss_kwargs["label_weight"] == contex.values["contex.label_weight"]
+        assert contex.method.config.options["label_weight"] == contex.values["contex.label_weight"]
         assert protocol.for_run(contex).train.optimizer.lr == contex.values["train.optimizer.lr"]
         own.append(contex.values["contex.label_weight"])
     temperatures = [runs[f"supcon-trial{t}-seed0"].values["temperature"] for t in range(trials)]
@@ -153,7 +153,7 @@ def test_a_method_scoped_key_may_name_a_label_with_dots() -> None:
     raw["search"] = {"trials": 2, "space": {"ConTeX (tau=0.2).label_weight": {"uniform": [0.25, 0.75]}}}
     runs = {run.run_id: run for run in parse_protocol(raw, check_data=False).grid()}
     drawn = runs["ConTeX (tau=0.2)-trial1-seed0"]
-    assert drawn.method.config.loss_kwargs["label_weight"] == drawn.values["ConTeX (tau=0.2).label_weight"]
+    assert drawn.method.config.options["label_weight"] == drawn.values["ConTeX (tau=0.2).label_weight"]
     assert not runs["supcon-trial1-seed0"].values
 
 
@@ -171,8 +171,8 @@ def test_the_subgroup_baselines_options_are_searched_and_checked_like_loss_argum
     for trial in (1, 2, 3):
         eta = runs[f"groupdro-trial{trial}-seed0"]
         assert 1.0e-3 <= eta.values["groupdro.eta"] <= 1.0e-1
-        assert eta.method.config.loss_kwargs["eta"] == eta.values["groupdro.eta"]
-        assert 1.0 <= runs[f"jtt-trial{trial}-seed0"].method.config.loss_kwargs["upweight"] <= 100.0
+        assert eta.method.config.options["eta"] == eta.values["groupdro.eta"]
+        assert 1.0 <= runs[f"jtt-trial{trial}-seed0"].method.config.options["upweight"] <= 100.0
     raw["search"]["space"] = {"jtt.stage_one_epochs": {"int": [1, 3]}}  # 3 leaves no epoch for stage two
     raw["search"]["trials"] = 8
     with pytest.raises(CecoFairError, match=r"stage_one_epochs: expected fewer than train\.epochs"):

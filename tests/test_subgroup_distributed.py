@@ -11,11 +11,11 @@ import torch
 import torch.multiprocessing as mp
 from test_distributed import free_port, torchrun
 
-from ceco_fair.training.groups import GroupDRO, LfF, Reweight, SubgroupObjective
+from ceco_fair.training.groups import GroupDRO, LfF, Reweight, SubgroupMethod
 
 WORLD, N_LOCAL, N, CLASSES, GROUPS = 2, 5, 16, 3, 2
 OPTIONS = {"groupdro": {"eta": 0.3}, "reweight": {}, "lff": {"q": 0.7, "ema": 0.6}}
-KINDS: dict[str, type[SubgroupObjective]] = {"groupdro": GroupDRO, "reweight": Reweight, "lff": LfF}
+KINDS: dict[str, type[SubgroupMethod]] = {"groupdro": GroupDRO, "reweight": Reweight, "lff": LfF}
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
@@ -29,14 +29,14 @@ def data() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.T
     return targets, sensitive, indices, logits, biased
 
 
-def run_steps(objective: SubgroupObjective, rows: slice) -> list[dict[str, torch.Tensor]]:
+def run_steps(objective: SubgroupMethod, rows: slice) -> list[dict[str, torch.Tensor]]:
     """Two steps on the ``rows`` of each global batch: loss, gradients and the state after each."""
     targets, _, indices, logits, biased = data()
     results = []
     for index, step_logits, step_biased in zip(indices, logits, biased, strict=True):
         mine = step_logits[rows].clone().requires_grad_(True)
         other = step_biased[rows].clone().requires_grad_(True)
-        value = objective.loss((other, mine), targets[index[rows]], index[rows])
+        value = objective.batch_loss((other, mine), targets[index[rows]], index[rows])
         value.backward()
         results.append(
             {"value": value.detach(), "grad": mine.grad, "biased_grad": other.grad, **objective.state_dict()}
@@ -50,7 +50,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     targets, sensitive, *_ = data()
     for name, kind in KINDS.items():
-        objective = kind(targets, sensitive, CLASSES, GROUPS, OPTIONS[name], torch.device("cpu"))
+        objective = kind(**OPTIONS[name]).bind(targets, sensitive, CLASSES, GROUPS, torch.device("cpu"))
         steps = run_steps(objective, slice(rank * N_LOCAL, (rank + 1) * N_LOCAL))
         torch.save(steps, Path(folder) / f"{name}-{rank}.pt")
     dist.destroy_process_group()
@@ -68,7 +68,7 @@ def test_two_processes_hold_the_state_and_gradients_of_one_process_on_the_global
     name: str, two_processes: Path
 ) -> None:
     targets, sensitive, *_ = data()
-    single = KINDS[name](targets, sensitive, CLASSES, GROUPS, OPTIONS[name], torch.device("cpu"))
+    single = KINDS[name](**OPTIONS[name]).bind(targets, sensitive, CLASSES, GROUPS, torch.device("cpu"))
     expected = run_steps(single, slice(None))
     parts = [torch.load(two_processes / f"{name}-{rank}.pt", weights_only=True) for rank in range(WORLD)]
     for step, wanted in enumerate(expected):

@@ -10,22 +10,22 @@ import pytest
 import torch
 from test_train import TinyImages
 
-import ceco_fair.training.loop as loop_module
+import ceco_fair.training.state as state_module
 from ceco_fair.errors import CecoFairError
 from ceco_fair.models.encoders import build_encoder
+from ceco_fair.training.epoch import Progress
 from ceco_fair.training.groups import (
-    JTT,
     GroupDRO,
     LfF,
     Resample,
     Reweight,
     cell_weights,
-    check_epochs,
-    check_group_labels,
     generalized_cross_entropy,
-    method_options,
 )
+from ceco_fair.training.hooks import Checkpointer
 from ceco_fair.training.loop import MethodConfig, MethodModel, OptimizerConfig, TrainConfig, pretrain
+from ceco_fair.training.methods import METHODS
+from ceco_fair.training.staged import JTT
 
 CPU = torch.device("cpu")
 N_CLASSES, N_GROUPS = 3, 2
@@ -68,7 +68,7 @@ def test_cell_weights_equal_the_per_cell_count_formula() -> None:
 def test_group_dro_matches_the_online_algorithm_of_sagawa_et_al() -> None:
     targets, sensitive = labels()
     eta = 0.5
-    objective = GroupDRO(targets, sensitive, N_CLASSES, N_GROUPS, {"eta": eta}, CPU)
+    objective = GroupDRO(eta=eta).bind(targets, sensitive, N_CLASSES, N_GROUPS, CPU)
     cells = [int(t) * N_GROUPS + int(s) for t, s in zip(targets, sensitive, strict=True)]
     q = [1.0 if g in cells else 0.0 for g in range(N_CLASSES * N_GROUPS)]
     q = [v / sum(q) for v in q]
@@ -85,7 +85,7 @@ def test_group_dro_matches_the_online_algorithm_of_sagawa_et_al() -> None:
         expected = sum(q[g] * group_loss[g] for g in range(len(q)))
         (expected_grad,) = torch.autograd.grad(expected, logits)
         mine = logits.detach().float().requires_grad_(True)
-        value = objective.loss((None, mine), targets[index], index)
+        value = objective.batch_loss((None, mine), targets[index], index)
         value.backward()
         assert value.detach().item() == pytest.approx(float(expected.detach()), rel=1e-5)
         torch.testing.assert_close(objective.q, torch.tensor(q, dtype=torch.float64), rtol=1e-6, atol=1e-9)
@@ -95,7 +95,7 @@ def test_group_dro_matches_the_online_algorithm_of_sagawa_et_al() -> None:
 
 def test_reweight_weights_each_sample_by_its_inverse_group_size() -> None:
     targets, sensitive = labels()
-    objective = Reweight(targets, sensitive, N_CLASSES, N_GROUPS, {}, CPU)
+    objective = Reweight().bind(targets, sensitive, N_CLASSES, N_GROUPS, CPU)
     cells = [(int(t), int(s)) for t, s in zip(targets, sensitive, strict=True)]
     k = len(set(cells))
     index = batches(len(targets), 10, 1)[0]
@@ -104,13 +104,13 @@ def test_reweight_weights_each_sample_by_its_inverse_group_size() -> None:
         len(cells) / (k * cells.count(cells[i])) * cross_entropy64(logits[row], int(targets[i]))
         for row, i in enumerate(index.tolist())
     ) / len(index)
-    value = objective.loss((None, logits.float()), targets[index], index)
+    value = objective.batch_loss((None, logits.float()), targets[index], index)
     assert value.item() == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_resample_draws_every_group_equally_often() -> None:
     targets, sensitive = labels(60)
-    objective = Resample(targets, sensitive, N_CLASSES, N_GROUPS, {}, CPU)
+    objective = Resample().bind(targets, sensitive, N_CLASSES, N_GROUPS, CPU)
     cells = [int(t) * N_GROUPS + int(s) for t, s in zip(targets, sensitive, strict=True)]
     k = len(set(cells))
     expected = torch.tensor([1 / (k * cells.count(c)) for c in cells], dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_jtt_upsamples_the_first_stage_errors_and_restarts_from_the_initial_weig
     model = torch.nn.Linear(2, 2)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     options = {"stage_one_epochs": 2, "upweight": 4}
-    objective = JTT(targets, sensitive, N_CLASSES, N_GROUPS, options, CPU, initial=model.state_dict())
+    objective = JTT(**options).bind(targets, sensitive, N_CLASSES, N_GROUPS, CPU, model)
     assert objective.stage(0, 5) == (0, 2) and objective.stage(1, 5) == (0, 2) and objective.stage(2, 5) == (2, 3)
     predictions = targets.clone()
     wrong = torch.tensor([1, 4, 7])
@@ -158,7 +158,7 @@ def test_generalized_cross_entropy_is_one_minus_p_to_the_q_over_q() -> None:
 def test_lff_weights_the_debiased_loss_by_relative_difficulty_of_moving_averages() -> None:
     targets, sensitive = labels(12)
     alpha, q = 0.6, 0.7
-    objective = LfF(targets, sensitive, N_CLASSES, N_GROUPS, {"q": q, "ema": alpha}, CPU)
+    objective = LfF(q=q, ema=alpha).bind(targets, sensitive, N_CLASSES, N_GROUPS, CPU)
     ema_b: dict[int, float] = {}
     ema_d: dict[int, float] = {}
     generator = torch.Generator().manual_seed(5)
@@ -178,7 +178,7 @@ def test_lff_weights_the_debiased_loss_by_relative_difficulty_of_moving_averages
         grads = torch.autograd.grad(expected, (biased, debiased))
         mine_b = biased.detach().float().requires_grad_(True)
         mine_d = debiased.detach().float().requires_grad_(True)
-        value = objective.loss((mine_b, mine_d), targets[index], index)
+        value = objective.batch_loss((mine_b, mine_d), targets[index], index)
         value.backward()
         assert value.item() == pytest.approx(float(expected.detach()), rel=1e-5)
         torch.testing.assert_close(mine_b.grad, grads[0].float(), rtol=1e-4, atol=1e-6)
@@ -201,19 +201,19 @@ def test_lff_weights_the_debiased_loss_by_relative_difficulty_of_moving_averages
 )
 def test_bad_options_name_the_key(name: str, options: dict[str, Any], key: str) -> None:
     with pytest.raises(CecoFairError, match=rf"methods\[1\]\.{key}"):
-        method_options(name, options, "methods[1]")
+        METHODS[name].check_options(options, "methods[1]")
 
 
 def test_jtt_first_stage_must_be_shorter_than_training() -> None:
     with pytest.raises(CecoFairError, match=r"stage_one_epochs.*train\.epochs \(3\)"):
-        check_epochs("jtt", {"stage_one_epochs": 3}, 3, "methods[0]")
-    check_epochs("jtt", {"stage_one_epochs": 2}, 3, "methods[0]")
+        JTT.check_epochs({"stage_one_epochs": 3}, 3, "methods[0]")
+    JTT.check_epochs({"stage_one_epochs": 2}, 3, "methods[0]")
 
 
 def test_group_label_methods_need_two_sensitive_values() -> None:
     with pytest.raises(CecoFairError, match="groupdro trains with the sensitive attribute"):
-        check_group_labels("groupdro", torch.zeros(5, dtype=torch.long), "train")
-    check_group_labels("jtt", torch.zeros(5, dtype=torch.long), "train")
+        GroupDRO.check_labels(torch.zeros(5, dtype=torch.long), "train")
+    JTT.check_labels(torch.zeros(5, dtype=torch.long), "train")
 
 
 class Interrupt(Exception):
@@ -221,12 +221,19 @@ class Interrupt(Exception):
 
 
 def train(name: str, path: Path, *, epochs: int = 3, die_after: int | None = None, resume: bool = False) -> Any:
-    method = MethodConfig(name, method_options(name, {"stage_one_epochs": 1} if name == "jtt" else {}, "m"))
+    method = MethodConfig(name, METHODS[name].check_options({"stage_one_epochs": 1} if name == "jtt" else {}, "m"))
     torch.manual_seed(0)
     model = MethodModel(build_encoder("small_conv", feature_dim=8), method, n_classes=4)
     config = TrainConfig(epochs=epochs, batch_size=16, optimizer=OptimizerConfig(lr=1e-2), max_batches_per_epoch=2)
     history = pretrain(
-        model, method, TinyImages(), config, seed=0, device=CPU, checkpoint_path=path, resume=resume, progress=False
+        model,
+        method,
+        TinyImages(),
+        config,
+        seed=0,
+        device=CPU,
+        hooks=[Checkpointer(path, resume=resume)],
+        progress=Progress(show=False),
     )
     return history, model.state_dict()
 
@@ -236,17 +243,17 @@ def test_resume_after_a_kill_ends_bit_for_bit_like_an_uninterrupted_run(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole_history, whole = train(name, tmp_path / "whole.pt")
-    real_save = loop_module.save_checkpoint
+    real_save = state_module.save_checkpoint
 
     def save_then_die(path: Path, state: dict[str, Any]) -> None:
         real_save(path, state)
         if state["epoch"] == 1:
             raise Interrupt
 
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(state_module, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupt):
         train(name, tmp_path / "cut.pt")
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(state_module, "save_checkpoint", real_save)
     saved = torch.load(tmp_path / "cut.pt", weights_only=True)["objective"]
     assert (name in ("reweight", "resample")) == (saved == {})
     resumed_history, resumed = train(name, tmp_path / "cut.pt", resume=True)

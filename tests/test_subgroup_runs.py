@@ -132,22 +132,22 @@ class Interrupt(Exception):
 def test_resumed_lff_run_writes_exactly_the_uninterrupted_readouts(
     write_protocol: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ceco_fair.training.loop as loop_module
+    import ceco_fair.training.state as state_module
 
     protocol = write_protocol(methods=[{"name": "lff"}], train={"epochs": 3}, eval={"projection_points": 50})
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert main([str(protocol), "--output", str(whole), "--quiet"]) == 0
-    real_save = loop_module.save_checkpoint
+    real_save = state_module.save_checkpoint
 
     def save_then_die(path: Path, state: dict[str, Any]) -> None:
         real_save(path, state)
         if state["epoch"] == 2:
             raise Interrupt
 
-    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(state_module, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupt):
         main([str(protocol), "--output", str(resumed), "--quiet"])
-    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(state_module, "save_checkpoint", real_save)
     assert main([str(protocol), "--output", str(resumed), "--quiet", "--resume"]) == 0
     run = Path("runs") / "lff-rho0.99-seed0"
     for name in ("metrics.json", READOUTS_FILE, "history.csv"):

@@ -16,7 +16,7 @@ from user_loss import ViewAgreement
 from ceco_fair.common.user_code import check_call_arguments
 from ceco_fair.errors import CecoFairError
 from ceco_fair.runner.protocol import load_protocol
-from ceco_fair.training.loop import build_method_loss
+from ceco_fair.training.methods import Contrastive
 
 
 def test_user_loss_is_called_and_its_label_names_the_method(
@@ -97,8 +97,9 @@ def test_readme_loss_example_validates_and_computes(
     methods = yaml.safe_load(code.group(1).splitlines()[0].split("in the protocol:")[1])["methods"]
     protocol = load_protocol(write_protocol(methods=methods))
     assert [m.label for m in protocol.methods] == ["align"]
-    loss = build_method_loss(protocol.methods[0].config)
-    assert loss is not None
+    method = protocol.methods[0].config.build()
+    assert isinstance(method, Contrastive)
+    loss = method.contrastive_loss()
     same = torch.randn(5, 1, 4).expand(5, 2, 4)
     assert loss(same, torch.zeros(5), torch.zeros(5)).item() == pytest.approx(0.0, abs=1e-6)
     opposite = torch.cat([same[:, :1], -same[:, :1]], dim=1)

@@ -453,7 +453,7 @@ class CnCLoss(ContrastiveLoss):
 
     Not a pretraining loss of its own (not in :data:`~ceco_fair.losses.LOSSES`): the pseudo-groups
     come from a first-stage model, so it is the contrastive part of the ``cnc`` method
-    (:class:`ceco_fair.training.groups.CorrectNContrast`).
+    (:class:`ceco_fair.training.staged.CorrectNContrast`).
 
     Example:
         >>> x, y, y_hat = torch.randn(8, 1, 16), torch.randint(0, 2, (8,)), torch.randint(0, 2, (8,))

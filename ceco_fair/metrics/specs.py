@@ -11,26 +11,27 @@ ceco_fair.summary``. The names of a metric's interval bounds and p-value are der
 The derived lists are functions of :data:`METRIC_SPECS` read at call time (:func:`outcome_metrics`,
 :func:`summary_metrics`, :func:`curve_metrics`, ...), so a spec added at run time reaches them.
 
-Adding a metric: one function (in :mod:`ceco_fair.metrics`), one :class:`MetricSpec` line in
-:data:`_SPECS` (or :func:`register_spec` at run time) and its test. A representation metric of
-the features also registers its function (:func:`ceco_fair.metrics.registry.register`), a group
-metric its function of the per-group confusion counts (:func:`ceco_fair.metrics.group.register_group_metric`).
+Adding a metric: one function, one :class:`MetricSpec` line in :data:`_SPECS` (or :func:`register_spec`
+at run time), its definition (:mod:`ceco_fair.metrics.definitions`) and its test; a representation
+metric also registers its function (:mod:`ceco_fair.metrics.registry`), a group metric its function of
+the confusion counts (:func:`ceco_fair.metrics.group.register_group_metric`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from ceco_fair.metrics.definitions import DEFINITIONS
 
 MetricFamily = Literal["bias", "group", "representation", "curve"]
 """What a metric measures; a run's :data:`MetricKind` selects its bias or group family."""
 Direction = Literal["higher", "lower"]
 TargetType = Literal["any", "binary"]
 MetricKind = Literal["bias", "group"]
-"""A run's (and its dataset's) metric kind: bias-aligned / conflicting accuracy, or group fairness.
-
-The one definition: datasets, the results layout and the report import it from here."""
+"""A run's (and its dataset's) metric kind, defined here alone: bias-aligned / conflicting accuracy, or group."""
 Unit = Literal["percent", "plain"]
 Bank = Literal["biased", "balanced"]
 IntervalKind = Literal[
@@ -68,13 +69,10 @@ class MetricSpec:
         unit: ``percent`` (a fraction shown times 100) or ``plain``.
         decimals: decimals shown (after the percent scaling).
         headline: the kinds of run whose ``comparisons.csv`` compares it against the baseline.
-        interval: how a run's interval is made: ``percentile`` (bootstrap percentiles), ``worst``
-            (one-sided bands on the cells, the minimum), ``spread`` (bands on the pairwise
-            differences of :attr:`rates`, the maximum), ``mean_gap`` (bands on the per-class
-            pairwise differences, their means) or ``none``; for the score metrics
-            (:mod:`ceco_fair.metrics.score_intervals`) ``delong`` (percentiles and DeLong's normal
-            interval), ``score_worst`` / ``score_spread`` (the same bands on per-group values with
-            analytic scales) and ``cdf_band`` (simultaneous bands on the groups' score CDFs).
+        interval: how a run's interval is made: ``percentile`` (bootstrap), ``worst`` / ``spread`` /
+            ``mean_gap`` (bands on the cells, on the pairwise differences of :attr:`rates`, on the
+            per-class pair gaps) or ``none``; score metrics (:mod:`.score_intervals`): ``delong``,
+            ``score_worst`` / ``score_spread`` (bands with analytic scales), ``cdf_band`` (CDF bands).
         rates: the per-group rates a ``spread`` compares (``selection_rate``, ``tpr``, ``fpr``).
         roles: the parts it plays in the report: ``overall`` (the accuracy axis of the fairness
             scatter), ``worst_case`` (the accuracy of the worst-off samples), ``aligned`` /
@@ -124,15 +122,6 @@ class MetricSpec:
 
 _BIAS: Final[tuple[MetricKind, ...]] = ("bias",)
 _GROUP: Final[tuple[MetricKind, ...]] = ("group",)
-_AUROC: Final = "AUROC: Mann-Whitney with midranks (ties ½); C > 2 classes: one-vs-rest macro mean"
-_ECE: Final = "ECE: top-label, 10 equal-width bins on [0, 1] (confidence 1 in the last)"
-_DPE: Final = "max − min over groups of the mean positive-class score (FFB's DPE)"
-_DPE_EO: Final = "the score gap within each true class, max over the classes (FFB's DPE, EO form)"
-_ABCC: Final = "area between the groups' CDFs of the positive-class score (Wasserstein-1); largest pair"
-_EO_SUM: Final = "TPR spread + FPR spread (FFB's equalized odds)"
-_AOD: Final = "(TPR spread + FPR spread) / 2 (fairlearn's equalized_odds_difference, agg='mean')"
-_ADJUSTED: Final = "unweighted mean accuracy over the (target, sensitive) cells present"
-_TRAIN_WEIGHTED: Final = "cell accuracies weighted by the training split's (target, sensitive) shares"
 
 _SPECS: Final = (
     MetricSpec(
@@ -143,7 +132,6 @@ _SPECS: Final = (
         runs=_BIAS,
         headline=_BIAS,
         roles=("group_selection",),
-        variant="mean over the (class, bias value) cells present of the cell accuracy (LfF's, BiasCon's)",
     ),
     MetricSpec(
         "bias_conflicting_accuracy",
@@ -153,7 +141,6 @@ _SPECS: Final = (
         runs=_BIAS,
         headline=_BIAS,
         roles=("worst_case", "conflicting"),
-        variant="accuracy on test samples whose bias value is not their class's aligned value",
     ),
     MetricSpec(
         "bias_aligned_accuracy",
@@ -162,7 +149,6 @@ _SPECS: Final = (
         "higher",
         runs=_BIAS,
         roles=("aligned",),
-        variant="accuracy on test samples whose bias value is their class's aligned value",
     ),
     MetricSpec(
         "accuracy",
@@ -172,7 +158,6 @@ _SPECS: Final = (
         headline=_GROUP,
         interval="percentile",
         roles=("overall",),
-        variant="share of test samples predicted correctly",
     ),
     MetricSpec(
         "worst_group_accuracy",
@@ -183,7 +168,6 @@ _SPECS: Final = (
         headline=_GROUP,
         interval="worst",
         roles=("worst_case", "group_selection"),
-        variant="min over the (target, sensitive) cells present of the cell accuracy (group DRO's worst group)",
     ),
     MetricSpec(
         "demographic_parity_difference",
@@ -195,7 +179,6 @@ _SPECS: Final = (
         headline=_GROUP,
         interval="spread",
         rates=("selection_rate",),
-        variant="max − min over groups of the selection rate P(ŷ = 1 | s) (fairlearn's)",
     ),
     MetricSpec(
         "equalized_odds_difference",
@@ -208,7 +191,6 @@ _SPECS: Final = (
         interval="spread",
         rates=("tpr", "fpr"),
         roles=("fairness_axis",),
-        variant="max of the TPR spread and the FPR spread over groups (fairlearn's agg='worst_case')",
     ),
     MetricSpec(
         "equal_opportunity_difference",
@@ -219,7 +201,6 @@ _SPECS: Final = (
         runs=_GROUP,
         interval="spread",
         rates=("tpr",),
-        variant="max − min over groups of the TPR (fairlearn's)",
     ),
     MetricSpec(
         "eo_fscl",
@@ -228,11 +209,8 @@ _SPECS: Final = (
         "lower",
         runs=_GROUP,
         interval="mean_gap",
-        variant="mean over target classes of the mean absolute accuracy gap over group pairs (FSCL's EO)",
     ),
-    MetricSpec(
-        "auroc", "AUROC", "group", "higher", runs=_GROUP, unit="plain", decimals=3, interval="delong", variant=_AUROC
-    ),
+    MetricSpec("auroc", "AUROC", "group", "higher", runs=_GROUP, unit="plain", decimals=3, interval="delong"),
     MetricSpec(
         "worst_group_auroc",
         "worst-group AUROC",
@@ -242,7 +220,6 @@ _SPECS: Final = (
         unit="plain",
         decimals=3,
         interval="score_worst",
-        variant=_AUROC,
         headline=_GROUP,
     ),
     MetricSpec(
@@ -254,14 +231,11 @@ _SPECS: Final = (
         unit="plain",
         decimals=3,
         interval="score_spread",
-        variant=_AUROC,
         headline=_GROUP,
     ),
-    MetricSpec("ece", "ECE", "group", "lower", runs=_GROUP, interval="percentile", variant=_ECE),
-    MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_GROUP, interval="score_spread", variant=_ECE),
-    MetricSpec(
-        "score_gap", "score gap", "group", "lower", "binary", runs=_GROUP, interval="score_spread", variant=_DPE
-    ),
+    MetricSpec("ece", "ECE", "group", "lower", runs=_GROUP, interval="percentile"),
+    MetricSpec("ece_gap", "ECE gap", "group", "lower", runs=_GROUP, interval="score_spread"),
+    MetricSpec("score_gap", "score gap", "group", "lower", "binary", runs=_GROUP, interval="score_spread"),
     MetricSpec(
         "score_gap_eo",
         "score gap within class",
@@ -270,7 +244,6 @@ _SPECS: Final = (
         "binary",
         runs=_GROUP,
         interval="score_spread",
-        variant=_DPE_EO,
     ),
     MetricSpec(
         "abcc",
@@ -282,7 +255,6 @@ _SPECS: Final = (
         unit="plain",
         decimals=3,
         interval="cdf_band",
-        variant=_ABCC,
         headline=_GROUP,
     ),
     MetricSpec(
@@ -293,7 +265,6 @@ _SPECS: Final = (
         "binary",
         runs=_GROUP,
         interval="percentile",
-        variant=_EO_SUM,
     ),
     MetricSpec(
         "average_odds_difference",
@@ -303,7 +274,6 @@ _SPECS: Final = (
         "binary",
         runs=_GROUP,
         interval="percentile",
-        variant=_AOD,
     ),
     MetricSpec(
         "adjusted_accuracy",
@@ -312,7 +282,6 @@ _SPECS: Final = (
         "higher",
         runs=_GROUP,
         interval="percentile",
-        variant=_ADJUSTED,
     ),
     MetricSpec(  # needs the training split's cell shares: metrics.count_variants, not recorded by runs yet
         "train_weighted_accuracy",
@@ -320,7 +289,6 @@ _SPECS: Final = (
         "group",
         "higher",
         runs=(),
-        variant=_TRAIN_WEIGHTED,
     ),
     MetricSpec(
         "knn_accuracy",
@@ -329,7 +297,6 @@ _SPECS: Final = (
         "higher",
         curve=True,
         of="accuracy",
-        variant="per epoch: accuracy of a kNN classifier on a random training bank",
     ),
     MetricSpec(
         "knn_bias_conflicting_accuracy",
@@ -339,7 +306,6 @@ _SPECS: Final = (
         runs=_BIAS,
         curve=True,
         of="bias_conflicting_accuracy",
-        variant="per epoch: bias-conflicting accuracy of the kNN classifier, random bank",
     ),
     MetricSpec(
         "knn_worst_group_accuracy",
@@ -349,7 +315,6 @@ _SPECS: Final = (
         runs=_GROUP,
         curve=True,
         of="worst_group_accuracy",
-        variant="per epoch: worst-group accuracy of the kNN classifier, random bank",
     ),
     MetricSpec(
         "balanced_knn_accuracy",
@@ -359,7 +324,6 @@ _SPECS: Final = (
         curve=True,
         of="accuracy",
         bank="balanced",
-        variant="per epoch: kNN accuracy with a bank balanced over (target, sensitive) cells",
     ),
     MetricSpec(
         "balanced_knn_bias_conflicting_accuracy",
@@ -370,7 +334,6 @@ _SPECS: Final = (
         curve=True,
         of="bias_conflicting_accuracy",
         bank="balanced",
-        variant="per epoch: bias-conflicting kNN accuracy, balanced bank",
     ),
     MetricSpec(
         "balanced_knn_worst_group_accuracy",
@@ -381,7 +344,6 @@ _SPECS: Final = (
         curve=True,
         of="worst_group_accuracy",
         bank="balanced",
-        variant="per epoch: worst-group kNN accuracy, balanced bank",
     ),
     MetricSpec(
         "instance_retrieval",
@@ -390,7 +352,6 @@ _SPECS: Final = (
         "higher",
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="share of test images whose other augmented view is the nearest neighbour among all views",
     ),
     MetricSpec(
         "instance_retrieval_within_cell",
@@ -402,7 +363,6 @@ _SPECS: Final = (
         curve=True,
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="instance retrieval among the views of the same (target, sensitive) cell only",
     ),
     MetricSpec(
         "alignment",
@@ -411,7 +371,6 @@ _SPECS: Final = (
         "lower",
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="mean squared distance between the L2-normalised views of each sample (Wang & Isola)",
     ),
     MetricSpec(
         "uniformity",
@@ -420,7 +379,6 @@ _SPECS: Final = (
         "lower",
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="log of the mean of exp(−t‖z_i − z_j‖²) over pairs, t = 2 (Wang & Isola; lower is more uniform)",
     ),
     MetricSpec(
         "variance_ratio",
@@ -430,7 +388,6 @@ _SPECS: Final = (
         curve=True,
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="within-class share of the total variance of the L2-normalised features (0: every class collapsed)",
     ),
     MetricSpec(
         "leakage",
@@ -439,7 +396,6 @@ _SPECS: Final = (
         "lower",
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="balanced accuracy of a cross-validated linear probe predicting the sensitive value",
     ),
     MetricSpec(
         "leakage_within_class",
@@ -449,7 +405,6 @@ _SPECS: Final = (
         headline=_GROUP,
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="leakage of the sensitive value within each target class, averaged over classes",
     ),
     MetricSpec(
         "bias_sensitivity",
@@ -459,7 +414,6 @@ _SPECS: Final = (
         headline=_BIAS,
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="share of the variance of features of each digit re-rendered on every colour that the colour explains",
     ),
     MetricSpec(
         "counterfactual_flip_rate",
@@ -468,12 +422,13 @@ _SPECS: Final = (
         "lower",
         unit="plain",
         decimals=PLAIN_DECIMALS,
-        variant="share of test digits whose prediction changes when only the background colour changes",
     ),
 )
 """Every metric, in display order (the summary table's columns, the figures' panels)."""
 
-METRIC_SPECS: Final[dict[str, MetricSpec]] = {spec.name: spec for spec in _SPECS}
+METRIC_SPECS: Final[dict[str, MetricSpec]] = {
+    spec.name: dataclasses.replace(spec, variant=DEFINITIONS.get(spec.name, spec.variant)) for spec in _SPECS
+}
 """Metric name -> its :class:`MetricSpec`; ``accuracy`` is shared by both kinds of run."""
 
 OUTCOME_KINDS: Final[tuple[MetricFamily, ...]] = METRIC_KINDS
@@ -543,7 +498,7 @@ def register_spec(spec: MetricSpec) -> None:
 
 def unregister_spec(name: str) -> None:
     """Remove a spec added by :func:`register_spec` (a built-in one stays)."""
-    if name in METRIC_SPECS and METRIC_SPECS[name] not in _SPECS:
+    if name in METRIC_SPECS and all(spec.name != name for spec in _SPECS):
         del METRIC_SPECS[name]
 
 
@@ -558,11 +513,6 @@ GROUP_RATE_LABELS: Final = {
 GROUP_RATES: Final = tuple(GROUP_RATE_LABELS)
 """Per-group rates of a group table (``group_table.csv``), each with an interval."""
 
-READOUT_GUIDE: Final = (
-    "A large gain from the linear to the balanced probe means the information was in the representation "
-    "and the classifier chose the bias; no gain means the representation lost it."
-)
-"""The one-line reading of the read-outs side by side."""
 READOUT_METRICS: Final = {
     "bias": ("bias_conflicting_accuracy", "unbiased_accuracy", "bias_aligned_accuracy"),
     "group": ("worst_group_accuracy", "accuracy", "equalized_odds_difference", "demographic_parity_difference"),

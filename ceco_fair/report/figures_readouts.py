@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ceco_fair.metrics.specs import READOUT_GUIDE, READOUT_METRICS, label
+from ceco_fair.metrics.specs import READOUT_METRICS, label
 from ceco_fair.report.load import Results
 from ceco_fair.report.stats import summarize
 from ceco_fair.report.style import (
@@ -20,6 +20,12 @@ from ceco_fair.report.style import (
     text,
 )
 from ceco_fair.results.layout import PRIMARY_READOUT, READOUT_COLUMN, ordered_readouts, readout_label
+
+READOUT_GUIDE = (
+    "A large gain from the linear to the balanced probe means the information was in the representation "
+    "and the classifier chose the bias; no gain means the representation lost it."
+)
+"""The one-line reading of the read-outs side by side."""
 
 
 def readouts_by_method(results: Results) -> go.Figure | None:

@@ -210,7 +210,7 @@ FILES: Final = (
     ResultFile(REPORT_FILE, "folder", "ceco_fair.report"),
     ResultFile(RUN_FILE, "run", "ceco_fair.results.record", RUN_COLUMNS),
     ResultFile(CLAIM_FILE, "run", "ceco_fair.runner.shards"),
-    ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.training.loop"),
+    ResultFile(CHECKPOINT_FILE, "run", "ceco_fair.training.state"),
     ResultFile(ENCODER_FILE, "run", "ceco_fair.models.files"),
     ResultFile(HISTORY_FILE, "run", "ceco_fair.runner.experiment", HISTORY_COLUMNS),
     ResultFile(CURVES_FILE, "run", "ceco_fair.runner.experiment", CURVES_COLUMNS),

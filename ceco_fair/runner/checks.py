@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from ceco_fair.common.user_code import is_user_spec
 from ceco_fair.data.augment import normalize
 from ceco_fair.data.base import FairnessDataset
 from ceco_fair.data.registry import calling_dataset
@@ -23,8 +22,6 @@ from ceco_fair.models.encoders import check_encoder_output
 from ceco_fair.models.files import build_protocol_encoder
 from ceco_fair.runner.experiment import TRAIN_SPLIT, VALID_SPLIT, build_split, data_key
 from ceco_fair.runner.protocol import Protocol
-from ceco_fair.training.groups import check_group_labels
-from ceco_fair.training.user_loss import build_user_loss
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +61,7 @@ def check_user_losses(protocol: Protocol) -> None:
         CecoFairError: the loss class raises or builds something that cannot be called.
     """
     for index, method in enumerate(protocol.methods):
-        if is_user_spec(method.config.name):
-            build_user_loss(method.config.name, method.config.loss_kwargs, f"methods[{index}]")
+        method.config.method_class.check_build(method.config.options, f"methods[{index}]")
 
 
 def check_batch_size(protocol: Protocol, first: FairnessDataset | None = None) -> None:
@@ -96,7 +92,7 @@ def check_batch_size(protocol: Protocol, first: FairnessDataset | None = None) -
             )
         for index, method in enumerate(protocol.methods):
             sensitive = torch.as_tensor(split.sensitive)
-            check_group_labels(method.config.name, sensitive, f"methods[{index}] ({run.run_id})")
+            method.config.method_class.check_labels(sensitive, f"methods[{index}] ({run.run_id})")
 
 
 def check_balanced_split(protocol: Protocol) -> None:

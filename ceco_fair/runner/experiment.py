@@ -32,9 +32,13 @@ from ceco_fair.results.layout import (
 )
 from ceco_fair.results.record import RunRecord
 from ceco_fair.runner.protocol import Protocol, RunSpec
+from ceco_fair.training.config import HISTORY_COLUMNS as TRAINING_COLUMNS
 from ceco_fair.training.distributed import DistributedSession
-from ceco_fair.training.loop import HISTORY_COLUMNS as TRAINING_COLUMNS
-from ceco_fair.training.loop import MethodModel, pretrain, unwrap
+from ceco_fair.training.epoch import Progress
+from ceco_fair.training.hooks import Checkpointer, EpochHook, TensorBoard, Tracker
+from ceco_fair.training.loop import pretrain
+from ceco_fair.training.methods import MethodModel
+from ceco_fair.training.state import unwrap
 from ceco_fair.training.tensorboard import epoch_log
 
 logger = logging.getLogger(__name__)
@@ -149,19 +153,9 @@ def execute_run(
     history: list[dict[str, float]] = []
     log = epoch_log(run_dir, protocol.train.tensorboard and context.is_main and method.trains)
     if method.trains:
-        history = pretrain(
-            model,
-            method,
-            train_set,
-            protocol.train,
-            seed=run.seed,
-            device=device,
-            checkpoint_path=run_dir / CHECKPOINT_FILE,
-            resume=resume,
-            context=context,
-            progress=progress,
-            description=run.run_id,
-            track=EpochTracker(
+        hooks: list[EpochHook] = []
+        if protocol.eval.track_every:
+            tracker = EpochTracker(
                 train_set,
                 test_set,
                 kind=train_set.metric_kind,
@@ -171,10 +165,22 @@ def execute_run(
                 points=protocol.eval.track_points,
                 batch_size=protocol.eval.batch_size,
             )
-            if protocol.eval.track_every
-            else None,
-            track_every=protocol.eval.track_every,
-            on_epoch=log,
+            hooks.append(
+                Tracker(tracker, every=protocol.eval.track_every, epochs=protocol.train.epochs, is_main=context.is_main)
+            )
+        if log is not None:
+            hooks.append(TensorBoard(log))
+        hooks.append(Checkpointer(run_dir / CHECKPOINT_FILE, resume=resume, is_main=context.is_main))
+        history = pretrain(
+            model,
+            method,
+            train_set,
+            protocol.train,
+            seed=run.seed,
+            device=device,
+            context=context,
+            hooks=hooks,
+            progress=Progress(progress, run.run_id),
         )
     if log is not None:
         log.close()

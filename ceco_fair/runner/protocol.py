@@ -33,7 +33,6 @@ from ceco_fair.data.registry import (
 from ceco_fair.errors import CecoFairError, ProtocolError, with_prefix
 from ceco_fair.evaluation.eval_config import EvalConfig
 from ceco_fair.evaluation.probe import ProbeConfig
-from ceco_fair.losses import build_loss, loss_arguments
 from ceco_fair.models.files import EncoderConfig, check_weights_file
 from ceco_fair.results.layout import FINALS_REPEAT, PHASE_FINAL, PHASE_SEARCH, Phase
 from ceco_fair.results.record import condition_label
@@ -46,9 +45,8 @@ from ceco_fair.runner.search import (
     sections_with,
     trial_values,
 )
-from ceco_fair.training.groups import SUBGROUP_METHODS, check_epochs, method_options
-from ceco_fair.training.loop import FROZEN, METHODS, MethodConfig, TrainConfig
-from ceco_fair.training.user_loss import check_user_loss
+from ceco_fair.training.config import TrainConfig
+from ceco_fair.training.methods import MethodConfig, method_class
 
 DEFAULT_VAL_FRACTION = 0.1
 """``data.val_fraction`` of a protocol with a search when it gives none."""
@@ -203,7 +201,7 @@ class Protocol:
                 "name": m.config.name,
                 "label": m.label,
                 "ce_weight": m.config.cross_entropy_weight,
-                **dict(m.config.loss_kwargs),
+                **dict(m.config.options),
             }
             for m in self.methods
         ]
@@ -324,27 +322,12 @@ def _parse_methods(raw: Any) -> list[MethodSpec]:
         if not isinstance(item, Mapping) or "name" not in item:
             raise ProtocolError(f"{path}: expected a mapping with a name, got {item!r}")
         name = item["name"]
-        if name not in METHODS and not is_user_spec(name):
-            raise ProtocolError(f"{path}.name: unknown method {name!r}{closest(str(name), METHODS)}")
-        loss_kwargs = {k: v for k, v in item.items() if k not in METHOD_KEYS}
-        if name in ("ce", FROZEN):
-            check_keys(loss_kwargs, (), path)
-        elif name in SUBGROUP_METHODS:
-            loss_kwargs = method_options(name, loss_kwargs, path)
-        elif is_user_spec(name):
-            check_user_loss(name, loss_kwargs, path)
-        else:
-            valid = loss_arguments(name)
-            check_keys(loss_kwargs, valid, path)
-            try:
-                build_loss(name, **loss_kwargs)
-            except (ValueError, TypeError) as error:
-                raise ProtocolError(f"{path}: {error}") from None
+        options = method_class(name, path).check_options({k: v for k, v in item.items() if k not in METHOD_KEYS}, path)
         ce_weight = coerce(item["ce_weight"], float, f"{path}.ce_weight") if "ce_weight" in item else None
         if ce_weight is not None and ce_weight < 0:
             raise ProtocolError(f"{path}.ce_weight: expected >= 0, got {ce_weight}")
         label = coerce(item.get("label", spec_attribute(name) if is_user_spec(name) else name), str, f"{path}.label")
-        specs.append(MethodSpec(label, MethodConfig(name, loss_kwargs, ce_weight)))
+        specs.append(MethodSpec(label, MethodConfig(name, options, ce_weight)))
     labels = [s.label for s in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -410,7 +393,7 @@ def parse_protocol(raw: Any, *, source: Path | None = None, check_data: bool = T
     methods = _parse_methods(raw["methods"])
     train = from_mapping(TrainConfig, raw.get("train") or {}, "train")
     for index, method in enumerate(methods):
-        check_epochs(method.config.name, method.config.loss_kwargs, train.epochs, f"methods[{index}]")
+        method.config.method_class.check_epochs(method.config.options, train.epochs, f"methods[{index}]")
     evaluation = from_mapping(EvalConfig, raw.get("eval") or {}, "eval")
     labels = [method.label for method in methods]
     if evaluation.baseline is not None and evaluation.baseline not in labels:

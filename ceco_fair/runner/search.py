@@ -49,7 +49,6 @@ repeat.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -62,11 +61,10 @@ import pandas as pd
 from ceco_fair.common.config import check_keys, closest, coerce, from_mapping, to_plain
 from ceco_fair.errors import CecoFairError, ProtocolError
 from ceco_fair.evaluation.probe import ProbeConfig
-from ceco_fair.losses import LOSSES, build_loss, loss_arguments
 from ceco_fair.results.layout import FINALS, FINALS_REPEAT, FINALS_RESEED
 from ceco_fair.results.selection import RULES
-from ceco_fair.training.groups import METHOD_OPTIONS, check_epochs, method_options
-from ceco_fair.training.loop import MethodConfig, TrainConfig
+from ceco_fair.training.config import TrainConfig
+from ceco_fair.training.methods import CE_WEIGHT_KEY, MethodConfig
 
 DISTRIBUTIONS: Final = ("log_uniform", "uniform", "choice", "int")
 SEARCH_KEYS: Final = ("trials", "seed", "sampler", "repeats", "finals", "space", "select")
@@ -74,7 +72,6 @@ SAMPLERS: Final = ("stratified", "random")
 """``stratified``: every choice value tried, ranges by Latin-hypercube; ``random``: the earlier independent draws."""
 SECTIONS: Final[Mapping[str, type]] = {"train": TrainConfig, "probe": ProbeConfig}
 """Protocol sections whose keys a search may vary, with their dataclasses."""
-METHOD_SCOPED_KEYS: Final = ("ce_weight",)
 DEFAULT_SELECT: Final = ("val_accuracy", "val_worst_group")
 REPEAT_ONE_SEED: Final = (
     "search.finals: 'repeat' with repeats: 1 uses only seed {first} of seeds {seeds}; set search.repeats: {count} "
@@ -189,16 +186,8 @@ def parse_distribution(raw: Any, path: str) -> Distribution:
 
 
 def method_keys(config: MethodConfig) -> tuple[str, ...]:
-    """The keys a search may vary for a method (none for ``ce``).
-
-    A contrastive loss's arguments and ``ce_weight``, or a subgroup baseline's options.
-    """
-    if config.subgroup:
-        return tuple(METHOD_OPTIONS[config.name])
-    if not config.contrastive:
-        return ()
-    arguments = loss_arguments(config.name) if config.name in LOSSES else ()
-    return (*arguments, *METHOD_SCOPED_KEYS)
+    """The keys a search may vary for a method (its class's :meth:`~ceco_fair.training.method.Method.search_keys`)."""
+    return config.method_class.search_keys()
 
 
 def split_key(key: str) -> tuple[str | None, str]:
@@ -323,15 +312,9 @@ def protocol_value(key: str, label: str, config: MethodConfig, sections: Mapping
             node = node[part]
         return node
     name = split_key(key)[1]
-    if name == "ce_weight":
+    if name == CE_WEIGHT_KEY:
         return config.ce_weight
-    if name in config.loss_kwargs:
-        return config.loss_kwargs[name]
-    resolved = getattr(build_loss(config.name, **config.loss_kwargs), name, None)  # the loss's own default
-    if isinstance(resolved, int | float | str | bool):
-        return resolved
-    default = inspect.signature(LOSSES[config.name].__init__).parameters[name].default
-    return None if default is inspect.Parameter.empty else default
+    return config.method_class.option_value(name, config.options)
 
 
 def is_shared(key: str) -> bool:
@@ -381,16 +364,16 @@ def trial_values(
 
 def method_with(label: str, config: MethodConfig, values: Mapping[str, Any]) -> MethodConfig:
     """The method's configuration with the drawn method keys applied."""
-    loss_kwargs, ce_weight = dict(config.loss_kwargs), config.ce_weight
+    options, ce_weight = dict(config.options), config.ce_weight
     for key, value in values.items():
         if is_section_key(key) or not applies_to(key, label, config):
             continue
         name = split_key(key)[1]
-        if name == "ce_weight":
+        if name == CE_WEIGHT_KEY:
             ce_weight = coerce(value, float, f"search.space.{key}")
         else:
-            loss_kwargs[name] = value
-    return dataclasses.replace(config, loss_kwargs=loss_kwargs, ce_weight=ce_weight)
+            options[name] = value
+    return dataclasses.replace(config, options=options, ce_weight=ce_weight)
 
 
 def sections_with(sections: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -442,12 +425,10 @@ def _check_values(
     """Build a method's loss and the protocol sections with ``values``; a :class:`ProtocolError` if refused."""
     try:
         updated = method_with(label, config, values)
-        if updated.name in LOSSES:
-            build_loss(updated.name, **updated.loss_kwargs)
+        cls = updated.method_class
+        options = cls.check_options(updated.options, label)
         built = sections_with(sections, values)
-        if updated.subgroup:
-            options = method_options(updated.name, updated.loss_kwargs, label)
-            check_epochs(updated.name, options, built["train"].epochs, label)
+        cls.check_epochs(options, built["train"].epochs, label)
     except (ValueError, TypeError, CecoFairError) as error:
         raise ProtocolError(f"{where}: {error}") from None
 

@@ -1,53 +1,36 @@
-"""Subgroup-robustness baselines: group DRO, loss reweighting, group-balanced resampling, JTT, LfF and CnC.
+"""Subgroup-robustness baselines that train with one stage: group DRO, loss reweighting, group-balanced resampling, LfF.
 
 Each method trains the encoder and a linear head with cross-entropy, like ``ce``; what differs is
 how the samples of a batch are weighted or drawn. A (target, sensitive) *group* (or cell) of a
 sample is ``g = target · n_groups + sensitive``; ``G = n_classes · n_groups`` groups in all, ``K``
 of them non-empty in the training set of ``n`` samples, ``n_g`` samples in group ``g``.
 
-* ``groupdro`` (Sagawa et al. 2020): per batch, ``L_g`` = mean cross-entropy of the batch's samples
+* group DRO (:class:`GroupDRO`, Sagawa et al. 2020): per batch, ``L_g`` = mean cross-entropy of the batch's samples
   of group ``g`` (0 for a group absent from the batch), ``q_g ← q_g · exp(η · L_g)``, ``q ← q / Σ q``,
   loss ``Σ_g q_g · L_g``. ``q`` starts uniform over the non-empty groups.
-* ``reweight``: loss ``(1/B) Σ_i w_i · CE_i`` with ``w_i = n / (K · n_{g(i)})`` (mean weight 1 over the
-  training set; every group weighs the same in expectation).
-* ``resample``: each epoch draws ``n`` samples with replacement, sample ``i`` with probability
+* reweighting (:class:`Reweight`): loss ``(1/B) Σ_i w_i · CE_i`` with ``w_i = n / (K · n_{g(i)})`` (mean weight 1
+  over the training set; every group weighs the same in expectation).
+* resampling (:class:`Resample`): each epoch draws ``n`` samples with replacement, sample ``i`` with probability
   ``1 / (K · n_{g(i)})`` (every non-empty group equally likely); plain cross-entropy.
-* ``jtt`` (Liu et al. 2021): plain cross-entropy for ``stage_one_epochs``; then the training
-  samples that model misclassifies (the error set ``E``) are upsampled ``upweight`` (λ) times and
-  the model is trained again from its initial weights for the remaining epochs. Each epoch of the
-  second stage keeps the training set's length: ``n`` draws without replacement from the upsampled
-  multiset (every sample once, every sample of ``E`` λ times). Uses no group labels.
-* ``lff`` (Nam et al. 2020): a biased model trained with the generalised cross-entropy
+* LfF (:class:`LfF`, Nam et al. 2020): a biased model trained with the generalised cross-entropy
   ``GCE = (1 − p_y^q) / q`` and the debiased model with ``W_i · CE_i``, ``W_i = ℓ_b(i) / (ℓ_b(i) + ℓ_d(i))``
   where ``ℓ_b``, ``ℓ_d`` are per-sample exponential moving averages (factor ``ema``) of the two models'
   cross-entropies (the first value of a sample is taken as it is). Loss: batch mean of GCE plus batch
   mean of ``W · CE``. Uses no group labels.
-* ``cnc`` (Correct-n-Contrast, Zhang et al. 2022): plain cross-entropy for ``stage_one_epochs``; that
-  model's predictions ``ŷ`` on the training set are the inferred groups. The model then restarts from its
-  initial weights and trains with ``λ · CE + (1 − λ) · L_CnC`` (``λ`` = ``lambda_ce``), ``L_CnC`` the
-  contrastive term of :class:`~ceco_fair.losses.CnCLoss` on the projection head's output: positives of
-  an anchor are the samples of its class predicted otherwise, negatives the samples of another class
-  predicted alike. Each second-stage epoch draws ``n`` samples with replacement, every non-empty
-  (class, ``ŷ``) cell equally likely (as ``resample`` does with the (target, sensitive) groups), so that a
-  batch holds positives and negatives for most anchors; the authors instead draw each anchor together
-  with its positives and negatives. Uses no group labels.
 
-Under data parallelism every process holds the same state: group DRO sums the group losses and counts
-of all processes before updating ``q``, LfF gathers every process's indices and losses before updating
-the averages, CnC contrasts each process's anchors against the gathered global batch, and the sampling
-orders come from generators every process seeds alike. The state (``q``, the JTT error set and initial
-weights, the LfF averages, the CnC stage, first-stage predictions and initial weights) goes into the
-checkpoint.
+The two-stage baselines (JTT, CnC) are in :mod:`ceco_fair.training.staged`. Under data parallelism
+every process holds the same state: group DRO sums the group losses and counts of all processes
+before updating ``q``, LfF gathers every process's indices and losses before updating the averages,
+and the sampling orders come from generators every process seeds alike. The state (``q``, the LfF
+averages) goes into the checkpoint.
 """
 
 from __future__ import annotations
 
-import inspect
+import copy
 import logging
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from collections.abc import Mapping
+from typing import Any, Final, Self
 
 import torch
 import torch.distributed as dist
@@ -55,132 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.losses import CnCLoss
-from ceco_fair.training.distributed import DistributedContext, global_term_sums
+from ceco_fair.training.distributed import DistributedContext
+from ceco_fair.training.method import Method, ModelParts, OptionError, Outputs
 
 logger = logging.getLogger(__name__)
 
-GROUP_LABEL_METHODS: Final = ("groupdro", "reweight", "resample")
-"""Methods that train with the sensitive (group) label."""
-SUBGROUP_METHODS: Final = (*GROUP_LABEL_METHODS, "jtt", "lff", "cnc")
-"""The subgroup-robustness baselines: an encoder and a linear head trained with a cross-entropy variant."""
-
-
-@dataclass(frozen=True)
-class CnCOptions:
-    """Correct-n-Contrast's options (the protocol keys beside ``name: cnc``), checked by :meth:`check`.
-
-    Attributes:
-        lambda_ce: ``λ ∈ [0, 1]``, the weight of the cross-entropy in stage two: ``λ · CE + (1 − λ) · L_CnC``
-            (the authors' ``1 − contrastive_weight``, 0.5 by default).
-        temperature: ``τ > 0`` of the contrastive term (the authors' 0.05).
-        stage_one_epochs: epochs of the ERM stage, ``>= 1`` and fewer than ``train.epochs``
-            (:func:`check_epochs`).
-    """
-
-    lambda_ce: float = 0.5
-    temperature: float = 0.05
-    stage_one_epochs: int = 1
-
-    def check(self, path: str) -> None:
-        """Raise a :class:`CecoFairError` naming ``path.<key>`` for the first value out of range."""
-        if not 0 <= self.lambda_ce <= 1:
-            raise CecoFairError(f"{path}.lambda_ce: expected a value in [0, 1], got {self.lambda_ce}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise CecoFairError(f"{path}.temperature: expected a finite number > 0, got {self.temperature}")
-        if self.stage_one_epochs < 1:
-            raise CecoFairError(f"{path}.stage_one_epochs: expected a positive integer, got {self.stage_one_epochs}")
-
-
-def signature_defaults(options: type) -> dict[str, float | int]:
-    """The keyword arguments of an options class with their defaults, read from its signature."""
-    return {name: p.default for name, p in inspect.signature(options).parameters.items()}
-
-
-METHOD_OPTIONS: Final[Mapping[str, Mapping[str, float | int]]] = {
-    "groupdro": {"eta": 0.01},
-    "reweight": {},
-    "resample": {},
-    "jtt": {"stage_one_epochs": 1, "upweight": 20},
-    "lff": {"q": 0.7, "ema": 0.7},
-    "cnc": signature_defaults(CnCOptions),
-}
-"""Each method's options with their defaults (protocol keys beside ``name``)."""
-
 LFF_EPSILON: Final = 1e-8
 """Added to the denominator of LfF's relative difficulty (as in the authors' code)."""
-
-
-def method_options(name: str, given: Mapping[str, Any], path: str) -> dict[str, float | int]:
-    """A subgroup method's options, defaults filled in and values checked.
-
-    Args:
-        name: one of :data:`SUBGROUP_METHODS`.
-        given: the protocol's keys beside ``name`` / ``label``.
-        path: where the method is in the protocol (``methods[3]``), for messages.
-
-    Returns:
-        Every option of the method.
-
-    Raises:
-        CecoFairError: an unknown option or a value out of range, naming the key.
-    """
-    defaults = METHOD_OPTIONS[name]
-    for key in given:
-        if key not in defaults:
-            valid = ", ".join(defaults) or "none"
-            raise CecoFairError(f"{path}.{key}: unknown option of {name}; valid options: {valid}")
-    options: dict[str, float | int] = {}
-    for key, default in defaults.items():
-        value = given.get(key, default)
-        wanted = type(default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or (wanted is int and value != int(value)):
-            raise CecoFairError(
-                f"{path}.{key}: expected {'an integer' if wanted is int else 'a number'}, got {value!r}"
-            )
-        options[key] = wanted(value)
-    if name == "groupdro" and not options["eta"] > 0:
-        raise CecoFairError(f"{path}.eta: expected a positive step size, got {options['eta']}")
-    if name == "jtt":
-        if options["upweight"] < 1:
-            raise CecoFairError(f"{path}.upweight: expected an integer >= 1, got {options['upweight']}")
-        if options["stage_one_epochs"] < 1:
-            raise CecoFairError(
-                f"{path}.stage_one_epochs: expected a positive integer, got {options['stage_one_epochs']}"
-            )
-    if name == "lff":
-        if not 0 < options["q"] <= 1:
-            raise CecoFairError(f"{path}.q: expected a value in (0, 1], got {options['q']}")
-        if not 0 <= options["ema"] < 1:
-            raise CecoFairError(f"{path}.ema: expected a value in [0, 1), got {options['ema']}")
-    if name == "cnc":
-        CnCOptions(**options).check(path)  # type: ignore[arg-type]
-    return options
-
-
-def check_epochs(name: str, options: Mapping[str, Any], epochs: int, path: str) -> None:
-    """A two-stage method's (JTT's, CnC's) first stage must leave epochs: ``stage_one_epochs < train.epochs``.
-
-    Raises:
-        CecoFairError: naming ``stage_one_epochs`` and ``train.epochs``.
-    """
-    if "stage_one_epochs" in METHOD_OPTIONS.get(name, {}) and int(options.get("stage_one_epochs", 1)) >= epochs:
-        raise CecoFairError(
-            f"{path}.stage_one_epochs: expected fewer than train.epochs ({epochs}), got {options['stage_one_epochs']}"
-        )
-
-
-def check_group_labels(name: str, sensitive: torch.Tensor, where: str) -> None:
-    """A method that trains with group labels needs at least two sensitive values in the training split.
-
-    Raises:
-        CecoFairError: naming the method and the split.
-    """
-    if name in GROUP_LABEL_METHODS and torch.unique(sensitive).numel() < 2:
-        raise CecoFairError(
-            f"{where}: method {name} trains with the sensitive attribute, but the training split has "
-            f"{torch.unique(sensitive).numel()} sensitive value(s); use a dataset with sensitive groups or jtt / lff"
-        )
 
 
 def group_ids(targets: torch.Tensor, sensitive: torch.Tensor, n_groups: int) -> torch.Tensor:
@@ -251,83 +115,114 @@ def per_sample_cross_entropy(
     return F.cross_entropy(logits.float(), targets, reduction="none")
 
 
-class SubgroupObjective:
-    """A subgroup method's sample order, loss and state; plain cross-entropy on a random order.
+class SubgroupMethod(Method):
+    """A subgroup baseline: cross-entropy on the encoder and a linear head, with the training split's labels.
 
-    Args:
-        targets: the training split's classes ``[n]``.
-        sensitive: the training split's sensitive values ``[n]``.
-        n_classes: number of classes.
-        n_groups: number of sensitive groups.
-        options: the method's options (:func:`method_options`).
-        device: where the training runs.
-
-    Attributes:
-        projection_head: whether the method's model needs a projection head (its first output).
-        keeps_initial_weights: whether the constructor takes the model's ``initial`` weights (a restart).
+    :meth:`bind` keeps each training sample's (target, sensitive) cell; subclasses change the loss
+    (:meth:`batch_loss`, from the model's outputs), the order, the stages or the end of an epoch.
     """
 
-    name = "ce"
-    projection_head: ClassVar[bool] = False
-    keeps_initial_weights: ClassVar[bool] = False
+    def __init__(self) -> None:
+        super().__init__()
+        self.n_classes = self.n_groups = 0
+        self.device = torch.device("cpu")
+        self.groups = torch.zeros(0, dtype=torch.int64)
 
-    def __init__(
+    def start(self, dataset: Any, model: nn.Module, device: torch.device, context: DistributedContext) -> None:
+        """Bind to the training split's labels (see :meth:`bind`).
+
+        Raises:
+            CecoFairError: the dataset lacks labels, or a group-label method meets a single sensitive value.
+        """
+        try:
+            targets = torch.as_tensor(getattr(dataset, "targets")).long().reshape(-1)  # noqa: B009
+            sensitive = torch.as_tensor(getattr(dataset, "sensitive")).long().reshape(-1)  # noqa: B009
+            n_classes = int(getattr(dataset, "n_classes"))  # noqa: B009
+            n_groups = int(getattr(dataset, "n_groups"))  # noqa: B009
+        except AttributeError as error:
+            raise CecoFairError(
+                f"method {self.name}: the training split lacks {error.name} (a FairnessDataset member)"
+            ) from None
+        self.check_labels(sensitive, "methods")
+        self.bind(targets, sensitive, n_classes, n_groups, device, model)
+
+    def bind(
         self,
         targets: torch.Tensor,
         sensitive: torch.Tensor,
         n_classes: int,
         n_groups: int,
-        options: Mapping[str, Any],
         device: torch.device,
-    ) -> None:
+        model: nn.Module | None = None,
+    ) -> Self:
+        """Bind to a training split's labels; returns the method itself.
+
+        Args:
+            targets: the training split's classes ``[n]``.
+            sensitive: the training split's sensitive values ``[n]``.
+            n_classes: number of classes.
+            n_groups: number of sensitive groups.
+            device: where the training runs.
+            model: the model before training (a method that restarts keeps its weights).
+        """
         self.n = len(targets)
         self.n_classes, self.n_groups = n_classes, n_groups
-        self.options = dict(options)
         self.device = device
         self.groups = group_ids(targets, sensitive, n_groups).to(device)
-
-    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
-        """The epoch's sample order ``[n]`` (CPU indices), drawn from ``generator``."""
-        return torch.randperm(self.n, generator=generator)
-
-    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
-        """``(first epoch, number of epochs)`` of the learning-rate schedule ``epoch`` belongs to."""
-        return 0, epochs
+        return self
 
     def loss(
-        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
+        self,
+        model: nn.Module,
+        views: list[torch.Tensor],
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        index: torch.Tensor,
     ) -> torch.Tensor:
+        """:meth:`batch_loss` of the model's outputs on the first view."""
+        return self.batch_loss(model(views[0]), targets, index)
+
+    def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """The batch loss from the model's ``(extra, logits [B, C])``; ``index [B]`` are the samples' rows."""
         logits = outputs[1]
         assert logits is not None
         return F.cross_entropy(logits.float(), targets)
 
-    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
-        """Called after each epoch; returns whether the model was reset (its optimiser must be too)."""
-        return False
 
-    def state_dict(self) -> dict[str, Any]:
-        """The state a resumed run needs (tensors on the CPU)."""
-        return {}
+class GroupDRO(SubgroupMethod):
+    """Online group DRO: the batch loss is the ``q``-weighted mean of the group losses (module docstring).
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-
-
-class GroupDRO(SubgroupObjective):
-    """Online group DRO: the batch loss is the ``q``-weighted mean of the group losses (module docstring)."""
+    Args:
+        eta: the step size ``η > 0`` of ``q``.
+    """
 
     name = "groupdro"
+    group_labels = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, eta: float = 0.01) -> None:
+        super().__init__()
+        if not eta > 0:
+            raise OptionError(f"eta: expected a positive step size, got {eta}")
+        self.eta = float(eta)
+        self.q = torch.zeros(0, dtype=torch.float64)
+
+    def bind(
+        self,
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        n_classes: int,
+        n_groups: int,
+        device: torch.device,
+        model: nn.Module | None = None,
+    ) -> Self:
+        """Bind to the labels; ``q`` starts uniform over the non-empty groups."""
+        super().bind(targets, sensitive, n_classes, n_groups, device, model)
         n_cells = self.n_classes * self.n_groups
         present = (torch.bincount(self.groups, minlength=n_cells) > 0).double()
         self.q = present / present.sum()
+        return self
 
-    def loss(
-        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
-    ) -> torch.Tensor:
+    def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """GroupDRO's batch loss (see the module docstring)."""
         per_sample = per_sample_cross_entropy(outputs, targets)
         cells = self.groups[index.to(self.device)]
@@ -339,7 +234,7 @@ class GroupDRO(SubgroupObjective):
         global_sums = all_reduce_sum(sums.detach().double())
         global_counts = all_reduce_sum(counts)
         group_loss = global_sums / global_counts.clamp_min(1)
-        q = self.q.to(per_sample.device) * torch.exp(self.options["eta"] * group_loss)
+        q = self.q.to(per_sample.device) * torch.exp(self.eta * group_loss)
         self.q = q / q.sum()
         weights = (self.q / global_counts.clamp_min(1)).to(per_sample.dtype)
         return (weights * sums).sum() * world_size()
@@ -353,27 +248,37 @@ class GroupDRO(SubgroupObjective):
         self.q = state["q"].to(self.device, torch.float64)
 
 
-class Reweight(SubgroupObjective):
+class Reweight(SubgroupMethod):
     """Cross-entropy weighted by ``n / (K · n_g)`` per sample (module docstring)."""
 
     name = "reweight"
+    group_labels = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def bind(
+        self,
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        n_classes: int,
+        n_groups: int,
+        device: torch.device,
+        model: nn.Module | None = None,
+    ) -> Self:
+        """Bind to the labels and weigh each sample."""
+        super().bind(targets, sensitive, n_classes, n_groups, device, model)
         self.weights = balancing_weights(self.groups, self.n_classes * self.n_groups)[0].float()
+        return self
 
-    def loss(
-        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
-    ) -> torch.Tensor:
+    def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Reweight's batch loss (see the module docstring)."""
         per_sample = per_sample_cross_entropy(outputs, targets)
         return (self.weights[index.to(self.device)] * per_sample).mean()
 
 
-class Resample(SubgroupObjective):
+class Resample(SubgroupMethod):
     """Group-balanced sampling with replacement, ``n`` draws per epoch (module docstring)."""
 
     name = "resample"
+    group_labels = True
 
     def probabilities(self) -> torch.Tensor:
         """Each sample's probability ``1 / (K · n_{g(i)})`` ``[n]`` (float64, CPU)."""
@@ -386,86 +291,54 @@ class Resample(SubgroupObjective):
         return torch.multinomial(self.probabilities(), self.n, replacement=True, generator=generator)
 
 
-class JTT(SubgroupObjective):
-    """Just train twice: ERM, then retraining from the initial weights with the error set upsampled."""
+class LfF(SubgroupMethod):
+    """Learning from failure: a GCE-trained biased model steers the debiased model's sample weights.
 
-    name = "jtt"
-    keeps_initial_weights = True
-
-    def __init__(self, *args: Any, initial: Mapping[str, torch.Tensor], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.initial: dict[str, torch.Tensor] | None = {k: v.detach().cpu().clone() for k, v in initial.items()}
-        self.errors: torch.Tensor | None = None
-
-    @property
-    def stage_one(self) -> int:
-        """Number of epochs of the first (identification) stage."""
-        return int(self.options["stage_one_epochs"])
-
-    def upsampled(self) -> torch.Tensor:
-        """Every row once and every row of the error set ``upweight`` times in all ``[n + (λ − 1)|E|]``."""
-        rows = torch.arange(self.n)
-        if self.errors is None:
-            return rows
-        extra = self.errors.repeat(int(self.options["upweight"]) - 1)
-        return torch.cat([rows, extra])
-
-    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
-        """JTT's sample order for the epoch ``[n]``."""
-        if self.errors is None:
-            return torch.randperm(self.n, generator=generator)
-        pool = self.upsampled()
-        return pool[torch.randperm(len(pool), generator=generator)[: self.n]]
-
-    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
-        """JTT's learning-rate stage of ``epoch``."""
-        return (0, self.stage_one) if epoch < self.stage_one else (self.stage_one, epochs - self.stage_one)
-
-    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
-        """JTT: after the first stage, find the error set and restore the initial weights."""
-        if epoch + 1 != self.stage_one or self.errors is not None:
-            return False
-        predictions = predict(model).cpu()
-        targets = (self.groups.cpu() // self.n_groups).long()
-        self.errors = torch.nonzero(predictions != targets).flatten()
-        logger.info("jtt: %d of %d training samples misclassified after stage one", len(self.errors), self.n)
-        assert self.initial is not None
-        model.load_state_dict(self.initial)
-        self.initial = None
-        return True
-
-    def state_dict(self) -> dict[str, Any]:
-        """JTT's state for the checkpoint."""
-        return {"errors": self.errors, "initial": self.initial}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.errors = state["errors"]
-        self.initial = state["initial"]
-
-
-class LfF(SubgroupObjective):
-    """Learning from failure: a GCE-trained biased model steers the debiased model's sample weights."""
+    Args:
+        q: the GCE exponent, in ``(0, 1]``.
+        ema: the factor of the per-sample moving averages, in ``[0, 1)``.
+    """
 
     name = "lff"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, q: float = 0.7, ema: float = 0.7) -> None:
+        super().__init__()
+        if not 0 < q <= 1:
+            raise OptionError(f"q: expected a value in (0, 1], got {q}")
+        if not 0 <= ema < 1:
+            raise OptionError(f"ema: expected a value in [0, 1), got {ema}")
+        self.q, self.ema = float(q), float(ema)
+
+    def model_parts(self, encoder: nn.Module, feature_dim: int, n_classes: int, projection_dim: int) -> ModelParts:
+        """The classifier, then the biased model (:func:`biased_model`)."""
+        classifier = nn.Linear(feature_dim, n_classes)
+        return ModelParts(classifier=classifier, extra=biased_model(encoder, feature_dim, n_classes))
+
+    def bind(
+        self,
+        targets: torch.Tensor,
+        sensitive: torch.Tensor,
+        n_classes: int,
+        n_groups: int,
+        device: torch.device,
+        model: nn.Module | None = None,
+    ) -> Self:
+        """Bind to the labels; the averages start at zero, no sample seen."""
+        super().bind(targets, sensitive, n_classes, n_groups, device, model)
         self.ema_biased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         self.ema_debiased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         self.seen = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        return self
 
     def update_averages(self, index: torch.Tensor, biased: torch.Tensor, debiased: torch.Tensor) -> None:
         """Move the averages of rows ``index [m]`` (distinct) towards the cross-entropies ``[m]``."""
-        alpha = float(self.options["ema"])
+        alpha = self.ema
         keep = torch.where(self.seen[index], alpha, 0.0).double()
         self.ema_biased[index] = keep * self.ema_biased[index] + (1 - keep) * biased.double()
         self.ema_debiased[index] = keep * self.ema_debiased[index] + (1 - keep) * debiased.double()
         self.seen[index] = True
 
-    def loss(
-        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
-    ) -> torch.Tensor:
+    def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """LfF's batch loss (see the module docstring)."""
         biased_logits, logits = outputs
         assert biased_logits is not None and logits is not None
@@ -478,7 +351,7 @@ class LfF(SubgroupObjective):
         )
         ema_b, ema_d = self.ema_biased[index], self.ema_debiased[index]
         weight = (ema_b / (ema_b + ema_d + LFF_EPSILON)).to(logits.dtype)
-        gce = generalized_cross_entropy(biased_logits, targets, float(self.options["q"]))
+        gce = generalized_cross_entropy(biased_logits, targets, self.q)
         return gce.mean() + (weight * ce_debiased).mean()
 
     def state_dict(self) -> dict[str, Any]:
@@ -492,175 +365,15 @@ class LfF(SubgroupObjective):
         self.seen = state["seen"].to(self.device)
 
 
-class CorrectNContrast(SubgroupObjective):
-    """Correct-n-Contrast: ERM, then ``λ · CE + (1 − λ) · L_CnC`` from the initial weights (module docstring).
+def biased_model(encoder: nn.Module, feature_dim: int, n_classes: int) -> nn.Module:
+    """LfF's biased model: a copy of ``encoder`` with freshly initialised layers and its own linear head.
 
-    Stage one trains the encoder and classifier with plain cross-entropy on a random order. Its predictions
-    ``ŷ [n]`` on the (un-augmented) training set are the pseudo-groups; the model restarts from its initial
-    weights (all of them: encoder, projection head, classifier) and trains with the cross-entropy of the
-    classifier and :class:`~ceco_fair.losses.CnCLoss` of the projection head's output, ``ŷ`` of each
-    sample as its ``sensitive`` value, on draws that balance the (class, ``ŷ``) cells.
-
-    Args:
-        *args: see :class:`SubgroupObjective`; ``options`` as :class:`CnCOptions` fields.
-        initial: the model's weights before training.
-        **kwargs: see :class:`SubgroupObjective`.
+    Layers with ``reset_parameters`` are re-initialised from the global generator (seeded per run), so
+    the two models start apart, as two independently initialised networks do.
     """
-
-    name = "cnc"
-    projection_head = True
-    keeps_initial_weights = True
-
-    def __init__(self, *args: Any, initial: Mapping[str, torch.Tensor], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.initial: dict[str, torch.Tensor] | None = {k: v.detach().cpu().clone() for k, v in initial.items()}
-        self.targets = self.groups // self.n_groups  # [n] on the device
-        self.predictions: torch.Tensor | None = None  # [n] stage-one predictions on the device
-        tau = float(self.options["temperature"])
-        self.contrastive = CnCLoss(temperature=tau)
-        self.contrastive.check_values = False  # ids come from a validated dataset: no read-backs per step
-        self.anchors = torch.zeros(2, dtype=torch.int64, device=self.device)  # this epoch: valid, all
-
-    @property
-    def stage_one(self) -> int:
-        """Number of epochs of the first (ERM) stage."""
-        return int(self.options["stage_one_epochs"])
-
-    def probabilities(self) -> torch.Tensor:
-        """Stage two's draw probability of each sample ``1 / (K · n_{(y, ŷ)})`` ``[n]`` (float64, CPU)."""
-        assert self.predictions is not None
-        cells = (self.targets * self.n_classes + self.predictions).cpu()
-        weights, _ = balancing_weights(cells, self.n_classes * self.n_classes)
-        return weights / self.n
-
-    def order(self, epoch: int, generator: torch.Generator) -> torch.Tensor:
-        """A random order in stage one; ``n`` (class, ``ŷ``)-balanced draws with replacement in stage two."""
-        if self.predictions is None:
-            return torch.randperm(self.n, generator=generator)
-        return torch.multinomial(self.probabilities(), self.n, replacement=True, generator=generator)
-
-    def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
-        """CnC's learning-rate stage of ``epoch`` (the schedule restarts with the model)."""
-        return (0, self.stage_one) if epoch < self.stage_one else (self.stage_one, epochs - self.stage_one)
-
-    def loss(
-        self, outputs: tuple[torch.Tensor | None, torch.Tensor | None], targets: torch.Tensor, index: torch.Tensor
-    ) -> torch.Tensor:
-        """Cross-entropy in stage one; ``λ · CE + (1 − λ) · L_CnC`` in stage two.
-
-        Args:
-            outputs: projections ``[B, P]`` and logits ``[B, C]`` of this process's samples.
-            targets: their classes ``[B]``.
-            index: their rows in the training set ``[B]``.
-
-        Returns:
-            0-dim loss; under data parallelism the contrastive term is this process's share of the global
-            batch's term times the world size (:func:`~ceco_fair.training.distributed.global_term_sums`).
-        """
-        projected, logits = outputs
-        assert projected is not None and logits is not None
-        cross_entropy = F.cross_entropy(logits.float(), targets)
-        if self.predictions is None:
-            # The projection head joins the graph with a zero weight, so that data parallelism finds every
-            # parameter used; its stage-one weights are discarded at the restart.
-            return cross_entropy + 0.0 * projected.float().sum()
-        pseudo = self.predictions[index.to(self.device)]
-        context = DistributedContext(dist.get_rank(), world_size()) if world_size() > 1 else DistributedContext()
-        sums = global_term_sums(
-            self.contrastive,
-            context,
-            projected.float()[:, None],  # [B, V=1, P]: one view, each sample its own instance
-            targets,
-            pseudo,
-            n_classes=self.n_classes,
-            n_groups=self.n_classes,
-        )
-        self.anchors += torch.stack([sums[0].n_valid, sums[0].n_valid.new_tensor(len(targets) * context.world_size)])
-        contrastive = self.contrastive.combine(sums) * context.world_size
-        weight = float(self.options["lambda_ce"])
-        return weight * cross_entropy + (1 - weight) * contrastive
-
-    def end_epoch(self, model: nn.Module, epoch: int, predict: Callable[[nn.Module], torch.Tensor]) -> bool:
-        """After stage one: keep the predictions and restore the initial weights; log how many anchors had positives."""
-        if self.predictions is not None:
-            valid, total = (int(v) for v in self.anchors)
-            logger.info("cnc: epoch %d: %d of %d anchors had a positive in their batch", epoch + 1, valid, total)
-        self.anchors.zero_()
-        if epoch + 1 != self.stage_one or self.predictions is not None:
-            return False
-        self.predictions = predict(model).to(self.device).long()
-        wrong = int((self.predictions != self.targets).sum())
-        cells = int(torch.unique(self.targets * self.n_classes + self.predictions).numel())
-        logger.info(
-            "cnc: %d of %d training samples misclassified after stage one, %d (class, prediction) cells",
-            wrong,
-            self.n,
-            cells,
-        )
-        if wrong == 0:
-            logger.warning(
-                "cnc: stage one classifies every training sample correctly: no anchor has a positive, "
-                "stage two trains with cross-entropy only"
-            )
-        assert self.initial is not None
-        model.load_state_dict(self.initial)
-        self.initial = None
-        return True
-
-    def state_dict(self) -> dict[str, Any]:
-        """CnC's state for the checkpoint: the stage, stage one's predictions and (in stage one) the initial weights."""
-        predictions = None if self.predictions is None else self.predictions.cpu()
-        return {"stage": 1 if predictions is None else 2, "predictions": predictions, "initial": self.initial}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        predictions = state["predictions"]
-        assert (state["stage"] == 1) == (predictions is None), "cnc checkpoint: stage and predictions disagree"
-        self.predictions = None if predictions is None else predictions.to(self.device)
-        self.initial = state["initial"]
-
-
-OBJECTIVES: Final[Mapping[str, type[SubgroupObjective]]] = {
-    "groupdro": GroupDRO,
-    "reweight": Reweight,
-    "resample": Resample,
-    "jtt": JTT,
-    "lff": LfF,
-    "cnc": CorrectNContrast,
-}
-
-
-def build_objective(
-    name: str,
-    options: Mapping[str, Any],
-    dataset: object,
-    *,
-    model: nn.Module,
-    device: torch.device,
-) -> SubgroupObjective:
-    """The objective of subgroup method ``name`` on a training split.
-
-    Args:
-        name: one of :data:`SUBGROUP_METHODS`.
-        options: the method's options (defaults filled in by :func:`method_options`).
-        dataset: the training split: ``targets``, ``sensitive`` ``[n]``, ``n_classes``, ``n_groups``
-            (:class:`~ceco_fair.data.base.FairnessDataset`).
-        model: the model before training (JTT and CnC keep its initial weights).
-        device: where the training runs.
-
-    Raises:
-        CecoFairError: the dataset lacks labels, or a group-label method meets a single sensitive value.
-    """
-    try:
-        targets = torch.as_tensor(getattr(dataset, "targets")).long().reshape(-1)  # noqa: B009
-        sensitive = torch.as_tensor(getattr(dataset, "sensitive")).long().reshape(-1)  # noqa: B009
-        n_classes = int(getattr(dataset, "n_classes"))  # noqa: B009
-        n_groups = int(getattr(dataset, "n_groups"))  # noqa: B009
-    except AttributeError as error:
-        raise CecoFairError(
-            f"method {name}: the training split lacks {error.name} (a FairnessDataset member)"
-        ) from None
-    check_group_labels(name, sensitive, "methods")
-    full = method_options(name, options, f"method {name}")
-    extra: dict[str, Any] = {"initial": model.state_dict()} if OBJECTIVES[name].keeps_initial_weights else {}
-    return OBJECTIVES[name](targets, sensitive, n_classes, n_groups, full, device, **extra)
+    copied = copy.deepcopy(encoder)
+    for module in copied.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return nn.Sequential(copied, nn.Linear(feature_dim, n_classes))

@@ -22,7 +22,7 @@ FAMILY_ORDER: Final = ("bias", "group", "representation", "curve")
 
 def _recorded(spec: MetricSpec) -> str:
     if spec.kind == "curve":
-        return "curves.csv"
+        return "per-epoch curves"
     if spec.kind == "representation":
         return "every run"
     return ", ".join(f"{kind} runs" for kind in spec.runs) or "not yet (function only)"

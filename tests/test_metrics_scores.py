@@ -381,8 +381,7 @@ def test_every_new_metric_has_a_spec_with_its_variant_and_group_runs_record_it()
         spec = METRIC_SPECS[name]
         assert spec.variant and spec.kind == "group", name
         assert name not in outcome_metrics("bias")
-        # the training-share weighted accuracy needs the training split's shares: not recorded by runs yet
-        assert (name in outcome_metrics("group")) == (name != "train_weighted_accuracy"), name
+        assert name in outcome_metrics("group"), name
     assert METRIC_SPECS["ece"].variant.startswith("ECE: top-label, 10 equal-width bins")
     assert [METRIC_SPECS[n].direction for n in ("auroc", "auroc_gap", "abcc")] == ["higher", "lower", "lower"]
     result = score_metrics(*binary_data(300, 2, 24))

@@ -85,7 +85,7 @@ RATE_NAMES = (
 
 def test_every_group_metric_has_a_spec_of_its_kind_and_a_function() -> None:
     assert metric_names() == GROUP_NAMES
-    assert set(outcome_metrics("group")) == {*GROUP_NAMES, *SCORE_NAMES}
+    assert set(outcome_metrics("group")) == {*GROUP_NAMES, *SCORE_NAMES, "train_weighted_accuracy"}
     assert rate_metric_names() == RATE_NAMES
     assert metric_names(rates=False) == ("accuracy", "worst_group_accuracy", "eo_fscl", "adjusted_accuracy")
     for name in GROUP_NAMES:
@@ -173,6 +173,7 @@ def test_lists_of_metrics_are_derived_from_the_specs() -> None:
         "equalized_odds_sum",
         "average_odds_difference",
         "adjusted_accuracy",
+        "train_weighted_accuracy",
     )
     assert headline_metrics("bias") == (
         "unbiased_accuracy",

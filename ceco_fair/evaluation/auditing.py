@@ -291,6 +291,7 @@ def measure(inputs: AuditInputs, options: AuditOptions, info: dict[str, Any] | N
         head=inputs.head,
     )
     test_x, test_y, test_s = inputs.test.features, inputs.test.targets.numpy(), inputs.test.sensitive.numpy()
+    train = (inputs.train.targets.numpy(), inputs.train.sensitive.numpy()) if inputs.train_groups else None
     measured: dict[str, _Measured] = {}
     undefined: dict[str, list[str]] = {}
     for readout in chosen_readouts(options.readouts):
@@ -300,7 +301,7 @@ def measure(inputs: AuditInputs, options: AuditOptions, info: dict[str, Any] | N
             scores = predictor.scores(test_x).numpy()
             measured[readout.name] = _Measured(predictor, predicted, scores, *evaluate(test_y, predicted, test_s))
             if inputs.kind == "group":
-                values, reasons = score(test_y, scores.astype(np.float64), test_s)
+                values, reasons = score(test_y, scores.astype(np.float64), test_s, predictions=predicted, train=train)
                 measured[readout.name].metrics.update(values)
                 for reason in reasons:
                     logger.info("%s read-out: %s", readout.name, reason)

@@ -16,6 +16,7 @@ from sklearn.decomposition import PCA
 
 from ceco_fair.data.base import FairnessDataset
 from ceco_fair.metrics import bias_accuracy_matrix, bias_metrics, group_metrics, group_table, score_metrics
+from ceco_fair.metrics.count_variants import cell_shares, train_weighted_metrics
 from ceco_fair.metrics.specs import spec_of
 from ceco_fair.results.layout import MetricKind
 
@@ -103,16 +104,21 @@ def evaluate_scores(
     probabilities: np.ndarray,
     sensitive: np.ndarray,
     *,
+    predictions: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray] | None,
     n_boot: int,
     confidence: float,
     seed: int,
 ) -> tuple[dict[str, float], list[str]]:
-    """A group run's score metrics (AUROC, ECE, score gaps, ABCC) for one read-out.
+    """A group run's score metrics (AUROC, ECE, score gaps, ABCC) and train-share weighted accuracy, one read-out.
 
     Args:
         targets: ``[n]`` test classes.
         probabilities: ``[n, C]`` the read-out's class probabilities of the test samples.
         sensitive: ``[n]`` test groups.
+        predictions: ``[n]`` the read-out's predicted classes.
+        train: the training split's ``(targets, sensitive)`` ``[n_train]`` each; None when its groups are
+            unknown (the training-share weighted accuracy is then left out).
         n_boot: bootstrap replicates of the intervals (rows resampled within each group; 0: none).
         confidence: the intervals' level.
         seed: the bootstrap's seed.
@@ -121,10 +127,24 @@ def evaluate_scores(
         Metric name -> value (with ``_ci_low`` / ``_ci_high`` / ``_p_value`` where the metric has them),
         every key a metric with a spec; and why values are NaN (one line each).
     """
+    values: dict[str, float] = {}
+    reasons: list[str] = []
     if probabilities.shape[1] < 2:
-        return {}, [ONE_CLASS_SCORES.format(classes=probabilities.shape[1])]
-    result = score_metrics(targets, probabilities, sensitive, n_boot=n_boot, confidence=confidence, seed=seed)
-    return {key: value for key, value in result.values.items() if spec_of(key) is not None}, list(result.reasons)
+        reasons.append(ONE_CLASS_SCORES.format(classes=probabilities.shape[1]))
+    else:
+        result = score_metrics(targets, probabilities, sensitive, n_boot=n_boot, confidence=confidence, seed=seed)
+        values.update({key: value for key, value in result.values.items() if spec_of(key) is not None})
+        reasons += result.reasons
+    if train is not None:
+        train_targets, train_sensitive = train
+        n_classes = int(max(targets.max(), train_targets.max())) + 1
+        n_groups = int(max(sensitive.max(), train_sensitive.max())) + 1
+        shares = cell_shares(train_targets, train_sensitive, n_classes=n_classes, n_groups=n_groups)
+        weighted = train_weighted_metrics(
+            targets, predictions, sensitive, shares, n_boot=n_boot, confidence=confidence, seed=seed, reasons=reasons
+        )
+        values.update(weighted)
+    return values, list(dict.fromkeys(reasons))
 
 
 def dataset_info(dataset: object) -> dict[str, Any]:

@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ceco_fair.errors import CecoFairError
-from ceco_fair.metrics.bootstrap import FloatArray
+from ceco_fair.metrics.bootstrap import FloatArray, bootstrap_statistic, check_bootstrap_args, percentile_interval
 from ceco_fair.metrics.confusion import (
+    GroupConfusion,
     IntArray,
     LabelsLike,
     as_int_labels,
@@ -32,6 +33,7 @@ from ceco_fair.metrics.confusion import (
     group_confusion,
 )
 from ceco_fair.metrics.group import cell_accuracy, odds_spreads
+from ceco_fair.metrics.specs import ci_high_name, ci_low_name
 
 BAD_SHARES = "train_shares must be a non-negative [classes, groups] array with a positive sum, got {detail}"
 SHARES_TOO_SMALL = "train_shares has shape {shape} but the test labels need at least [{classes}, {groups}]"
@@ -164,6 +166,53 @@ def train_weighted_accuracy(
         CecoFairError: On invalid labels or shares, or shares too small for the labels.
 
     """
+    confusion, weights = _weighted_cells(y_true, y_pred, sensitive, train_shares, reasons)
+    return float(_weighted_accuracy(confusion.counts, weights))
+
+
+def train_weighted_metrics(
+    y_true: LabelsLike,
+    y_pred: LabelsLike,
+    sensitive: LabelsLike,
+    train_shares: npt.ArrayLike,
+    *,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+    reasons: list[str] | None = None,
+) -> dict[str, float]:
+    """``train_weighted_accuracy`` with, for ``n_boot > 0``, the percentiles of its count bootstrap.
+
+    The test rows are resampled as the other group metrics' are (a multinomial draw of the confusion
+    counts); the training shares are fixed. Arguments as :func:`train_weighted_accuracy`.
+
+    Returns:
+        ``{"train_weighted_accuracy": value}`` and, with a bootstrap, its ``_ci_low`` / ``_ci_high``.
+    """
+    check_bootstrap_args(n_boot, confidence, seed)
+    confusion, weights = _weighted_cells(y_true, y_pred, sensitive, train_shares, reasons)
+    name = "train_weighted_accuracy"
+    result = {name: float(_weighted_accuracy(confusion.counts, weights))}
+    if n_boot > 0:
+        samples = bootstrap_statistic(
+            confusion.counts,
+            lambda batch: {name: _weighted_accuracy(batch, weights)},
+            n_boot,
+            np.random.default_rng(seed),
+        )
+        low, high = percentile_interval(samples[name], confidence)
+        result[ci_low_name(name)], result[ci_high_name(name)] = float(low), float(high)
+    return result
+
+
+def _weighted_cells(
+    y_true: LabelsLike,
+    y_pred: LabelsLike,
+    sensitive: LabelsLike,
+    train_shares: npt.ArrayLike,
+    reasons: list[str] | None,
+) -> tuple[GroupConfusion, FloatArray]:
+    """The test confusion counts and each of their (group, class) cells' training share ``[G', C']``."""
     shares = _check_shares(np.asarray(train_shares))
     confusion = group_confusion(y_true, y_pred, sensitive, binary=False)
     for name, labels in (("y_true", confusion.classes), ("sensitive", confusion.groups)):
@@ -174,15 +223,24 @@ def train_weighted_accuracy(
         raise CecoFairError(
             SHARES_TOO_SMALL.format(shape=shares.shape, classes=int(classes.max()) + 1, groups=int(groups.max()) + 1)
         )
-    accuracy = cell_accuracy(confusion.counts).T  # [C', G'] over the labels present in the test data
-    weights = shares[np.ix_(classes, groups)]
-    present = ~np.isnan(accuracy)
+    weights = shares[np.ix_(classes, groups)]  # [C', G'] over the labels present in the test data
     if reasons is not None:
+        present = ~np.isnan(cell_accuracy(confusion.counts).T)
         _share_reasons(shares, classes, groups, present, weights, reasons)
-    used = present & (weights > 0)
-    if not used.any():
-        return float("nan")
-    return float(np.sum(weights[used] * accuracy[used]) / np.sum(weights[used]))
+    return confusion, weights.T
+
+
+def _weighted_accuracy(counts: IntArray, weights: FloatArray) -> FloatArray:
+    """``Σ w·accuracy / Σ w`` over the cells holding rows and weight: counts ``[..., G, C, C]`` -> ``[...]``.
+
+    ``weights`` is ``[G, C]``; NaN where no cell holding rows has weight.
+    """
+    accuracy = cell_accuracy(counts)  # [..., G, C]
+    used = np.isfinite(accuracy) & (weights > 0)
+    total = np.where(used, weights, 0.0).sum(axis=(-2, -1))
+    weighted = np.where(used, weights * np.nan_to_num(accuracy), 0.0).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.where(total > 0, weighted / np.where(total > 0, total, 1.0), np.nan))
 
 
 def _share_reasons(

@@ -283,12 +283,8 @@ _SPECS: Final = (
         runs=_GROUP,
         interval="percentile",
     ),
-    MetricSpec(  # needs the training split's cell shares: metrics.count_variants, not recorded by runs yet
-        "train_weighted_accuracy",
-        "train-weighted accuracy",
-        "group",
-        "higher",
-        runs=(),
+    MetricSpec(
+        "train_weighted_accuracy", "train-weighted accuracy", "group", "higher", runs=_GROUP, interval="percentile"
     ),
     MetricSpec(
         "knn_accuracy",

@@ -94,3 +94,32 @@ def test_a_group_holding_one_class_gets_nan_auroc_a_reason_in_the_record_and_one
     assert any("2" in note and "class" in note for note in notes), notes
     lines = [record.message for record in caplog.records if "linear read-out:" in record.message]
     assert len(lines) == len(notes) and len(set(lines)) == len(lines)
+
+
+def test_the_train_weighted_accuracy_weighs_test_cells_by_their_training_share() -> None:
+    import numpy as np
+
+    from ceco_fair.evaluation.auditing import audit_features
+
+    rng = np.random.default_rng(1)
+    train_y, train_s = rng.integers(0, 2, 400), rng.choice(3, 400, p=[0.6, 0.3, 0.1])
+    train_x = rng.normal(size=(400, 4)) + train_y[:, None]
+    test_y, test_s = rng.integers(0, 2, 300), rng.integers(0, 3, 300)
+    test_x = rng.normal(size=(300, 4)) + test_y[:, None]
+    result = audit_features(
+        train_x, train_y, test_x, test_y, test_s, train_sensitive=train_s, metrics="group", n_boot=40, progress=False
+    )
+    predicted = result.predictions["prediction"].to_numpy()
+    weighted, total = 0.0, 0.0
+    for t in range(2):
+        for g in range(3):
+            rows = (test_y == t) & (test_s == g)
+            share = float(np.mean((train_y == t) & (train_s == g)))
+            weighted += share * float(np.mean(predicted[rows] == t))
+            total += share
+    value = result.metrics["train_weighted_accuracy"]
+    assert value == pytest.approx(weighted / total, abs=1e-12)
+    assert (
+        result.metrics["train_weighted_accuracy_ci_low"] <= value <= result.metrics["train_weighted_accuracy_ci_high"]
+    )
+    assert "train_weighted_accuracy" in result.readouts["balanced"]

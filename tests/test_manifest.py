@@ -2,7 +2,6 @@ import platform
 import re
 from pathlib import Path
 
-import pytest
 import torch
 
 from ceco_fair.results.manifest import build_manifest, processor_model
@@ -16,14 +15,14 @@ def test_processor_model_reads_the_model_name(tmp_path):
 
 
 def expected_processor() -> str:
-    """The CPU model as this test reads it, apart from the helper under test."""
+    """The CPU model as this test reads it, apart from the helper under test (platform's name without one)."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(encoding="utf-8"), re.MULTILINE)
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+        found = re.search(r"^(?:model name|Model|Processor)\s*:\s*(\S.*)$", text, re.MULTILINE)
         if found:
             return found.group(1).strip()
-    pytest.skip("no model name in /proc/cpuinfo on this machine")
-    return platform.processor()
+    return platform.processor() or platform.machine()
 
 
 def test_manifest_records_the_processor_and_the_thread_count():

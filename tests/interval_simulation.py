@@ -28,6 +28,19 @@ from ceco_fair.metrics.intervals import (
 BASE_RATE, TPR, FPR = 0.5, 0.8, 0.2
 
 
+def group_weights(n_groups: int, small_share: float | None) -> np.ndarray:
+    """Each group's share of the rows: equal, or group 0 at ``small_share`` and the others equal."""
+    if small_share is None:
+        return np.full(n_groups, 1.0 / n_groups)
+    rest = (1.0 - small_share) / (n_groups - 1)
+    return np.array([small_share] + [rest] * (n_groups - 1))
+
+
+def sizes_text(small_share: float | None) -> str:
+    """How a scenario's group sizes are named in the tables."""
+    return "equal sizes" if small_share is None else f"group 0 {small_share:.0%}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     n_groups: int
@@ -37,15 +50,11 @@ class Scenario:
 
     @property
     def label(self) -> str:
-        sizes = "equal sizes" if self.small_share is None else f"group 0 {self.small_share:.0%}"
         rates = "equal rates" if self.gap == 0 else f"group 0 {100 * self.gap:.0f} pts lower"
-        return f"{self.n_groups} groups, {rates}, {sizes}"
+        return f"{self.n_groups} groups, {rates}, {sizes_text(self.small_share)}"
 
     def weights(self) -> np.ndarray:
-        if self.small_share is None:
-            return np.full(self.n_groups, 1.0 / self.n_groups)
-        rest = (1.0 - self.small_share) / (self.n_groups - 1)
-        return np.array([self.small_share] + [rest] * (self.n_groups - 1))
+        return group_weights(self.n_groups, self.small_share)
 
     def rates(self) -> tuple[np.ndarray, np.ndarray]:
         """True TPR and FPR per group, ``[G]`` each."""

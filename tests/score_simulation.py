@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from interval_simulation import group_weights, sizes_text
 from scipy import integrate, special, stats
 
 from ceco_fair.metrics.score_intervals import score_metrics
@@ -42,15 +43,11 @@ class ScoreScenario:
 
     @property
     def label(self) -> str:
-        sizes = "equal sizes" if self.small_share is None else f"group 0 {self.small_share:.0%}"
         disparity = "no disparity" if self.shift == 0 else f"group 0 positives shifted -{self.shift:g}"
-        return f"{self.n_groups} groups, {disparity}, {sizes}"
+        return f"{self.n_groups} groups, {disparity}, {sizes_text(self.small_share)}"
 
     def weights(self) -> np.ndarray:
-        if self.small_share is None:
-            return np.full(self.n_groups, 1.0 / self.n_groups)
-        rest = (1.0 - self.small_share) / (self.n_groups - 1)
-        return np.array([self.small_share] + [rest] * (self.n_groups - 1))
+        return group_weights(self.n_groups, self.small_share)
 
     def means(self) -> np.ndarray:
         """Latent means ``[G, 2]`` (column ``y``)."""

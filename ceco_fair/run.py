@@ -225,7 +225,7 @@ def _run_cli(args: argparse.Namespace) -> int:
             return EXIT_OK
         with held_records() as checks_log:
             check_before_writing(protocol)
-        return run_protocol(
+        status = run_protocol(
             protocol,
             output,
             device,
@@ -235,6 +235,9 @@ def _run_cli(args: argparse.Namespace) -> int:
             shard=shard,
             earlier_records=checks_log,
         )
+        # every rank leaves the process group together: gloo aborts a rank whose peer tore the group down first
+        session.barrier()
+        return status
     except CecoFairError as error:
         sys.stderr.write(f"error: {error}\n")
         if args.traceback and isinstance(error, UserCodeError) and error.details:

@@ -169,7 +169,11 @@ class SubgroupMethod(Method):
         self.n_classes, self.n_groups = n_classes, n_groups
         self.device = device
         self.groups = group_ids(targets, sensitive, n_groups).to(device)
+        self.on_bind(model)
         return self
+
+    def on_bind(self, model: nn.Module | None) -> None:
+        """A method's own state once :meth:`bind` has stored the labels; ``model`` is the model before training."""
 
     def loss(
         self,
@@ -206,21 +210,12 @@ class GroupDRO(SubgroupMethod):
         self.eta = float(eta)
         self.q = torch.zeros(0, dtype=torch.float64)
 
-    def bind(
-        self,
-        targets: torch.Tensor,
-        sensitive: torch.Tensor,
-        n_classes: int,
-        n_groups: int,
-        device: torch.device,
-        model: nn.Module | None = None,
-    ) -> Self:
+    def on_bind(self, model: nn.Module | None) -> None:
         """Bind to the labels; ``q`` starts uniform over the non-empty groups."""
-        super().bind(targets, sensitive, n_classes, n_groups, device, model)
+        super().on_bind(model)
         n_cells = self.n_classes * self.n_groups
         present = (torch.bincount(self.groups, minlength=n_cells) > 0).double()
         self.q = present / present.sum()
-        return self
 
     def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """GroupDRO's batch loss (see the module docstring)."""
@@ -254,19 +249,10 @@ class Reweight(SubgroupMethod):
     name = "reweight"
     group_labels = True
 
-    def bind(
-        self,
-        targets: torch.Tensor,
-        sensitive: torch.Tensor,
-        n_classes: int,
-        n_groups: int,
-        device: torch.device,
-        model: nn.Module | None = None,
-    ) -> Self:
+    def on_bind(self, model: nn.Module | None) -> None:
         """Bind to the labels and weigh each sample."""
-        super().bind(targets, sensitive, n_classes, n_groups, device, model)
+        super().on_bind(model)
         self.weights = balancing_weights(self.groups, self.n_classes * self.n_groups)[0].float()
-        return self
 
     def batch_loss(self, outputs: Outputs, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Reweight's batch loss (see the module docstring)."""
@@ -314,21 +300,12 @@ class LfF(SubgroupMethod):
         classifier = nn.Linear(feature_dim, n_classes)
         return ModelParts(classifier=classifier, extra=biased_model(encoder, feature_dim, n_classes))
 
-    def bind(
-        self,
-        targets: torch.Tensor,
-        sensitive: torch.Tensor,
-        n_classes: int,
-        n_groups: int,
-        device: torch.device,
-        model: nn.Module | None = None,
-    ) -> Self:
+    def on_bind(self, model: nn.Module | None) -> None:
         """Bind to the labels; the averages start at zero, no sample seen."""
-        super().bind(targets, sensitive, n_classes, n_groups, device, model)
+        super().on_bind(model)
         self.ema_biased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         self.ema_debiased = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         self.seen = torch.zeros(self.n, dtype=torch.bool, device=self.device)
-        return self
 
     def update_averages(self, index: torch.Tensor, biased: torch.Tensor, debiased: torch.Tensor) -> None:
         """Move the averages of rows ``index [m]`` (distinct) towards the cross-entropies ``[m]``."""

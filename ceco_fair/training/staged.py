@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -68,20 +68,11 @@ class TwoStageMethod(SubgroupMethod):
                 f"{path}.stage_one_epochs: expected fewer than train.epochs ({epochs}), got {stage_one}"
             )
 
-    def bind(
-        self,
-        targets: torch.Tensor,
-        sensitive: torch.Tensor,
-        n_classes: int,
-        n_groups: int,
-        device: torch.device,
-        model: nn.Module | None = None,
-    ) -> Self:
+    def on_bind(self, model: nn.Module | None) -> None:
         """Bind to the labels and keep ``model``'s initial weights (CPU copies)."""
-        super().bind(targets, sensitive, n_classes, n_groups, device, model)
+        super().on_bind(model)
         state = model.state_dict() if model is not None else {}
         self.initial = {k: v.detach().cpu().clone() for k, v in state.items()}
-        return self
 
     def stage(self, epoch: int, epochs: int) -> tuple[int, int]:
         """Stage one's epochs, then the rest (the schedule restarts with the model)."""
@@ -181,20 +172,11 @@ class CorrectNContrast(TwoStageMethod):
         head = ProjectionHead(feature_dim, projection_dim)
         return ModelParts(head=head, classifier=nn.Linear(feature_dim, n_classes))
 
-    def bind(
-        self,
-        targets: torch.Tensor,
-        sensitive: torch.Tensor,
-        n_classes: int,
-        n_groups: int,
-        device: torch.device,
-        model: nn.Module | None = None,
-    ) -> Self:
+    def on_bind(self, model: nn.Module | None) -> None:
         """Bind to the labels and keep the initial weights; no anchor counted yet."""
-        super().bind(targets, sensitive, n_classes, n_groups, device, model)
+        super().on_bind(model)
         self.targets = self.groups // self.n_groups  # [n] on the device
         self.anchors = torch.zeros(2, dtype=torch.int64, device=self.device)  # this epoch: valid, all
-        return self
 
     def probabilities(self) -> torch.Tensor:
         """Stage two's draw probability of each sample ``1 / (K · n_{(y, ŷ)})`` ``[n]`` (float64, CPU)."""

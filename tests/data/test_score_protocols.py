@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from sklearn.metrics import roc_auc_score
+from test_protocol_data import protocol_file
 
 from ceco_fair.metrics.specs import METRIC_SPECS, outcome_metrics
 from ceco_fair.results.layout import REPORT_FILE, RESULTS_CSV, SCORES_FILE
@@ -20,19 +20,8 @@ SCORE_METRICS = ("auroc", "worst_group_auroc", "auroc_gap", "ece", "ece_gap", "s
 
 
 def run_protocol(tmp_path: Path, data: dict[str, Any]) -> Path:
-    protocol = {
-        "name": "faces",
-        "device": "cpu",
-        "data": data,
-        "encoder": {"arch": "small_conv", "feature_dim": 8, "projection_dim": 8},
-        "methods": [{"name": "ce"}, {"name": "supcon"}],
-        "train": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2},
-        "probe": {"epochs": 2},
-        "eval": {"n_boot": 40, "projection_points": 50},
-        "report": True,
-    }
-    path = tmp_path / "faces.yaml"
-    path.write_text(yaml.safe_dump(protocol), encoding="utf-8")
+    methods = [{"name": "ce"}, {"name": "supcon"}]
+    path = protocol_file(tmp_path, data, methods=methods, eval={"n_boot": 40, "projection_points": 50}, report=True)
     output = tmp_path / "out"
     assert main([str(path), "--output", str(output), "--quiet"]) == 0
     return output
